@@ -1,0 +1,193 @@
+"""The plugin contract: what an input, a processor and an output implement.
+
+A plugin is a class with
+
+- `type_name`: the `type:` users write in the config,
+- `description`: one line for `collector schema` and the docs,
+- `Config`: a pydantic model (a subclass of `InputConfig`, `ProcessorConfig` or
+  `OutputConfig`) declaring every option with a description and an example;
+  unknown keys are rejected,
+- `accepts` / `emits`: the signal kinds it consumes and produces (a plugin whose
+  kinds depend on its config overrides `emitted_kinds` / `accepted_kinds`).
+
+The runtime owns the loops, the channels, supervision and the counters. A plugin
+only does its job:
+
+- `Input.run(ctx)` produces batches with `await ctx.emit(batch)` until
+  `ctx.stopping` is set (or its source ends) and then returns.
+- `Processor.process(batch)` is synchronous: it returns the batch to pass on
+  (the same object or a new one), or `None` to pass nothing on. A processor that
+  needs I/O is an input or an output in disguise.
+- `Output.write(batch)` delivers one batch; `stop()` flushes what it holds.
+
+Any exception escaping these methods is caught by the supervisor: logged once
+with the component name, counted, and the component rebuilt from its config and
+restarted with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from collector.events import KINDS, Batch
+
+ALL_KINDS = frozenset(KINDS)
+
+
+class ComponentConfig(BaseModel):
+    """Options every component has. Plugin configs subclass one of the three below."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = Field(description="Which plugin this component runs.", examples=["generator"])
+
+
+class InputConfig(ComponentConfig):
+    pass
+
+
+class _ConsumerConfig(ComponentConfig):
+    inputs: list[str] = Field(
+        min_length=1,
+        description="Upstream component names (or glob patterns over them) whose batches this one consumes.",
+        examples=[["app_logs", "k8s_*"]],
+    )
+
+
+class ProcessorConfig(_ConsumerConfig):
+    pass
+
+
+class OutputConfig(_ConsumerConfig):
+    pass
+
+
+@dataclass
+class HostFacts:
+    """Facts about this node that templates (`{host}`) may use."""
+
+    host: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"host": self.host, **self.extra}
+
+
+def _no_stats() -> list[Any]:
+    return []
+
+
+@dataclass
+class ComponentContext:
+    """What the runtime gives a component: its identity, a logger and its state directory.
+
+    `runtime_stats` returns the counters of every running component (what
+    `/status` shows); only self-observability inputs need it.
+    """
+
+    name: str
+    logger: logging.Logger
+    data_dir: Path
+    host: HostFacts
+    runtime_stats: Callable[[], list[Any]] = _no_stats
+
+    def state_dir(self) -> Path:
+        """A directory owned by this component under the data directory (created on demand)."""
+        path = self.data_dir / "components" / self.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class InputContext(ComponentContext):
+    """Adds the way out for an input's batches and the stop signal."""
+
+    def __init__(
+        self,
+        name: str,
+        logger: logging.Logger,
+        data_dir: Path,
+        host: HostFacts,
+        emit: Any,
+        stopping: asyncio.Event,
+        runtime_stats: Callable[[], list[Any]] = _no_stats,
+    ) -> None:
+        super().__init__(name, logger, data_dir, host, runtime_stats)
+        self._emit = emit
+        self.stopping = stopping
+
+    async def emit(self, batch: Batch) -> None:
+        """Send a batch downstream; waits while a downstream channel is full (backpressure)."""
+        await self._emit(batch)
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; return True if the input is asked to stop meanwhile."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+class Component:
+    type_name: ClassVar[str]
+    description: ClassVar[str]
+    Config: ClassVar[type[ComponentConfig]]
+    accepts: ClassVar[frozenset[str]] = frozenset()
+    emits: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: Any, ctx: ComponentContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.log = ctx.logger
+
+    @classmethod
+    def accepted_kinds(cls, config: Any) -> frozenset[str]:
+        return cls.accepts
+
+    @classmethod
+    def emitted_kinds(cls, config: Any) -> frozenset[str]:
+        return cls.emits
+
+    async def start(self) -> None:
+        """Acquire resources (sockets, files). Called before any data flows."""
+
+    async def stop(self) -> None:
+        """Release resources; an output flushes what it holds. Safe without `start`."""
+
+
+class Input(Component):
+    Config: ClassVar[type[InputConfig]]
+
+    async def run(self, ctx: InputContext) -> None:
+        raise NotImplementedError
+
+
+class Processor(Component):
+    Config: ClassVar[type[ProcessorConfig]]
+
+    # False for processors that never modify records: fan-out then skips the copy.
+    mutates_records: ClassVar[bool] = True
+
+    def process(self, batch: Batch) -> Batch | None:
+        raise NotImplementedError
+
+
+class Output(Component):
+    Config: ClassVar[type[OutputConfig]]
+
+    async def write(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+
+SECTIONS: dict[str, type[Component]] = {
+    "inputs": Input,
+    "processors": Processor,
+    "outputs": Output,
+}

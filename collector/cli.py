@@ -1,0 +1,174 @@
+"""The `collector` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from collector import __version__
+from collector.defaults import API_LISTEN, CONFIG_PATH
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="collector",
+        description="Node-local collector for logs, metrics and traces.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the collector", description="Run the collector until SIGTERM.")
+    run.add_argument("-c", "--config", default=CONFIG_PATH, help=f"config file (default: {CONFIG_PATH})")
+
+    validate = sub.add_parser(
+        "validate",
+        help="check a config file without running it",
+        description="Check a config file and report every error with its line. Exit 0 if valid, 2 if not. "
+        "Nothing is started, opened or written.",
+    )
+    validate.add_argument("-c", "--config", default=CONFIG_PATH, help=f"config file (default: {CONFIG_PATH})")
+    validate.add_argument("--format", choices=["text", "json"], default="text", help="report format")
+
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the config",
+        description="Print the JSON Schema of the whole config, for editors' YAML completion.",
+    )
+    schema.add_argument("-o", "--output", help="write to this file instead of stdout")
+
+    sub.add_parser("version", help="print the version", description="Print the version.")
+
+    plugins = sub.add_parser("plugins", help="list installed plugins", description="List installed plugins.")
+    plugins.add_argument("--format", choices=["text", "json"], default="text")
+
+    top = sub.add_parser(
+        "top",
+        help="live view of a running collector",
+        description="Show a running collector's components and their throughput, refreshed live.",
+    )
+    top.add_argument("--api", default=f"http://{API_LISTEN}", help=f"the collector's API (default: http://{API_LISTEN})")
+    top.add_argument("--interval", type=float, default=1.0, help="refresh interval in seconds (default: 1)")
+    top.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {
+        "run": _run,
+        "validate": _validate,
+        "schema": _schema,
+        "version": _version,
+        "plugins": _plugins,
+        "top": _top,
+    }[args.command]
+    return handler(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from collector.config import ConfigError, load_config
+    from collector.daemon import run_daemon
+    from collector.log import configure_logging
+    from collector.registry import load_registry
+
+    configure_logging()
+    registry = load_registry()
+    _report_broken(registry)
+    try:
+        config = load_config(args.config, registry)
+    except ConfigError as exc:
+        print(exc.format(), file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(config.root.log.level, config.root.log.format)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run_daemon(args.config, config, registry))
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from collector.config import ConfigError, load_config
+    from collector.registry import load_registry
+
+    registry = load_registry()
+    try:
+        config = load_config(args.config, registry)
+    except ConfigError as exc:
+        if args.format == "json":
+            print(json.dumps({"valid": False, "errors": [i.as_dict() for i in exc.issues]}, indent=2))
+        else:
+            print(exc.format(), file=sys.stderr)
+        return EXIT_CONFIG
+    if args.format == "json":
+        print(json.dumps({"valid": True, "components": list(config.graph.components)}, indent=2))
+    else:
+        n = len(config.graph.components)
+        print(f"{args.config}: valid ({n} component{'s' if n != 1 else ''})")
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from collector.config.schema import config_schema
+    from collector.registry import load_registry
+
+    text = json.dumps(config_schema(load_registry()), indent=2)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(f"collector {__version__} (python {sys.version.split()[0]})")
+    return EXIT_OK
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from collector.registry import load_registry
+
+    registry = load_registry()
+    rows = [
+        {
+            "type": name,
+            "section": registry.section_of(cls),
+            "accepts": sorted(cls.accepts),
+            "emits": sorted(cls.emits),
+            "description": cls.description,
+        }
+        for name, cls in sorted(registry.plugins.items())
+    ]
+    if args.format == "json":
+        print(json.dumps({"plugins": rows, "broken": registry.broken}, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['section']:<11} {row['type']:<18} {row['description']}")
+        for name, why in registry.broken.items():
+            print(f"{'broken':<11} {name:<18} {why}")
+    return EXIT_OK
+
+
+def _top(args: argparse.Namespace) -> int:
+    from collector.top import run_top
+
+    return run_top(args.api, args.interval, args.once)
+
+
+def _report_broken(registry: object) -> None:
+    import logging
+
+    from collector.log import kv
+
+    for name, why in getattr(registry, "broken", {}).items():
+        logging.getLogger("collector.registry").error("plugin failed to load", extra=kv(plugin=name, error=why))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Load and validate a config file into a runnable `Config`.
+
+Validation runs in three passes and reports every problem at once:
+1. the YAML itself and the top-level settings;
+2. each component against its plugin's own schema;
+3. the topology (references, cycles, consumers, kinds).
+Each problem names file:line:column, the key path, and a hint where one helps.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from collector.config.errors import ConfigError, ConfigIssue, did_you_mean
+from collector.config.model import RootConfig
+from collector.config.source import SourceMap, load_yaml
+from collector.graph import ComponentSpec, Graph, effective_kinds, find_cycles, resolve_references
+from collector.registry import Registry, load_registry
+
+__all__ = ["Config", "load_config", "parse_config"]
+
+SECTION_NAMES = ("inputs", "processors", "outputs")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_SINGULAR = {"inputs": "input", "processors": "processor", "outputs": "output"}
+
+
+@dataclass(frozen=True)
+class Config:
+    root: RootConfig
+    graph: Graph
+    file: str
+    data_dir: Path
+
+
+def load_config(
+    path: str | Path, registry: Registry | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read and validate `path`; raise `ConfigError` listing every problem."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue((), f"cannot read config: {exc.strerror}", file=file)]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigIssue((), "config is not valid UTF-8", file=file)]) from None
+    return parse_config(text, file, registry, environ)
+
+
+def parse_config(
+    text: str, file: str, registry: Registry | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    registry = registry if registry is not None else load_registry()
+    loaded = load_yaml(text, file, environ)
+    issues = list(loaded.issues)
+    if loaded.data is None:
+        raise ConfigError(issues)
+    smap = loaded.source_map
+    data = loaded.data
+    if not isinstance(data, dict):
+        raise ConfigError([*issues, _at(smap, (), "the config must be a mapping of settings")])
+
+    root = _validate_root(data, smap, issues)
+    specs, raw_refs, sections = _validate_components(data, smap, registry, issues)
+    graph = _validate_topology(specs, raw_refs, sections, smap, issues)
+    if not graph.components and not issues:
+        issues.append(_at(smap, (), "no components configured", "add at least one input and one output"))
+    if issues or root is None:
+        raise ConfigError(issues)
+
+    data_dir = Path(root.data_dir)
+    if not data_dir.is_absolute():
+        data_dir = (Path(file).resolve().parent / data_dir).resolve()
+    return Config(root=root, graph=graph, file=file, data_dir=data_dir)
+
+
+def _at(
+    smap: SourceMap, path: tuple[str | int, ...], message: str, hint: str | None = None, value: bool = False
+) -> ConfigIssue:
+    line, column = smap.locate(path, value)
+    return ConfigIssue(path, message, hint, smap.file, line, column)
+
+
+def _validate_root(data: dict[str, Any], smap: SourceMap, issues: list[ConfigIssue]) -> RootConfig | None:
+    settings = {k: v for k, v in data.items() if k not in SECTION_NAMES}
+    for section in SECTION_NAMES:
+        value = data.get(section)
+        if value is not None and not isinstance(value, dict):
+            issues.append(_at(smap, (section,), f"`{section}` must be a mapping of component names to settings"))
+    try:
+        return RootConfig.model_validate(settings)
+    except ValidationError as exc:
+        issues.extend(_pydantic_issues(exc, RootConfig, (), smap))
+        return None
+
+
+def _validate_components(
+    data: dict[str, Any], smap: SourceMap, registry: Registry, issues: list[ConfigIssue]
+) -> tuple[dict[str, tuple[str, Any, Any]], dict[str, list[Any]], dict[str, str]]:
+    """Pass 2. Returns valid specs (name -> (section, plugin, config)), raw `inputs` lists, sections."""
+    specs: dict[str, tuple[str, Any, Any]] = {}
+    raw_refs: dict[str, list[Any]] = {}
+    sections: dict[str, str] = {}
+    for section in SECTION_NAMES:
+        components = data.get(section) or {}
+        if not isinstance(components, dict):
+            continue
+        available = registry.in_section(section)
+        for name, body in components.items():
+            path: tuple[str | int, ...] = (section, name)
+            if name in sections:
+                issues.append(
+                    _at(smap, path, f"component name `{name}` is already used in `{sections[name]}`",
+                        "names are unique across inputs, processors and outputs")
+                )
+                continue
+            sections[name] = section
+            if not _NAME_RE.match(name):
+                issues.append(_at(smap, path, f"invalid component name `{name}`",
+                                  "use letters, digits, `_`, `-` and `.`"))
+            if not isinstance(body, dict):
+                issues.append(_at(smap, path, "a component must be a mapping with at least `type`"))
+                continue
+            if section != "inputs":
+                refs = body.get("inputs")
+                raw_refs[name] = refs if isinstance(refs, list) else []
+            type_name = body.get("type")
+            if not isinstance(type_name, str):
+                issues.append(_at(smap, path, "missing `type`",
+                                  f"one of: {', '.join(available) or 'none installed'}"))
+                continue
+            plugin = available.get(type_name)
+            if plugin is None:
+                issues.append(_unknown_type(smap, (*path, "type"), section, type_name, registry))
+
+                continue
+            try:
+                config = plugin.Config.model_validate(body)
+            except ValidationError as exc:
+                issues.extend(_pydantic_issues(exc, plugin.Config, path, smap))
+                continue
+            specs[name] = (section, plugin, config)
+    return specs, raw_refs, sections
+
+
+def _unknown_type(
+    smap: SourceMap, path: tuple[str | int, ...], section: str, type_name: str, registry: Registry
+) -> ConfigIssue:
+    if type_name in registry.broken:
+        return _at(smap, path, f"plugin `{type_name}` failed to load: {registry.broken[type_name]}", value=True)
+    other = registry.get(type_name)
+    if other is not None:
+        where = registry.section_of(other)
+        return _at(smap, path, f"`{type_name}` is an {_SINGULAR[where]}, not an {_SINGULAR[section]}",
+                   f"move it under `{where}`", value=True)
+    available = registry.in_section(section)
+    hint = did_you_mean(type_name, available) or f"available: {', '.join(available) or 'none'}"
+    return _at(smap, path, f"unknown {_SINGULAR[section]} type `{type_name}`", hint, value=True)
+
+
+def _validate_topology(
+    specs: dict[str, tuple[str, Any, Any]],
+    raw_refs: dict[str, list[Any]],
+    sections: dict[str, str],
+    smap: SourceMap,
+    issues: list[ConfigIssue],
+) -> Graph:
+    names_by_section: dict[str, list[str]] = {s: [] for s in SECTION_NAMES}
+    for name, section in sections.items():
+        names_by_section[section].append(name)
+    upstreams, ref_issues, suggested, by_glob = resolve_references(
+        names_by_section, raw_refs, lambda p: _at(smap, p, ""), sections
+    )
+    issues.extend(ref_issues)
+
+    cyclic: set[str] = set()
+    for cycle in find_cycles(upstreams):
+        cyclic.update(cycle)
+        issues.append(_at(smap, (sections[cycle[0]], cycle[0], "inputs"),
+                          "cycle: " + " -> ".join(reversed(cycle)), "a processor cannot consume its own output"))
+
+    consumed = {up for ups in upstreams.values() for up in ups}
+    for name, section in sections.items():
+        if section != "outputs" and name not in consumed and name not in suggested:
+            issues.append(_at(smap, (section, name), f"{_SINGULAR[section]} `{name}` has no consumer",
+                              f"list `{name}` in the `inputs` of a processor or an output, or remove it"))
+
+    if cyclic:
+        return Graph({})
+    # Producers matched only by a glob are kept where their kinds fit; that
+    # needs the kinds, which need the upstreams: settle them in topological
+    # order (fine, since there is no cycle).
+    valid_ups = {n: ups for n, ups in upstreams.items() if n in specs}
+    accepts, emits = effective_kinds(specs, valid_ups)
+    for name in list(valid_ups):
+        globbed = by_glob.get(name, set())
+        fitting = tuple(u for u in valid_ups[name] if u not in globbed or emits.get(u, frozenset()) & accepts[name])
+        if fitting != valid_ups[name]:
+            valid_ups[name] = upstreams[name] = fitting
+            if not fitting:
+                issues.append(_at(smap, (sections[name], name, "inputs"),
+                                  f"no producer matched by `inputs` emits what `{name}` accepts "
+                                  f"({_kinds(accepts[name])})"))
+    accepts, emits = effective_kinds(specs, valid_ups)
+    components: dict[str, ComponentSpec] = {}
+    for name, (section, plugin, config) in specs.items():
+        ups = upstreams.get(name, ())
+        for up in ups:
+            if up in specs and not (emits[up] & accepts[name]):
+                issues.append(_at(
+                    smap, (section, name, "inputs"),
+                    f"`{up}` emits {_kinds(emits[up])} but `{name}` ({plugin.type_name}) accepts {_kinds(accepts[name])}",
+                    "connect it to a component that takes that kind of data",
+                ))
+        components[name] = ComponentSpec(name, section, plugin, config, ups, accepts[name], emits[name])
+    return Graph(components)
+
+
+def _kinds(kinds: frozenset[str]) -> str:
+    return " and ".join(sorted(kinds)) if kinds else "nothing"
+
+
+def _pydantic_issues(
+    exc: ValidationError, model: type[BaseModel], base: tuple[str | int, ...], smap: SourceMap
+) -> list[ConfigIssue]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        path = (*base, *loc)
+        hint = None
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            known = _fields_at(model, loc[:-1])
+            message = f"unknown option `{key}`"
+            hint = did_you_mean(key, known) or (f"valid options: {', '.join(sorted(known))}" if known else None)
+        elif kind == "missing":
+            message = f"required option `{loc[-1]}` is missing"
+            out.append(_at(smap, path[:-1], message, _field_help(model, loc)))
+            continue
+        else:
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], dict | list):
+                message += f" (got {err['input']!r})"
+            out.append(_at(smap, path, message, hint, value=True))
+            continue
+        out.append(_at(smap, path, message, hint))
+    return out
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        if isinstance(part, int) or part not in current.model_fields:
+            return None
+        annotation = current.model_fields[part].annotation
+        current = _first_model(annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _first_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    target = _model_at(model, loc)
+    return list(target.model_fields) if target is not None else []
+
+
+def _field_help(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    target = _model_at(model, loc[:-1])
+    if target is None or loc[-1] not in target.model_fields:
+        return None
+    info = target.model_fields[loc[-1]]
+    if info.examples:
+        return f"{info.description or ''} e.g. {loc[-1]}: {info.examples[0]!r}".strip()
+    return info.description

@@ -1,0 +1,81 @@
+"""The top level of the config file: global settings and the three component sections."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from collector.defaults import API_LISTEN, DATA_DIR, SHUTDOWN_GRACE_SECONDS
+from collector.units import Duration
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`127.0.0.1:8734` or `[::1]:8734` -> (host, port)."""
+    text = value.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"invalid address {value!r}: use host:port, e.g. 127.0.0.1:8734")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range 0-65535")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, port
+
+
+class ApiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="Serve /healthz, /readyz, /metrics and /status.", examples=[True])
+    listen: str = Field(
+        API_LISTEN,
+        description="host:port of the self-observability API. Loopback by default; use 0.0.0.0 only "
+        "where a probe must reach it from outside (a Kubernetes pod).",
+        examples=[API_LISTEN],
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+class LogSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="The daemon's own log level.", examples=["info"]
+    )
+    format: Literal["logfmt", "json"] = Field(
+        "logfmt", description="One line per event on stderr, as logfmt or JSON.", examples=["json"]
+    )
+    repeat_interval: Duration = Field(
+        60.0,
+        description="A repeated error (same component, same cause) is logged once per this interval, "
+        "with the count of suppressed repeats.",
+        examples=["60s"],
+    )
+
+
+class RootConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: str = Field(
+        DATA_DIR,
+        description="Checkpoints, disk buffers and dead letters live here. A relative path is relative to "
+        "the config file's directory.",
+        examples=[DATA_DIR],
+    )
+    api: ApiSettings = Field(default_factory=ApiSettings, description="The self-observability HTTP API.")
+    log: LogSettings = Field(default_factory=LogSettings, description="The daemon's own logs.")
+    shutdown_grace: Duration = Field(
+        SHUTDOWN_GRACE_SECONDS,
+        description="On SIGTERM, how long in-flight data may take to drain before what is left is cancelled.",
+        examples=["30s"],
+    )
+    inputs: dict[str, Any] = Field(default_factory=dict, description="Named inputs: where data comes from.")
+    processors: dict[str, Any] = Field(
+        default_factory=dict, description="Named processors: transform batches between inputs and outputs."
+    )
+    outputs: dict[str, Any] = Field(default_factory=dict, description="Named outputs: where data goes.")

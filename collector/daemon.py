@@ -1,0 +1,214 @@
+"""`collector run`: the daemon's main loop.
+
+Signal handlers only set flags; this loop acts on them:
+- SIGHUP: validate the whole file again; if it is invalid, log every error and
+  keep running the old topology; otherwise apply the difference.
+- SIGTERM / SIGINT: stop inputs, drain within `shutdown_grace`, exit 0.
+- All inputs finished (a generator with `count`, stdin at EOF): drain and exit
+  0, as Vector does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from typing import Any
+
+from collector import __version__
+from collector.api import HostFacts
+from collector.config import Config, ConfigError, load_config
+from collector.config.model import parse_listen
+from collector.http import ApiServer
+from collector.log import RepeatLimiter, configure_logging, kv
+from collector.notify import Notifier
+from collector.registry import Registry
+from collector.runtime import Runtime
+from collector.stats import RuntimeCollector, make_registry
+
+log = logging.getLogger("collector.daemon")
+
+
+class Daemon:
+    def __init__(self, config_path: str, config: Config, registry: Registry) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.registry = registry
+        self.notifier = Notifier()
+        self.runtime = Runtime(
+            config.data_dir,
+            HostFacts(socket.gethostname()),
+            RepeatLimiter(config.root.log.repeat_interval),
+        )
+        self.reloads = {"success": 0, "failure": 0}
+        self.metrics_registry = make_registry(RuntimeCollector(self.runtime.all_stats, lambda: dict(self.reloads)))
+        self.api: ApiServer | None = None
+        self.started_at = time.time()
+        self.ready = False
+        self.shutting_down = False
+        self._wake = asyncio.Event()
+        self._signals: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig, name in ((signal.SIGTERM, "term"), (signal.SIGINT, "term"), (signal.SIGHUP, "hup")):
+            loop.add_signal_handler(sig, self._on_signal, name)
+        try:
+            self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.error("cannot create the data directory", extra=kv(path=self.config.data_dir, error=exc.strerror))
+            return 1
+        if not await self._start_api(self.config):
+            return 1
+        watchdog = asyncio.create_task(self.notifier.watchdog(), name="watchdog")
+        try:
+            changes = await self.runtime.apply(self.config.graph)
+            self.ready = True
+            self.notifier.ready()
+            log.info(
+                "collector started",
+                extra=kv(version=__version__, config=self.config_path, components=len(changes["added"]),
+                         api=self._api_url()),
+            )
+            await self._main_loop()
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+        return 0
+
+    def _on_signal(self, name: str) -> None:
+        self._signals.append(name)
+        self._wake.set()
+
+    async def _main_loop(self) -> None:
+        finished = asyncio.create_task(self.runtime.inputs_finished.wait())
+        try:
+            while True:
+                wake = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({wake, finished}, return_when=asyncio.FIRST_COMPLETED)
+                wake.cancel()
+                self._wake.clear()
+                signals, self._signals = self._signals, []
+                if "term" in signals:
+                    await self._shutdown("signal")
+                    return
+                if "hup" in signals:
+                    await self.reload()
+                if finished.done():
+                    if self.runtime.inputs_finished.is_set():
+                        await self._shutdown("all inputs finished")
+                        return
+                    finished = asyncio.create_task(self.runtime.inputs_finished.wait())
+        finally:
+            finished.cancel()
+
+    async def _shutdown(self, reason: str) -> None:
+        self.shutting_down = True
+        self.ready = False
+        self.notifier.stopping()
+        grace = self.config.root.shutdown_grace
+        log.info("shutting down", extra=kv(reason=reason, grace_seconds=grace))
+        clean = await self.runtime.shutdown(grace)
+        if self.api is not None:
+            await self.api.stop()
+        log.info("collector stopped", extra=kv(drained=clean))
+        self.notifier.close()
+
+    async def reload(self) -> bool:
+        self.notifier.reloading()
+        log.info("reloading config", extra=kv(config=self.config_path))
+        try:
+            new = await asyncio.to_thread(load_config, self.config_path, self.registry)
+        except ConfigError as exc:
+            self.reloads["failure"] += 1
+            for issue in exc.issues:
+                log.error("config reload rejected; keeping the running config", extra=kv(error=issue.format()))
+            self.notifier.ready("running (last reload rejected)")
+            return False
+        if new.data_dir != self.config.data_dir:
+            log.warning("data_dir changes take effect only after a restart", extra=kv(data_dir=new.data_dir))
+        if new.root.log != self.config.root.log:
+            configure_logging(new.root.log.level, new.root.log.format)
+            self.runtime.limiter.interval = new.root.log.repeat_interval
+        if new.root.api != self.config.root.api:
+            await self._restart_api(new)
+        changes = await self.runtime.apply(new.graph)
+        self.config = Config(new.root, new.graph, new.file, self.config.data_dir)
+        self.reloads["success"] += 1
+        log.info("config reloaded", extra=kv(**{k: ",".join(v) or "-" for k, v in changes.items()}))
+        self.notifier.ready()
+        return True
+
+    # -- API ---------------------------------------------------------------------------------------
+
+    async def _start_api(self, config: Config) -> bool:
+        if not config.root.api.enabled:
+            return True
+        host, port = parse_listen(config.root.api.listen)
+        api = ApiServer(self.metrics_registry, self.status, self.readiness)
+        try:
+            await api.start(host, port)
+        except OSError as exc:
+            log.error("cannot listen for the API", extra=kv(listen=config.root.api.listen, error=exc.strerror))
+            return False
+        self.api = api
+        return True
+
+    async def _restart_api(self, new: Config) -> None:
+        old = self.api
+        if old is not None:
+            await old.stop()
+            self.api = None
+        if not await self._start_api(new) and old is not None:
+            log.error("keeping the API on its previous address", extra=kv(listen=self.config.root.api.listen))
+            await self._start_api(self.config)
+
+    def _api_url(self) -> str | None:
+        if self.api is None or self.api.bound is None:
+            return None
+        host, port = self.api.bound
+        return f"http://{host}:{port}"
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.shutting_down:
+            return False, "shutting down"
+        if not self.ready:
+            return False, "starting"
+        return True, "running"
+
+    def status(self) -> dict[str, Any]:
+        components = []
+        for name, spec in self.runtime.graph.components.items():
+            st = self.runtime.stats.get(name)
+            entry: dict[str, Any] = {
+                "name": name,
+                "section": spec.section,
+                "type": spec.type_name,
+                "inputs": list(spec.upstreams),
+                "accepts": sorted(spec.accepts),
+                "emits": sorted(spec.emits),
+            }
+            if st is not None:
+                entry["state"] = st.state
+                entry["last_error"] = st.last_error
+                entry.update(st.snapshot())
+            components.append(entry)
+        return {
+            "version": __version__,
+            "config": self.config_path,
+            "started_at": self.started_at,
+            "uptime_seconds": time.time() - self.started_at,
+            "ready": self.readiness()[0],
+            "reloads": dict(self.reloads),
+            "components": components,
+        }
+
+
+async def run_daemon(config_path: str, config: Config, registry: Registry) -> int:
+    return await Daemon(config_path, config, registry).run()

@@ -1,0 +1,141 @@
+"""Records and batches: what moves between components.
+
+Data crosses every boundary as a `Batch`, never as single records, so the cost
+of a channel hop, a metrics update or an `await` is paid once per batch.
+
+Record shapes, one per signal kind:
+
+- **logs**: a plain `dict`. `message` holds the raw line (`bytes` or `str`;
+  raw bytes stay bytes until a processor needs fields), `timestamp` is float
+  epoch seconds, any other key is a field. A dict is the cheapest mutable map
+  in CPython, orjson and msgpack serialise it natively, and processors read
+  and set fields without a wrapper.
+- **metrics**: a `Metric` (`__slots__`, no validation on construction).
+- **traces**: a `dict` holding one trace document (an X-Ray segment or
+  subsegment: `trace_id`, `id`, `name`, `start_time`, ...). Inputs that must
+  forward documents byte for byte keep the original under `raw` (`bytes`).
+
+Contract for processors: a processor may add, replace or delete top-level keys
+of the records it receives, but must not mutate nested containers in place
+(replace them instead). Fan-out relies on this: it hands each mutating
+consumer a shallow copy of every record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final, Literal
+
+LOGS: Final = "logs"
+METRICS: Final = "metrics"
+TRACES: Final = "traces"
+KINDS: Final = (LOGS, METRICS, TRACES)
+
+Kind = Literal["logs", "metrics", "traces"]
+
+MetricType = Literal["counter", "gauge", "distribution", "set"]
+
+
+class Metric:
+    """One metric data point.
+
+    `value` is a float for counters and gauges, a list of floats (or a
+    `{"values": [...], "counts": [...]}` mapping) for distributions and a list
+    of members for sets. `tags` maps dimension names to string values.
+    """
+
+    __slots__ = ("name", "type", "value", "tags", "timestamp", "unit")
+
+    def __init__(
+        self,
+        name: str,
+        type: MetricType,
+        value: Any,
+        tags: dict[str, str] | None = None,
+        timestamp: float = 0.0,
+        unit: str | None = None,
+    ) -> None:
+        self.name = name
+        self.type = type
+        self.value = value
+        self.tags = tags if tags is not None else {}
+        self.timestamp = timestamp
+        self.unit = unit
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "value": self.value,
+            "tags": self.tags,
+            "timestamp": self.timestamp,
+        }
+        if self.unit is not None:
+            out["unit"] = self.unit
+        return out
+
+    def copy(self) -> Metric:
+        return Metric(self.name, self.type, self.value, dict(self.tags), self.timestamp, self.unit)
+
+    def __repr__(self) -> str:
+        return f"Metric({self.name!r}, {self.type!r}, {self.value!r}, tags={self.tags!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Metric):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+class Batch:
+    """A list of records of one kind, with its approximate payload size.
+
+    `nbytes` is set by the producer (it usually knows the sizes it read) and is
+    what the bytes counters report; it is an estimate, not a serialised size.
+    `ack` is reserved for the acknowledgement token that lets an input commit
+    its source position once the batch is durable downstream.
+    """
+
+    __slots__ = ("kind", "records", "nbytes", "ack")
+
+    def __init__(self, kind: Kind, records: list[Any], nbytes: int = 0, ack: Any = None) -> None:
+        self.kind = kind
+        self.records = records
+        self.nbytes = nbytes
+        self.ack = ack
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return f"Batch({self.kind}, {len(self.records)} records, {self.nbytes} bytes)"
+
+    def with_records(self, records: list[Any], nbytes: int | None = None) -> Batch:
+        """A batch of the same kind carrying `records` (and the same ack)."""
+        return Batch(self.kind, records, self.nbytes if nbytes is None else nbytes, self.ack)
+
+    def copy(self) -> Batch:
+        """A copy whose records can be mutated without affecting this batch."""
+        if self.kind == METRICS:
+            records = [m.copy() for m in self.records]
+        else:
+            records = [r.copy() for r in self.records]
+        return Batch(self.kind, records, self.nbytes, self.ack)
+
+
+def log_record(message: str | bytes, timestamp: float, **fields: Any) -> dict[str, Any]:
+    """Build a log record (for tests and slow paths; hot paths build dicts inline)."""
+    record: dict[str, Any] = {"timestamp": timestamp, "message": message}
+    record.update(fields)
+    return record
+
+
+def estimate_nbytes(records: Iterable[Any]) -> int:
+    """Approximate payload size of log records: the length of each message."""
+    total = 0
+    for r in records:
+        m = r.get("message") if isinstance(r, dict) else None
+        if m is not None:
+            total += len(m)
+    return total

@@ -1,0 +1,326 @@
+"""The running topology: channels, routers and supervised components.
+
+Design note. `Runtime.apply(graph)` is the one way the topology changes:
+start-up is applying a graph to the empty runtime, a reload applies the new
+graph to the running one. Applying a diff:
+
+1. stop inputs that were removed or changed (they may hold ports or files);
+2. stop processors and outputs that changed, after the batch in hand; their
+   channel (and what is queued in it) stays for the replacement;
+3. start added and changed outputs, then processors (downstream first, so every
+   component starts with its consumers already running);
+4. rewire every router to the new graph in one step;
+5. start added and changed inputs;
+6. close the channels of removed processors and outputs: they drain what is
+   queued and stop.
+Unchanged components keep running untouched, with their counters.
+
+Shutdown goes the other way: inputs stop, then each processor and output, in
+topological order, drains its channel (closed once all its producers are done)
+and stops. Whatever is still running at the grace deadline is cancelled and
+the events left in its queue are counted as dropped.
+
+Routing: a producer's `Router` holds the channels of its consumers. A batch
+goes only to consumers that accept its kind. With several consumers, every
+mutating consumer but one gets a copy, so a processor on one branch cannot
+change what another branch sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from collector.api import Component, ComponentContext, HostFacts, Input, InputContext, Output, Processor
+from collector.channel import Channel, ChannelClosed
+from collector.events import Batch
+from collector.graph import ComponentSpec, Graph
+from collector.log import RepeatLimiter, kv
+from collector.stats import ComponentStats
+from collector.supervisor import Supervised
+
+log = logging.getLogger("collector.runtime")
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    channel: Channel
+    kinds: frozenset[str]
+    copy: bool
+
+
+class Router:
+    """Fan-out from one producer to its consumers' channels."""
+
+    def __init__(self, runtime: Runtime, name: str) -> None:
+        self.runtime = runtime
+        self.name = name
+        self.routes: tuple[Route, ...] = ()
+
+    async def send(self, batch: Batch) -> None:
+        for route in self.routes:
+            if batch.kind not in route.kinds:
+                continue
+            out = batch.copy() if route.copy else batch
+            try:
+                if not route.channel.try_send(out):
+                    await route.channel.send(out)
+            except ChannelClosed:
+                # The consumer was removed by a reload while this batch was in hand.
+                self.runtime.stats[self.name].drop("consumer_removed", len(out.records))
+
+
+class Runtime:
+    def __init__(
+        self,
+        data_dir: Path,
+        host: HostFacts,
+        limiter: RepeatLimiter | None = None,
+        channel_events: int = 65_536,
+    ) -> None:
+        self.data_dir = data_dir
+        self.host = host
+        self.limiter = limiter or RepeatLimiter()
+        self.channel_events = channel_events
+        self.graph = Graph({})
+        self.stats: dict[str, ComponentStats] = {}
+        self.channels: dict[str, Channel] = {}
+        self.routers: dict[str, Router] = {}
+        self.running: dict[str, Supervised] = {}
+        self.inputs_finished = asyncio.Event()
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def instance(self, name: str) -> Component | None:
+        sup = self.running.get(name)
+        return sup.instance if sup else None
+
+    def all_stats(self) -> list[ComponentStats]:
+        return list(self.stats.values())
+
+    # -- applying a graph --------------------------------------------------------------------------
+
+    async def apply(self, new: Graph) -> dict[str, list[str]]:
+        """Move the running topology to `new`; returns the names added, changed, removed, kept."""
+        old = self.graph.components
+        target = new.components
+        kept = [n for n in target if n in old and old[n].identity() == target[n].identity()]
+        changed = [n for n in target if n in old and n not in kept]
+        added = [n for n in target if n not in old]
+        removed = [n for n in old if n not in target]
+
+        # 1-2. Stop what is removed or changed (inputs first: they feed the rest).
+        for names in ([n for n in removed + changed if old[n].section == "inputs"],
+                      [n for n in changed if old[n].section != "inputs"]):
+            await asyncio.gather(*(self._stop(n) for n in names))
+
+        order = new.order()
+        starting = set(changed) | set(added)
+        # 3. Start consumers, sinks first.
+        for name in reversed(order):
+            spec = target[name]
+            if name in starting and spec.section != "inputs":
+                self.channels.setdefault(name, Channel(name, self.channel_events))
+                self._ensure_stats(spec)
+                self._start(spec)
+        # 4. Rewire.
+        self.graph = new
+        self._wire()
+        # 5. Start inputs.
+        for name in order:
+            spec = target[name]
+            if name in starting and spec.section == "inputs":
+                self._ensure_stats(spec)
+                self._start(spec)
+        if any(target[n].section == "inputs" for n in target):
+            self.inputs_finished.clear()
+        # 6. Drain and retire removed consumers.
+        retiring = [n for n in removed if old[n].section != "inputs"]
+        for name in retiring:
+            self.channels[name].close()
+        await asyncio.gather(*(self._wait_stopped(n) for n in retiring))
+        for name in removed:
+            self.stats.pop(name, None)
+            self.channels.pop(name, None)
+            self.routers.pop(name, None)
+        return {"added": added, "changed": changed, "removed": removed, "kept": kept}
+
+    def _ensure_stats(self, spec: ComponentSpec) -> None:
+        st = self.stats.get(spec.name)
+        if st is None or st.section != spec.section:
+            st = self.stats[spec.name] = ComponentStats(spec.name, spec.section, spec.type_name)
+        st.type_name = spec.type_name
+        channel = self.channels.get(spec.name)
+        st.queue_depth = (lambda: channel.events) if channel is not None else (lambda: 0)
+
+    def _wire(self) -> None:
+        components = self.graph.components
+        for name, spec in components.items():
+            if spec.section == "outputs":
+                continue
+            consumers = [c for c in components.values() if name in c.upstreams]
+            mutating = [c.name for c in consumers if issubclass(c.plugin, Processor) and c.plugin.mutates_records]
+            # Every mutating consumer except the last gets its own copy of each batch.
+            copy_for = set(mutating[:-1]) if len(consumers) > 1 else set()
+            router = self.routers.setdefault(name, Router(self, name))
+            router.routes = tuple(
+                Route(c.name, self.channels[c.name], c.accepts, c.name in copy_for) for c in consumers
+            )
+
+    def _context(self, spec: ComponentSpec) -> ComponentContext:
+        logger = logging.getLogger(f"collector.component.{spec.name}")
+        return ComponentContext(spec.name, logger, self.data_dir, self.host, self.all_stats)
+
+    def _start(self, spec: ComponentSpec) -> None:
+        ctx = self._context(spec)
+        stats = self.stats[spec.name]
+        stats.state = "starting"
+
+        def build() -> Component:
+            instance = spec.plugin(spec.config, ctx)
+            extra = getattr(instance, "stats_extra", None)
+            stats.extra = extra if callable(extra) else dict
+            return instance
+
+        body = {"inputs": self._run_input, "processors": self._run_processor, "outputs": self._run_output}
+        sup = Supervised(spec.name, build, body[spec.section], stats, ctx.logger, self.limiter)
+        if spec.section != "inputs":
+            channel = self.channels[spec.name]
+            sup.on_stop_requested = channel.interrupt
+        self.running[spec.name] = sup
+        sup.task = asyncio.create_task(self._supervise(sup), name=f"component:{spec.name}")
+
+    async def _supervise(self, sup: Supervised) -> None:
+        try:
+            await sup.run()
+        finally:
+            if self.running.get(sup.name) is sup and self.graph.components.get(sup.name, None) is not None:
+                if self.graph.components[sup.name].section == "inputs" and self._all_inputs_done():
+                    self.inputs_finished.set()
+
+    def _all_inputs_done(self) -> bool:
+        inputs = [n for n, s in self.graph.components.items() if s.section == "inputs"]
+        return bool(inputs) and all(self.running[n].finished for n in inputs if n in self.running)
+
+    async def _stop(self, name: str) -> None:
+        sup = self.running.pop(name, None)
+        if sup is None or sup.task is None:
+            return
+        sup.request_stop()
+        await sup.task
+
+    async def _wait_stopped(self, name: str) -> None:
+        sup = self.running.pop(name, None)
+        if sup is not None and sup.task is not None:
+            await sup.task
+
+    # -- component loops ---------------------------------------------------------------------------
+
+    async def _run_input(self, sup: Supervised) -> None:
+        instance = sup.instance
+        assert isinstance(instance, Input)
+        router = self.routers[sup.name]
+        stats = sup.stats
+
+        async def emit(batch: Batch) -> None:
+            if batch.records:
+                stats.sent(batch)
+                await router.send(batch)
+
+        base = instance.ctx
+        ctx = InputContext(
+            base.name, base.logger, base.data_dir, base.host, emit, sup.stopping, base.runtime_stats
+        )
+        await instance.run(ctx)
+
+    async def _run_processor(self, sup: Supervised) -> None:
+        instance = sup.instance
+        assert isinstance(instance, Processor)
+        channel = self.channels[sup.name]
+        router = self.routers[sup.name]
+        stats = sup.stats
+        process = instance.process
+        while not sup.stopping.is_set():
+            batch = await channel.receive()
+            if batch is None:
+                return
+            stats.received(batch)
+            try:
+                out = process(batch)
+            except Exception:
+                stats.drop("component_error", len(batch.records))
+                raise
+            if out is not None and out.records:
+                stats.sent(out)
+                await router.send(out)
+
+    async def _run_output(self, sup: Supervised) -> None:
+        instance = sup.instance
+        assert isinstance(instance, Output)
+        channel = self.channels[sup.name]
+        stats = sup.stats
+        write = instance.write
+        while not sup.stopping.is_set():
+            batch = await channel.receive()
+            if batch is None:
+                return
+            stats.received(batch)
+            try:
+                await write(batch)
+            except Exception:
+                stats.drop("component_error", len(batch.records))
+                raise
+            stats.sent(batch)
+
+    # -- shutdown ----------------------------------------------------------------------------------
+
+    async def shutdown(self, grace: float) -> bool:
+        """Stop inputs, drain everything downstream within `grace` seconds; True if nothing was cut short."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        components = self.graph.components
+        order = self.graph.order()
+        clean = True
+
+        inputs = [self.running[n] for n in order if components[n].section == "inputs" and n in self.running]
+        for sup in inputs:
+            sup.request_stop()
+        clean &= await self._await_until([s.task for s in inputs if s.task], deadline)
+
+        for name in order:
+            spec = components[name]
+            if spec.section == "inputs" or name not in self.running:
+                continue
+            self.channels[name].close()
+            sup = self.running[name]
+            if sup.task is not None:
+                clean &= await self._await_until([sup.task], deadline)
+
+        for name, sup in list(self.running.items()):
+            if sup.task is not None and not sup.task.done():
+                sup.task.cancel()
+            channel = self.channels.get(name)
+            if channel is not None and channel.events:
+                left = channel.events
+                self.stats[name].drop("shutdown_timeout", left)
+                log.error(
+                    "shutdown grace period ran out; events still queued were dropped",
+                    extra=kv(component=name, events=left),
+                )
+        pending = [s.task for s in self.running.values() if s.task is not None]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self.running.clear()
+        return clean
+
+    @staticmethod
+    async def _await_until(tasks: list[Any], deadline: float) -> bool:
+        if not tasks:
+            return True
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        return not pending

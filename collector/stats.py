@@ -1,0 +1,157 @@
+"""Per-component counters and their Prometheus exposition.
+
+Counters are plain integer attributes bumped once per batch on the hot path;
+prometheus_client reads them only when `/metrics` is scraped, through a custom
+collector registered on an injected registry (no module-level globals).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from collector import __version__
+from collector.events import Batch
+
+
+class ComponentStats:
+    """Counters of one component; they survive reloads and restarts of that component."""
+
+    __slots__ = (
+        "name",
+        "section",
+        "type_name",
+        "received_events",
+        "received_bytes",
+        "sent_events",
+        "sent_bytes",
+        "errors",
+        "restarts",
+        "dropped",
+        "queue_depth",
+        "state",
+        "last_error",
+        "extra",
+    )
+
+    def __init__(self, name: str, section: str, type_name: str) -> None:
+        self.name = name
+        self.section = section
+        self.type_name = type_name
+        self.received_events = 0
+        self.received_bytes = 0
+        self.sent_events = 0
+        self.sent_bytes = 0
+        self.errors = 0
+        self.restarts = 0
+        self.dropped: defaultdict[str, int] = defaultdict(int)
+        self.queue_depth: Callable[[], int] = lambda: 0
+        self.state = "starting"
+        self.last_error: str | None = None
+        # Plugin-specific gauges/counters read at scrape time (e.g. a filter's filtered count).
+        self.extra: Callable[[], dict[str, float]] = dict
+
+    def received(self, batch: Batch) -> None:
+        self.received_events += len(batch.records)
+        self.received_bytes += batch.nbytes
+
+    def sent(self, batch: Batch) -> None:
+        self.sent_events += len(batch.records)
+        self.sent_bytes += batch.nbytes
+
+    def drop(self, reason: str, events: int) -> None:
+        self.dropped[reason] += events
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "received_events": self.received_events,
+            "received_bytes": self.received_bytes,
+            "sent_events": self.sent_events,
+            "sent_bytes": self.sent_bytes,
+            "errors": self.errors,
+            "restarts": self.restarts,
+            "dropped_events": dict(self.dropped),
+            "queue_events": self.queue_depth(),
+            "extra": self.extra(),
+        }
+
+
+class RuntimeCollector(Collector):
+    """Exposes every component's counters, plus process-level facts, at scrape time."""
+
+    def __init__(self, stats: Callable[[], list[ComponentStats]], reloads: Callable[[], dict[str, int]]) -> None:
+        self._stats = stats
+        self._reloads = reloads
+        self._started = time.time()
+
+    def collect(self) -> Iterator[Any]:
+        labels = ["component", "component_type", "section"]
+        families = {
+            "received_events": CounterMetricFamily(
+                "collector_component_received_events", "Events received by the component.", labels=labels
+            ),
+            "received_bytes": CounterMetricFamily(
+                "collector_component_received_bytes", "Payload bytes received by the component.", labels=labels
+            ),
+            "sent_events": CounterMetricFamily(
+                "collector_component_sent_events", "Events the component passed on or delivered.", labels=labels
+            ),
+            "sent_bytes": CounterMetricFamily(
+                "collector_component_sent_bytes", "Payload bytes the component passed on or delivered.", labels=labels
+            ),
+            "errors": CounterMetricFamily(
+                "collector_component_errors", "Unexpected exceptions raised by the component.", labels=labels
+            ),
+            "restarts": CounterMetricFamily(
+                "collector_component_restarts", "Times the supervisor restarted the component.", labels=labels
+            ),
+        }
+        dropped = CounterMetricFamily(
+            "collector_component_dropped_events", "Events lost, by reason.", labels=[*labels, "reason"]
+        )
+        queue = GaugeMetricFamily(
+            "collector_component_queue_events", "Events waiting in the component's input channel.", labels=labels
+        )
+        up = GaugeMetricFamily("collector_component_up", "1 while the component runs, else 0.", labels=labels)
+        extra = GaugeMetricFamily(
+            "collector_component_value", "Plugin-specific figures, by name.", labels=[*labels, "name"]
+        )
+        for st in self._stats():
+            values = [st.name, st.type_name, st.section]
+            snap = st.snapshot()
+            for key, family in families.items():
+                family.add_metric(values, snap[key])
+            for reason, count in snap["dropped_events"].items():
+                dropped.add_metric([*values, reason], count)
+            queue.add_metric(values, snap["queue_events"])
+            up.add_metric(values, 1.0 if st.state == "running" else 0.0)
+            for key, value in snap["extra"].items():
+                extra.add_metric([*values, key], value)
+        yield from families.values()
+        yield dropped
+        yield queue
+        yield up
+        yield extra
+
+        reloads = CounterMetricFamily("collector_config_reloads", "Config reloads, by result.", labels=["result"])
+        for result, count in self._reloads().items():
+            reloads.add_metric([result], count)
+        yield reloads
+        yield GaugeMetricFamily("collector_start_time_seconds", "When the collector started.", value=self._started)
+        info = InfoMetricFamily("collector_build", "Version of the collector.")
+        info.add_metric([], {"version": __version__})
+        yield info
+
+
+def make_registry(collector: RuntimeCollector) -> CollectorRegistry:
+    from prometheus_client import ProcessCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    ProcessCollector(registry=registry)
+    return registry

@@ -1,0 +1,87 @@
+"""`collector top`: a live table of a running collector's components, from `/status`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from collector.defaults import STATUS_PATH
+from collector.units import format_size
+
+
+def fetch_status(api: str, timeout: float = 2.0) -> dict[str, Any]:
+    with urllib.request.urlopen(api.rstrip("/") + STATUS_PATH, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _rate(now: dict[str, Any], before: dict[str, Any] | None, key: str, dt: float) -> float | None:
+    if before is None or dt <= 0:
+        return None
+    return max(0.0, (now.get(key, 0) - before.get(key, 0)) / dt)
+
+
+def _fmt_rate(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if unit == "B":
+        return format_size(value) + "/s"
+    for suffix, scale in (("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.1f}{suffix}/s"
+    return f"{value:.0f}/s"
+
+
+def render(status: dict[str, Any], previous: dict[str, Any] | None, width: int = 120) -> str:
+    dt = status.get("time", 0) - previous.get("time", 0) if previous else 0
+    before = {c["name"]: c for c in previous["components"]} if previous else {}
+    header = (
+        f"collector {status.get('version')}  config {status.get('config')}  "
+        f"uptime {status.get('uptime_seconds', 0):.0f}s  ready {status.get('ready')}  "
+        f"reloads ok={status.get('reloads', {}).get('success', 0)} "
+        f"failed={status.get('reloads', {}).get('failure', 0)}"
+    )
+    cols = f"{'COMPONENT':<22}{'TYPE':<16}{'STATE':<11}{'IN/s':>10}{'OUT/s':>10}{'BYTES IN/s':>13}" \
+           f"{'QUEUE':>8}{'DROPPED':>9}{'ERRORS':>8}{'RESTARTS':>9}"
+    lines = [header[:width], "", cols]
+    for section in ("inputs", "processors", "outputs"):
+        for c in (c for c in status.get("components", []) if c["section"] == section):
+            prev = before.get(c["name"])
+            dropped = sum(c.get("dropped_events", {}).values())
+            lines.append(
+                f"{c['name'][:21]:<22}{c['type'][:15]:<16}{c.get('state', '-')[:10]:<11}"
+                f"{_fmt_rate(_rate(c, prev, 'received_events', dt)):>10}"
+                f"{_fmt_rate(_rate(c, prev, 'sent_events', dt)):>10}"
+                f"{_fmt_rate(_rate(c, prev, 'received_bytes', dt), 'B'):>13}"
+                f"{c.get('queue_events', 0):>8}{dropped:>9}{c.get('errors', 0):>8}{c.get('restarts', 0):>9}"
+            )
+    return "\n".join(lines)
+
+
+def run_top(api: str, interval: float, once: bool) -> int:
+    previous: dict[str, Any] | None = None
+    try:
+        while True:
+            try:
+                status = fetch_status(api)
+            except (urllib.error.URLError, OSError) as exc:
+                print(f"cannot reach the collector at {api}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+                return 1
+            width = shutil.get_terminal_size((120, 40)).columns
+            if once:
+                if previous is None:  # a second sample gives the rates
+                    previous = status
+                    time.sleep(interval)
+                    continue
+                print(render(status, previous, width))
+                return 0
+            sys.stdout.write("\x1b[H\x1b[2J" + render(status, previous, width) + "\n\n(ctrl-c to quit)\n")
+            sys.stdout.flush()
+            previous = status
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0

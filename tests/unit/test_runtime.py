@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from collector.api import HostFacts
+from collector.config import parse_config
+from collector.graph import Graph
+from collector.runtime import Runtime
+from collector.testing import CaptureOutput, wait_for
+from tests.unit.fakes import Boom, make_registry
+
+
+def graph(text: str) -> Graph:
+    return parse_config(text, "c.yaml", make_registry(), environ={}).graph
+
+
+@pytest.fixture(autouse=True)
+def _reset_capture() -> None:
+    CaptureOutput.captured.clear()
+    Boom.seen = 0
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    return Runtime(tmp_path, HostFacts("h"))
+
+
+def captured(name: str) -> list[dict]:
+    return CaptureOutput.captured.get(name, [])
+
+
+async def test_data_flows_and_is_counted(runtime: Runtime) -> None:
+    await runtime.apply(graph("""
+inputs: {src: {type: counting, batches: 3, batch_size: 10}}
+processors: {t: {type: tag, inputs: [src], value: v}}
+outputs: {out: {type: capture, inputs: [t]}}
+"""))
+    await wait_for(lambda: len(captured("out")) == 30)
+    assert [r["seq"] for r in captured("out")] == list(range(30))
+    assert all(r["tag"] == "v" for r in captured("out"))
+    await wait_for(lambda: runtime.inputs_finished.is_set())
+    assert await runtime.shutdown(5)
+    st = runtime.stats
+    assert (st["src"].sent_events, st["t"].received_events, st["t"].sent_events) == (30, 30, 30)
+    assert (st["out"].received_events, st["out"].sent_events, st["out"].received_bytes) == (30, 30, 60)
+
+
+async def test_fan_out_gives_each_mutating_branch_its_own_records(runtime: Runtime) -> None:
+    await runtime.apply(graph("""
+inputs: {src: {type: counting, batches: 2}}
+processors:
+  a: {type: tag, inputs: [src], value: a}
+  b: {type: tag, inputs: [src], value: b}
+outputs:
+  oa: {type: capture, inputs: [a]}
+  ob: {type: capture, inputs: [b]}
+  raw: {type: capture, inputs: [src]}
+"""))
+    await wait_for(lambda: len(captured("oa")) == len(captured("ob")) == len(captured("raw")) == 20)
+    assert {r["tag"] for r in captured("oa")} == {"a"}
+    assert {r["tag"] for r in captured("ob")} == {"b"}
+    await runtime.shutdown(5)
+
+
+async def test_fan_in_merges_both_sources(runtime: Runtime) -> None:
+    await runtime.apply(graph("""
+inputs:
+  one: {type: counting, batches: 2}
+  two: {type: counting, batches: 3}
+outputs: {out: {type: capture, inputs: ["*"]}}
+"""))
+    await wait_for(lambda: len(captured("out")) == 50)
+    await runtime.shutdown(5)
+
+
+async def test_routing_passes_only_accepted_kinds(runtime: Runtime) -> None:
+    await runtime.apply(graph("""
+inputs:
+  logs: {type: counting, batches: 1}
+  metrics: {type: metric_src}
+processors:
+  both: {type: boom, inputs: [logs, metrics], every: 1000}
+outputs:
+  m: {type: metrics_sink, inputs: [both]}
+  all: {type: capture, inputs: [both]}
+"""))
+    # `both` passes logs and metrics on; `m` accepts only metrics and gets only them.
+    await wait_for(lambda: len(captured("all")) == 11 and runtime.stats["m"].received_events == 1)
+    await runtime.shutdown(5)
+    assert runtime.stats["m"].received_events == 1
+
+
+async def test_failing_component_is_restarted_and_counted(runtime: Runtime) -> None:
+    await runtime.apply(graph("""
+inputs: {src: {type: counting, batches: 6, batch_size: 5}}
+processors: {b: {type: boom, inputs: [src], every: 3}}
+outputs: {out: {type: capture, inputs: [b]}}
+"""))
+    # Batches 3 and 6 raise: each is dropped and counted, the rest flow after restarts.
+    await wait_for(lambda: runtime.stats["b"].errors == 2 and len(captured("out")) == 20, timeout=10)
+    st = runtime.stats["b"]
+    assert st.dropped["component_error"] == 10
+    await wait_for(lambda: st.restarts == 2, timeout=10)
+    assert st.last_error == "RuntimeError: boom"
+    await runtime.shutdown(5)
+
+
+async def test_reload_keeps_unchanged_components_and_starts_new_ones(runtime: Runtime) -> None:
+    first = """
+inputs:
+  src: {type: counting, batches: null, interval: 0.01}
+outputs:
+  out: {type: capture, inputs: [src]}
+"""
+    await runtime.apply(graph(first))
+    await wait_for(lambda: len(captured("out")) >= 20)
+    src_instance = runtime.instance("src")
+    src_stats = runtime.stats["src"]
+    sent_before = src_stats.sent_events
+
+    changes = await runtime.apply(graph(first + "  extra: {type: capture, inputs: [src]}\n"))
+    assert changes == {"added": ["extra"], "changed": [], "removed": [], "kept": ["src", "out"]}
+    assert runtime.instance("src") is src_instance
+    assert runtime.stats["src"] is src_stats and src_stats.sent_events >= sent_before
+    await wait_for(lambda: len(captured("extra")) >= 20)
+
+    changes = await runtime.apply(graph(first.replace("0.01", "0.02")))
+    assert changes["changed"] == ["src"] and changes["removed"] == ["extra"]
+    assert runtime.instance("src") is not src_instance
+    assert "extra" not in runtime.stats
+    await runtime.shutdown(5)
+    # Nothing lost across the reloads: `out` got every record the inputs emitted.
+    assert len(captured("out")) == runtime.stats["out"].received_events
+    assert runtime.stats["out"].received_events == sent_before_total(runtime)
+
+
+def sent_before_total(runtime: Runtime) -> int:
+    return runtime.stats["src"].sent_events
+
+
+async def test_shutdown_drains_queued_data_within_grace(runtime: Runtime) -> None:
+    await runtime.apply(graph("""
+inputs: {src: {type: counting, batches: 5}}
+outputs: {slow: {type: capture, inputs: [src], delay: 0.05}}
+"""))
+    await wait_for(lambda: runtime.stats["src"].sent_events == 50)
+    assert await runtime.shutdown(5)
+    assert len(captured("slow")) == 50
+
+
+async def test_shutdown_deadline_cancels_and_counts_what_is_left(runtime: Runtime) -> None:
+    await runtime.apply(graph("""
+inputs: {src: {type: counting, batches: 5}}
+outputs: {slow: {type: capture, inputs: [src], delay: 1.0}}
+"""))
+    await wait_for(lambda: runtime.stats["src"].sent_events == 50)
+    assert not await runtime.shutdown(0.2)
+    assert runtime.stats["slow"].dropped["shutdown_timeout"] == 40  # 1 batch in hand, 4 queued
+
+
+async def test_backpressure_bounds_what_an_input_gets_ahead(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path, HostFacts("h"), channel_events=20)
+    await runtime.apply(graph("""
+inputs: {src: {type: counting, batches: null, batch_size: 10}}
+outputs: {slow: {type: capture, inputs: [src], delay: 0.05}}
+"""))
+    await asyncio.sleep(0.3)
+    sent = runtime.stats["src"].sent_events
+    done = len(captured("slow"))
+    # At most the channel's 20 events, plus one batch in the output's hands, plus one blocked in send.
+    assert sent - done <= 40, (sent, done)
+    await runtime.shutdown(5)
