@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,8 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    default_config = os.environ.get("COLLECTOR_CONFIG", CONFIG_PATH)
+    config_help = f"config file (default: $COLLECTOR_CONFIG or {CONFIG_PATH})"
     run = sub.add_parser("run", help="run the collector", description="Run the collector until SIGTERM.")
-    run.add_argument("-c", "--config", default=CONFIG_PATH, help=f"config file (default: {CONFIG_PATH})")
+    run.add_argument("-c", "--config", default=default_config, help=config_help)
 
     validate = sub.add_parser(
         "validate",
@@ -32,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a config file and report every error with its line. Exit 0 if valid, 2 if not. "
         "Nothing is started, opened or written.",
     )
-    validate.add_argument("-c", "--config", default=CONFIG_PATH, help=f"config file (default: {CONFIG_PATH})")
+    validate.add_argument("-c", "--config", default=default_config, help=config_help)
     validate.add_argument("--format", choices=["text", "json"], default="text", help="report format")
 
     schema = sub.add_parser(
