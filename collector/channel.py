@@ -20,12 +20,17 @@ from collections import deque
 from collector.events import Batch
 
 
+# A few batches of a typical size: enough to keep a consumer busy while its producer
+# works, small enough that two hops of queued 200-byte records stay in tens of MiB.
+DEFAULT_CHANNEL_EVENTS = 16_384
+
+
 class ChannelClosed(Exception):
     """Raised to a producer that sends into a channel whose consumer was removed."""
 
 
 class Channel:
-    def __init__(self, name: str, max_events: int = 65_536) -> None:
+    def __init__(self, name: str, max_events: int = DEFAULT_CHANNEL_EVENTS) -> None:
         self.name = name
         self.max_events = max_events
         self.events = 0

@@ -44,7 +44,7 @@ class Metric:
     of members for sets. `tags` maps dimension names to string values.
     """
 
-    __slots__ = ("name", "type", "value", "tags", "timestamp", "unit")
+    __slots__ = ("name", "tags", "timestamp", "type", "unit", "value")
 
     def __init__(
         self,
@@ -97,7 +97,7 @@ class Batch:
     its source position once the batch is durable downstream.
     """
 
-    __slots__ = ("kind", "records", "nbytes", "ack")
+    __slots__ = ("ack", "kind", "nbytes", "records")
 
     def __init__(self, kind: Kind, records: list[Any], nbytes: int = 0, ack: Any = None) -> None:
         self.kind = kind

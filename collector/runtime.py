@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.api import Component, ComponentContext, HostFacts, Input, InputContext, Output, Processor
-from collector.channel import Channel, ChannelClosed
+from collector.channel import DEFAULT_CHANNEL_EVENTS, Channel, ChannelClosed
 from collector.events import Batch
 from collector.graph import ComponentSpec, Graph
 from collector.log import RepeatLimiter, kv
@@ -80,7 +80,7 @@ class Runtime:
         data_dir: Path,
         host: HostFacts,
         limiter: RepeatLimiter | None = None,
-        channel_events: int = 65_536,
+        channel_events: int = DEFAULT_CHANNEL_EVENTS,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -198,9 +198,10 @@ class Runtime:
         try:
             await sup.run()
         finally:
-            if self.running.get(sup.name) is sup and self.graph.components.get(sup.name, None) is not None:
-                if self.graph.components[sup.name].section == "inputs" and self._all_inputs_done():
-                    self.inputs_finished.set()
+            spec = self.graph.components.get(sup.name)
+            current = self.running.get(sup.name) is sup
+            if current and spec is not None and spec.section == "inputs" and self._all_inputs_done():
+                self.inputs_finished.set()
 
     def _all_inputs_done(self) -> bool:
         inputs = [n for n, s in self.graph.components.items() if s.section == "inputs"]
@@ -322,5 +323,5 @@ class Runtime:
         if not tasks:
             return True
         timeout = max(0.0, deadline - asyncio.get_running_loop().time())
-        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
         return not pending

@@ -23,20 +23,20 @@ class ComponentStats:
     """Counters of one component; they survive reloads and restarts of that component."""
 
     __slots__ = (
-        "name",
-        "section",
-        "type_name",
-        "received_events",
-        "received_bytes",
-        "sent_events",
-        "sent_bytes",
-        "errors",
-        "restarts",
         "dropped",
-        "queue_depth",
-        "state",
-        "last_error",
+        "errors",
         "extra",
+        "last_error",
+        "name",
+        "queue_depth",
+        "received_bytes",
+        "received_events",
+        "restarts",
+        "section",
+        "sent_bytes",
+        "sent_events",
+        "state",
+        "type_name",
     )
 
     def __init__(self, name: str, section: str, type_name: str) -> None:

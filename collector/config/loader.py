@@ -213,10 +213,15 @@ def _validate_topology(
         ups = upstreams.get(name, ())
         for up in ups:
             if up in specs and not (emits[up] & accepts[name]):
+                raw = raw_refs.get(name, [])
+                where: tuple[str | int, ...] = (section, name, "inputs")
+                if up in raw:
+                    where = (*where, raw.index(up))
                 issues.append(_at(
-                    smap, (section, name, "inputs"),
-                    f"`{up}` emits {_kinds(emits[up])} but `{name}` ({plugin.type_name}) accepts {_kinds(accepts[name])}",
-                    "connect it to a component that takes that kind of data",
+                    smap, where,
+                    f"`{up}` emits {_kinds(emits[up])} but `{name}` ({plugin.type_name}) "
+                    f"accepts {_kinds(accepts[name])}",
+                    "connect it to a component that takes that kind of data", value=True,
                 ))
         components[name] = ComponentSpec(name, section, plugin, config, ups, accepts[name], emits[name])
     return Graph(components)

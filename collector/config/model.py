@@ -67,8 +67,8 @@ class RootConfig(BaseModel):
         "the config file's directory.",
         examples=[DATA_DIR],
     )
-    api: ApiSettings = Field(default_factory=ApiSettings, description="The self-observability HTTP API.")
-    log: LogSettings = Field(default_factory=LogSettings, description="The daemon's own logs.")
+    api: ApiSettings = Field(ApiSettings(), description="The self-observability HTTP API.")
+    log: LogSettings = Field(LogSettings(), description="The daemon's own logs.")
     shutdown_grace: Duration = Field(
         SHUTDOWN_GRACE_SECONDS,
         description="On SIGTERM, how long in-flight data may take to drain before what is left is cancelled.",

@@ -44,7 +44,8 @@ class CountingInput(Input):
         while not ctx.stopping.is_set():
             if self.config.batches is not None and sent >= self.config.batches:
                 return
-            records = [{"timestamp": 0.0, "message": f"m{seq + i}", "seq": seq + i} for i in range(self.config.batch_size)]
+            size = self.config.batch_size
+            records = [{"timestamp": 0.0, "message": f"m{seq + i}", "seq": seq + i} for i in range(size)]
             seq += self.config.batch_size
             sent += 1
             await ctx.emit(Batch(LOGS, records, nbytes=len(records) * 2))

@@ -81,7 +81,10 @@ outputs:
 
 
 def test_component_without_consumer_is_rejected() -> None:
-    found = errors("inputs:\n  app: {type: counting}\n  lonely: {type: counting}\noutputs:\n  out: {type: capture, inputs: [app]}\n")
+    found = errors(
+        "inputs:\n  app: {type: counting}\n  lonely: {type: counting}\n"
+        "outputs:\n  out: {type: capture, inputs: [app]}\n"
+    )
     assert found == [
         "c.yaml:3:3: inputs.lonely: input `lonely` has no consumer "
         "(hint: list `lonely` in the `inputs` of a processor or an output, or remove it)"
@@ -118,7 +121,10 @@ outputs:
 
 
 def test_glob_matching_nothing_and_output_reference() -> None:
-    text = "inputs:\n  app: {type: counting}\noutputs:\n  o1: {type: capture, inputs: [app, 'x*']}\n  o2: {type: capture, inputs: [o1]}\n"
+    text = (
+        "inputs:\n  app: {type: counting}\n"
+        "outputs:\n  o1: {type: capture, inputs: [app, 'x*']}\n  o2: {type: capture, inputs: [o1]}\n"
+    )
     found = errors(text)
     assert any("pattern `x*` matches no input or processor" in f for f in found), found
     assert any("`o1` is an output" in f for f in found), found
