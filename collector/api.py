@@ -161,6 +161,13 @@ class Component:
     async def stop(self) -> None:
         """Release resources; an output flushes what it holds. Safe without `start`."""
 
+    def counters(self) -> dict[str, float]:
+        """Plugin-specific figures (e.g. records filtered out), read when `/metrics` or `/status` is served.
+
+        Keep them as plain attributes bumped once per batch; this only reports them.
+        """
+        return {}
+
 
 class Input(Component):
     Config: ClassVar[type[InputConfig]]

@@ -19,7 +19,6 @@ from collections import deque
 
 from collector.events import Batch
 
-
 # A few batches of a typical size: enough to keep a consumer busy while its producer
 # works, small enough that two hops of queued 200-byte records stay in tens of MiB.
 DEFAULT_CHANNEL_EVENTS = 16_384

@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="live view of a running collector",
         description="Show a running collector's components and their throughput, refreshed live.",
     )
-    top.add_argument("--api", default=f"http://{API_LISTEN}", help=f"the collector's API (default: http://{API_LISTEN})")
+    top.add_argument(
+        "--api", default=f"http://{API_LISTEN}", help=f"the collector's API (default: http://{API_LISTEN})"
+    )
     top.add_argument("--interval", type=float, default=1.0, help="refresh interval in seconds (default: 1)")
     top.add_argument("--once", action="store_true", help="print one snapshot and exit")
     return parser

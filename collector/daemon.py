@@ -72,8 +72,9 @@ class Daemon:
             self.notifier.ready()
             log.info(
                 "collector started",
-                extra=kv(version=__version__, config=self.config_path, components=len(changes["added"]),
-                         api=self._api_url()),
+                extra=kv(
+                    version=__version__, config=self.config_path, components=len(changes["added"]), api=self._api_url()
+                ),
             )
             await self._main_loop()
         finally:

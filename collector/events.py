@@ -92,7 +92,8 @@ class Batch:
     """A list of records of one kind, with its approximate payload size.
 
     `nbytes` is set by the producer (it usually knows the sizes it read) and is
-    what the bytes counters report; it is an estimate, not a serialised size.
+    what the bytes counters report: the payload's size in bytes (UTF-8 for text),
+    an estimate, not a serialised size.
     `ack` is reserved for the acknowledgement token that lets an input commit
     its source position once the batch is durable downstream.
     """

@@ -111,9 +111,7 @@ def resolve_references(
                 if ref not in chosen:
                     chosen.append(ref)
             elif ref in outputs:
-                issues.append(
-                    _with(where(path), f"`{ref}` is an output; outputs produce nothing to consume", None)
-                )
+                issues.append(_with(where(path), f"`{ref}` is an output; outputs produce nothing to consume", None))
             else:
                 close = difflib.get_close_matches(ref, producers, n=1, cutoff=0.6)
                 suggested.update(close)

@@ -114,8 +114,10 @@ class Runtime:
         removed = [n for n in old if n not in target]
 
         # 1-2. Stop what is removed or changed (inputs first: they feed the rest).
-        for names in ([n for n in removed + changed if old[n].section == "inputs"],
-                      [n for n in changed if old[n].section != "inputs"]):
+        for names in (
+            [n for n in removed + changed if old[n].section == "inputs"],
+            [n for n in changed if old[n].section != "inputs"],
+        ):
             await asyncio.gather(*(self._stop(n) for n in names))
 
         order = new.order()
@@ -182,8 +184,7 @@ class Runtime:
 
         def build() -> Component:
             instance = spec.plugin(spec.config, ctx)
-            extra = getattr(instance, "stats_extra", None)
-            stats.extra = extra if callable(extra) else dict
+            stats.extra = instance.counters
             return instance
 
         body = {"inputs": self._run_input, "processors": self._run_processor, "outputs": self._run_output}
@@ -233,9 +234,7 @@ class Runtime:
                 await router.send(batch)
 
         base = instance.ctx
-        ctx = InputContext(
-            base.name, base.logger, base.data_dir, base.host, emit, sup.stopping, base.runtime_stats
-        )
+        ctx = InputContext(base.name, base.logger, base.data_dir, base.host, emit, sup.stopping, base.runtime_stats)
         await instance.run(ctx)
 
     async def _run_processor(self, sup: Supervised) -> None:

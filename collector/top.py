@@ -45,8 +45,10 @@ def render(status: dict[str, Any], previous: dict[str, Any] | None, width: int =
         f"reloads ok={status.get('reloads', {}).get('success', 0)} "
         f"failed={status.get('reloads', {}).get('failure', 0)}"
     )
-    cols = f"{'COMPONENT':<22}{'TYPE':<16}{'STATE':<11}{'IN/s':>10}{'OUT/s':>10}{'BYTES IN/s':>13}" \
-           f"{'QUEUE':>8}{'DROPPED':>9}{'ERRORS':>8}{'RESTARTS':>9}"
+    cols = (
+        f"{'COMPONENT':<22}{'TYPE':<16}{'STATE':<11}{'IN/s':>10}{'OUT/s':>10}{'BYTES IN/s':>13}"
+        f"{'QUEUE':>8}{'DROPPED':>9}{'ERRORS':>8}{'RESTARTS':>9}"
+    )
     lines = [header[:width], "", cols]
     for section in ("inputs", "processors", "outputs"):
         for c in (c for c in status.get("components", []) if c["section"] == section):

@@ -39,9 +39,7 @@ class Config:
     data_dir: Path
 
 
-def load_config(
-    path: str | Path, registry: Registry | None = None, environ: Mapping[str, str] | None = None
-) -> Config:
+def load_config(path: str | Path, registry: Registry | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate `path`; raise `ConfigError` listing every problem."""
     file = str(path)
     try:
@@ -116,14 +114,19 @@ def _validate_components(
             path: tuple[str | int, ...] = (section, name)
             if name in sections:
                 issues.append(
-                    _at(smap, path, f"component name `{name}` is already used in `{sections[name]}`",
-                        "names are unique across inputs, processors and outputs")
+                    _at(
+                        smap,
+                        path,
+                        f"component name `{name}` is already used in `{sections[name]}`",
+                        "names are unique across inputs, processors and outputs",
+                    )
                 )
                 continue
             sections[name] = section
             if not _NAME_RE.match(name):
-                issues.append(_at(smap, path, f"invalid component name `{name}`",
-                                  "use letters, digits, `_`, `-` and `.`"))
+                issues.append(
+                    _at(smap, path, f"invalid component name `{name}`", "use letters, digits, `_`, `-` and `.`")
+                )
             if not isinstance(body, dict):
                 issues.append(_at(smap, path, "a component must be a mapping with at least `type`"))
                 continue
@@ -132,8 +135,7 @@ def _validate_components(
                 raw_refs[name] = refs if isinstance(refs, list) else []
             type_name = body.get("type")
             if not isinstance(type_name, str):
-                issues.append(_at(smap, path, "missing `type`",
-                                  f"one of: {', '.join(available) or 'none installed'}"))
+                issues.append(_at(smap, path, "missing `type`", f"one of: {', '.join(available) or 'none installed'}"))
                 continue
             plugin = available.get(type_name)
             if plugin is None:
@@ -157,8 +159,13 @@ def _unknown_type(
     other = registry.get(type_name)
     if other is not None:
         where = registry.section_of(other)
-        return _at(smap, path, f"`{type_name}` is an {_SINGULAR[where]}, not an {_SINGULAR[section]}",
-                   f"move it under `{where}`", value=True)
+        return _at(
+            smap,
+            path,
+            f"`{type_name}` is an {_SINGULAR[where]}, not an {_SINGULAR[section]}",
+            f"move it under `{where}`",
+            value=True,
+        )
     available = registry.in_section(section)
     hint = did_you_mean(type_name, available) or f"available: {', '.join(available) or 'none'}"
     return _at(smap, path, f"unknown {_SINGULAR[section]} type `{type_name}`", hint, value=True)
@@ -182,14 +189,26 @@ def _validate_topology(
     cyclic: set[str] = set()
     for cycle in find_cycles(upstreams):
         cyclic.update(cycle)
-        issues.append(_at(smap, (sections[cycle[0]], cycle[0], "inputs"),
-                          "cycle: " + " -> ".join(reversed(cycle)), "a processor cannot consume its own output"))
+        issues.append(
+            _at(
+                smap,
+                (sections[cycle[0]], cycle[0], "inputs"),
+                "cycle: " + " -> ".join(reversed(cycle)),
+                "a processor cannot consume its own output",
+            )
+        )
 
     consumed = {up for ups in upstreams.values() for up in ups}
     for name, section in sections.items():
         if section != "outputs" and name not in consumed and name not in suggested:
-            issues.append(_at(smap, (section, name), f"{_SINGULAR[section]} `{name}` has no consumer",
-                              f"list `{name}` in the `inputs` of a processor or an output, or remove it"))
+            issues.append(
+                _at(
+                    smap,
+                    (section, name),
+                    f"{_SINGULAR[section]} `{name}` has no consumer",
+                    f"list `{name}` in the `inputs` of a processor or an output, or remove it",
+                )
+            )
 
     if cyclic:
         return Graph({})
@@ -204,9 +223,13 @@ def _validate_topology(
         if fitting != valid_ups[name]:
             valid_ups[name] = upstreams[name] = fitting
             if not fitting:
-                issues.append(_at(smap, (sections[name], name, "inputs"),
-                                  f"no producer matched by `inputs` emits what `{name}` accepts "
-                                  f"({_kinds(accepts[name])})"))
+                issues.append(
+                    _at(
+                        smap,
+                        (sections[name], name, "inputs"),
+                        f"no producer matched by `inputs` emits what `{name}` accepts ({_kinds(accepts[name])})",
+                    )
+                )
     accepts, emits = effective_kinds(specs, valid_ups)
     components: dict[str, ComponentSpec] = {}
     for name, (section, plugin, config) in specs.items():
@@ -217,12 +240,16 @@ def _validate_topology(
                 where: tuple[str | int, ...] = (section, name, "inputs")
                 if up in raw:
                     where = (*where, raw.index(up))
-                issues.append(_at(
-                    smap, where,
-                    f"`{up}` emits {_kinds(emits[up])} but `{name}` ({plugin.type_name}) "
-                    f"accepts {_kinds(accepts[name])}",
-                    "connect it to a component that takes that kind of data", value=True,
-                ))
+                issues.append(
+                    _at(
+                        smap,
+                        where,
+                        f"`{up}` emits {_kinds(emits[up])} but `{name}` ({plugin.type_name}) "
+                        f"accepts {_kinds(accepts[name])}",
+                        "connect it to a component that takes that kind of data",
+                        value=True,
+                    )
+                )
         components[name] = ComponentSpec(name, section, plugin, config, ups, accepts[name], emits[name])
     return Graph(components)
 

@@ -43,7 +43,9 @@ async def test_endpoints() -> None:
     labels = (("component", "out"), ("component_type", "file"), ("section", "outputs"))
     assert samples[("collector_component_received_events_total", labels)] == 3
     assert samples[("collector_component_received_bytes_total", labels)] == 30
-    assert samples[("collector_component_dropped_events_total", (*labels[:2], ("reason", "shutdown_timeout"),
-                                                                 labels[2]))] == 2
+    assert (
+        samples[("collector_component_dropped_events_total", (*labels[:2], ("reason", "shutdown_timeout"), labels[2]))]
+        == 2
+    )
     assert samples[("collector_component_up", labels)] == 1
     assert samples[("collector_config_reloads_total", (("result", "success"),))] == 1

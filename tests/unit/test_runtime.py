@@ -33,11 +33,13 @@ def captured(name: str) -> list[dict]:
 
 
 async def test_data_flows_and_is_counted(runtime: Runtime) -> None:
-    await runtime.apply(graph("""
+    await runtime.apply(
+        graph("""
 inputs: {src: {type: counting, batches: 3, batch_size: 10}}
 processors: {t: {type: tag, inputs: [src], value: v}}
 outputs: {out: {type: capture, inputs: [t]}}
-"""))
+""")
+    )
     await wait_for(lambda: len(captured("out")) == 30)
     assert [r["seq"] for r in captured("out")] == list(range(30))
     assert all(r["tag"] == "v" for r in captured("out"))
@@ -49,7 +51,8 @@ outputs: {out: {type: capture, inputs: [t]}}
 
 
 async def test_fan_out_gives_each_mutating_branch_its_own_records(runtime: Runtime) -> None:
-    await runtime.apply(graph("""
+    await runtime.apply(
+        graph("""
 inputs: {src: {type: counting, batches: 2}}
 processors:
   a: {type: tag, inputs: [src], value: a}
@@ -58,7 +61,8 @@ outputs:
   oa: {type: capture, inputs: [a]}
   ob: {type: capture, inputs: [b]}
   raw: {type: capture, inputs: [src]}
-"""))
+""")
+    )
     await wait_for(lambda: len(captured("oa")) == len(captured("ob")) == len(captured("raw")) == 20)
     assert {r["tag"] for r in captured("oa")} == {"a"}
     assert {r["tag"] for r in captured("ob")} == {"b"}
@@ -66,18 +70,21 @@ outputs:
 
 
 async def test_fan_in_merges_both_sources(runtime: Runtime) -> None:
-    await runtime.apply(graph("""
+    await runtime.apply(
+        graph("""
 inputs:
   one: {type: counting, batches: 2}
   two: {type: counting, batches: 3}
 outputs: {out: {type: capture, inputs: ["*"]}}
-"""))
+""")
+    )
     await wait_for(lambda: len(captured("out")) == 50)
     await runtime.shutdown(5)
 
 
 async def test_routing_passes_only_accepted_kinds(runtime: Runtime) -> None:
-    await runtime.apply(graph("""
+    await runtime.apply(
+        graph("""
 inputs:
   logs: {type: counting, batches: 1}
   metrics: {type: metric_src}
@@ -86,7 +93,8 @@ processors:
 outputs:
   m: {type: metrics_sink, inputs: [both]}
   all: {type: capture, inputs: [both]}
-"""))
+""")
+    )
     # `both` passes logs and metrics on; `m` accepts only metrics and gets only them.
     await wait_for(lambda: len(captured("all")) == 11 and runtime.stats["m"].received_events == 1)
     await runtime.shutdown(5)
@@ -94,11 +102,13 @@ outputs:
 
 
 async def test_failing_component_is_restarted_and_counted(runtime: Runtime) -> None:
-    await runtime.apply(graph("""
+    await runtime.apply(
+        graph("""
 inputs: {src: {type: counting, batches: 6, batch_size: 5}}
 processors: {b: {type: boom, inputs: [src], every: 3}}
 outputs: {out: {type: capture, inputs: [b]}}
-"""))
+""")
+    )
     # Batches 3 and 6 raise: each is dropped and counted, the rest flow after restarts.
     await wait_for(lambda: runtime.stats["b"].errors == 2 and len(captured("out")) == 20, timeout=10)
     st = runtime.stats["b"]
@@ -142,20 +152,24 @@ def sent_before_total(runtime: Runtime) -> int:
 
 
 async def test_shutdown_drains_queued_data_within_grace(runtime: Runtime) -> None:
-    await runtime.apply(graph("""
+    await runtime.apply(
+        graph("""
 inputs: {src: {type: counting, batches: 5}}
 outputs: {slow: {type: capture, inputs: [src], delay: 0.05}}
-"""))
+""")
+    )
     await wait_for(lambda: runtime.stats["src"].sent_events == 50)
     assert await runtime.shutdown(5)
     assert len(captured("slow")) == 50
 
 
 async def test_shutdown_deadline_cancels_and_counts_what_is_left(runtime: Runtime) -> None:
-    await runtime.apply(graph("""
+    await runtime.apply(
+        graph("""
 inputs: {src: {type: counting, batches: 5}}
 outputs: {slow: {type: capture, inputs: [src], delay: 1.0}}
-"""))
+""")
+    )
     await wait_for(lambda: runtime.stats["src"].sent_events == 50)
     assert not await runtime.shutdown(0.2)
     assert runtime.stats["slow"].dropped["shutdown_timeout"] == 40  # 1 batch in hand, 4 queued
@@ -163,10 +177,12 @@ outputs: {slow: {type: capture, inputs: [src], delay: 1.0}}
 
 async def test_backpressure_bounds_what_an_input_gets_ahead(tmp_path: Path) -> None:
     runtime = Runtime(tmp_path, HostFacts("h"), channel_events=20)
-    await runtime.apply(graph("""
+    await runtime.apply(
+        graph("""
 inputs: {src: {type: counting, batches: null, batch_size: 10}}
 outputs: {slow: {type: capture, inputs: [src], delay: 0.05}}
-"""))
+""")
+    )
     await asyncio.sleep(0.3)
     sent = runtime.stats["src"].sent_events
     done = len(captured("slow"))

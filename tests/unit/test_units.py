@@ -6,10 +6,21 @@ from pydantic import BaseModel, ValidationError
 from collector.units import Duration, Size, format_size, parse_duration, parse_size
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (0, 0), (1024, 1024), ("512", 512), ("64MiB", 64 * 2**20), ("1GiB", 2**30), ("1.5KiB", 1536),
-    ("10KB", 10_000), ("5mb", 5_000_000), ("2 GiB", 2 * 2**30), ("100b", 100),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (0, 0),
+        (1024, 1024),
+        ("512", 512),
+        ("64MiB", 64 * 2**20),
+        ("1GiB", 2**30),
+        ("1.5KiB", 1536),
+        ("10KB", 10_000),
+        ("5mb", 5_000_000),
+        ("2 GiB", 2 * 2**30),
+        ("100b", 100),
+    ],
+)
 def test_sizes(text: object, expected: int) -> None:
     assert parse_size(text) == expected
 
@@ -20,10 +31,20 @@ def test_bad_sizes(bad: object) -> None:
         parse_size(bad)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (5, 5.0), (0.25, 0.25), ("5", 5.0), ("5s", 5.0), ("250ms", 0.25), ("1m30s", 90.0), ("2h", 7200.0),
-    ("1d", 86400.0), ("1h0m5s", 3605.0),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (5, 5.0),
+        (0.25, 0.25),
+        ("5", 5.0),
+        ("5s", 5.0),
+        ("250ms", 0.25),
+        ("1m30s", 90.0),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+        ("1h0m5s", 3605.0),
+    ],
+)
 def test_durations(text: object, expected: float) -> None:
     assert parse_duration(text) == expected
 

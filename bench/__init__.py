@@ -1,0 +1,1 @@
+"""Benchmark scenarios: `python -m bench` (or `make bench`)."""

@@ -1,0 +1,129 @@
+"""Drive the real `collector` CLI as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from collector.testing import free_port, wait_for_sync
+
+THIRDPARTY = Path(__file__).parent / "thirdparty"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "collector", *args],
+        capture_output=True,
+        text=True,
+        env=env or child_env(),
+        input=input,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(THIRDPARTY), str(REPO)])
+    env.update(extra)
+    return env
+
+
+class Collector:
+    """A running `collector run` process with its API on a free port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.config = workdir / "collector.yaml"
+        self.stderr_path = workdir / "stderr.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def write_config(self, body: str) -> None:
+        self.config.write_text(
+            f"data_dir: {self.workdir / 'data'}\napi: {{listen: 127.0.0.1:{self.port}}}\nshutdown_grace: 10s\n{body}"
+        )
+
+    def start(self, **env: str) -> None:
+        self._stderr = self.stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "collector", "run", "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            env=child_env(**env),
+            cwd=self.workdir,
+        )
+        wait_for_sync(self.ready, timeout=20)
+
+    def ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"collector exited with {self.proc.returncode}:\n{self.stderr()}")
+        try:
+            return self.get("/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def status(self) -> dict:
+        return json.loads(self.get("/status")[1])
+
+    def component(self, name: str) -> dict:
+        return next(c for c in self.status()["components"] if c["name"] == name)
+
+    def metric(self, name: str, **labels: str) -> float:
+        total = 0.0
+        found = False
+        for line in self.get("/metrics")[1].splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+                found = True
+        if not found:
+            raise KeyError(f"{name} {labels} not in /metrics")
+        return total
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 20) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        if hasattr(self, "_stderr"):
+            self._stderr.close()
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    c = Collector(tmp_path)
+    yield c
+    c.stop()

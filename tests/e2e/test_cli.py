@@ -1,0 +1,143 @@
+"""The CLI's one-shot commands, run as the user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.e2e.conftest import REPO, child_env, cli
+
+THREE_MISTAKES = """\
+inputs:
+  demo:
+    type: generator
+    rate: 10
+    batch_sise: 100
+processors:
+  enrich:
+    type: add_fields
+    inputs: [demo]
+    fields: {env: prod}
+outputs:
+  local:
+    type: fille
+    inputs: [enrich]
+  screen:
+    type: stdout
+    inputs: [enrihc]
+"""
+
+
+def test_version() -> None:
+    out = cli("version")
+    assert out.returncode == 0
+    assert out.stdout.startswith("collector 0.")
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["schema"], ["version"], ["top"], ["plugins"]])
+def test_help_everywhere(command: list[str]) -> None:
+    out = cli(*command, "--help")
+    assert out.returncode == 0
+    assert "usage: collector" in out.stdout
+
+
+def test_validate_reports_every_mistake_with_lines_and_hints(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(THREE_MISTAKES)
+    out = cli("validate", "-c", str(config))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[0] == "3 errors in config:"
+    assert (
+        lines[1].strip() == f"{config}:5:5: inputs.demo.batch_sise: unknown option `batch_sise` "
+        "(hint: did you mean `batch_size`?)"
+    )
+    assert (
+        lines[2].strip() == f"{config}:13:11: outputs.local.type: unknown output type `fille` "
+        "(hint: did you mean `file`?)"
+    )
+    assert (
+        lines[3].strip() == f"{config}:17:14: outputs.screen.inputs[0]: unknown component `enrihc` "
+        "(hint: did you mean `enrich`?)"
+    )
+
+
+def test_validate_json_report_and_no_side_effects(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(THREE_MISTAKES)
+    out = cli("validate", "-c", str(config), "--format", "json")
+    report = json.loads(out.stdout)
+    assert out.returncode == 2 and report["valid"] is False
+    assert [e["line"] for e in report["errors"]] == [5, 13, 17]
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "data_dir: ./state\ninputs:\n  g: {type: generator, count: 1}\n"
+        "outputs:\n  f: {type: file, inputs: [g], path: out.jsonl}\n"
+    )
+    out = cli("validate", "-c", str(good))
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "good.yaml"]  # nothing created
+
+
+def test_validate_missing_file() -> None:
+    out = cli("validate", "-c", "/nonexistent/collector.yaml")
+    assert out.returncode == 2
+    assert "cannot read config" in out.stderr
+
+
+def test_default_config_is_valid_and_matches_the_schema(tmp_path: Path) -> None:
+    out = cli("validate", "-c", str(REPO / "collector.yaml"))
+    assert out.returncode == 0, out.stderr
+    schema_out = cli("schema")
+    assert schema_out.returncode == 0
+    schema = json.loads(schema_out.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    document = yaml.safe_load((REPO / "collector.yaml").read_text())
+    jsonschema.validate(document, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"inputs": {"x": {"type": "generator", "bogus": 1}}}, schema)
+
+
+def test_schema_to_file(tmp_path: Path) -> None:
+    target = tmp_path / "schema.json"
+    assert cli("schema", "-o", str(target)).returncode == 0
+    names = set(json.loads(target.read_text())["properties"])
+    assert {"inputs", "processors", "outputs", "data_dir", "api", "log", "shutdown_grace"} <= names
+
+
+def test_third_party_plugin_is_found_through_its_entry_point() -> None:
+    out = cli("plugins", "--format", "json", env=child_env())
+    plugins = {p["type"]: p for p in json.loads(out.stdout)["plugins"]}
+    assert plugins["chaos"]["section"] == "processors"
+    for builtin in (
+        "generator",
+        "stdin",
+        "internal_metrics",
+        "add_fields",
+        "filter",
+        "parse_json",
+        "stdout",
+        "file",
+        "blackhole",
+    ):
+        assert builtin in plugins
+
+
+def test_stdin_to_stdout_exits_when_input_ends(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path}\napi: {{enabled: false}}\n"
+        "inputs:\n  in: {type: stdin}\n"
+        "processors:\n  json: {type: parse_json, inputs: [in]}\n"
+        "outputs:\n  out: {type: stdout, inputs: [json], codec: json}\n"
+    )
+    out = cli("run", "-c", str(config), input='{"level":"error","n":1}\nplain line\n{"n":2}\n', timeout=30)
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r.get("n") for r in records] == [1, None, 2]
+    assert records[0]["level"] == "error"
+    assert records[1]["message"] == "plain line"

@@ -1,0 +1,52 @@
+"""The built-in plugins' declarations agree with pyproject.toml and their READMEs document every option."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from collector.api import SECTIONS, Component
+
+ROOT = Path(__file__).resolve().parents[2]
+OURS = ["generator", "stdin", "add_fields", "filter", "parse_json", "stdout", "file", "blackhole"]
+ENTRY_POINTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["node_collector.plugins"]
+
+
+def load(type_name: str) -> type[Component]:
+    module, _, name = ENTRY_POINTS[type_name].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert cls.type_name == type_name
+    return cls
+
+
+@pytest.mark.parametrize("type_name", OURS)
+def test_readme_documents_every_option(type_name: str) -> None:
+    cls = load(type_name)
+    module_file = Path(importlib.import_module(cls.__module__).__file__ or "")
+    readme = module_file.with_suffix(".md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", readme, flags=re.M))
+    assert set(cls.Config.model_fields) <= documented
+    assert "## What it counts and logs" in readme
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    assert blocks
+    for block in blocks:
+        document = yaml.safe_load(block)
+        assert set(document) <= set(SECTIONS)
+        for body in (b for section in document.values() for b in section.values()):
+            assert body["type"] == type_name
+            cls.Config.model_validate(body)
+
+
+@pytest.mark.parametrize("type_name", OURS)
+def test_schema_is_complete(type_name: str) -> None:
+    cls = load(type_name)
+    schema = cls.Config.model_json_schema()
+    assert schema["additionalProperties"] is False
+    for name, field in cls.Config.model_fields.items():
+        assert field.description and field.examples, f"{type_name}.{name}"
+    assert cls.description and "\n" not in cls.description
