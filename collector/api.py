@@ -36,7 +36,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from collector.delivery import OutputLimits, SendResult
 from collector.events import KINDS, Batch
+from collector.settings import BatchSettings, BufferSettings, DeadLetterSettings, RetrySettings
 
 ALL_KINDS = frozenset(KINDS)
 
@@ -66,7 +68,27 @@ class ProcessorConfig(_ConsumerConfig):
 
 
 class OutputConfig(_ConsumerConfig):
-    pass
+    buffer: BufferSettings = Field(
+        BufferSettings(),
+        description="Where data waits for this output: memory (default) or disk, and what to do when full.",
+        examples=[{"type": "disk", "max_bytes": "1GiB", "when_full": "block"}],
+    )
+    batch: BatchSettings = Field(
+        BatchSettings(),
+        description="How records are grouped into requests (at most the destination's limits).",
+        examples=[{"max_events": 500, "timeout": "1s"}],
+    )
+    retry: RetrySettings = Field(
+        RetrySettings(),
+        description="How failed requests are retried (exponential backoff with full jitter).",
+        examples=[{"initial_backoff": "500ms", "max_backoff": "1m", "max_retries": 10}],
+    )
+    concurrency: int = Field(1, ge=1, le=64, description="Requests in flight at once.", examples=[1])
+    dead_letter: DeadLetterSettings = Field(
+        DeadLetterSettings(),
+        description="Where records the destination rejects for good are kept (data_dir/dead_letter/NAME).",
+        examples=[{"max_bytes": "256MiB"}],
+    )
 
 
 @dataclass
@@ -84,12 +106,19 @@ def _no_stats() -> list[Any]:
     return []
 
 
+def _no_loss(reason: str, events: int) -> None:
+    return None
+
+
 @dataclass
 class ComponentContext:
     """What the runtime gives a component: its identity, a logger and its state directory.
 
-    `runtime_stats` returns the counters of every running component (what
-    `/status` shows); only self-observability inputs need it.
+    `loss(reason, events)` records events this component does not pass on (a
+    filter's dropped records, a truncated line) in the loss ledger: nothing is
+    ever dropped without being counted. `runtime_stats` returns the counters of
+    every running component (what `/status` shows); only self-observability
+    inputs need it.
     """
 
     name: str
@@ -97,6 +126,7 @@ class ComponentContext:
     data_dir: Path
     host: HostFacts
     runtime_stats: Callable[[], list[Any]] = _no_stats
+    loss: Callable[[str, int], None] = _no_loss
 
     def state_dir(self) -> Path:
         """A directory owned by this component under the data directory (created on demand)."""
@@ -117,8 +147,9 @@ class InputContext(ComponentContext):
         emit: Any,
         stopping: asyncio.Event,
         runtime_stats: Callable[[], list[Any]] = _no_stats,
+        loss: Callable[[str, int], None] = _no_loss,
     ) -> None:
-        super().__init__(name, logger, data_dir, host, runtime_stats)
+        super().__init__(name, logger, data_dir, host, runtime_stats, loss)
         self._emit = emit
         self.stopping = stopping
 
@@ -187,10 +218,34 @@ class Processor(Component):
 
 
 class Output(Component):
+    """Delivers batches. The shared driver does buffering, batching, retries and dead letters.
+
+    Implement `send` (return a `SendResult`, or raise `RetryableError` /
+    `PermanentError`), or, for a destination that either takes a whole batch or
+    raises, just `write`. Declare the destination's hard `limits`.
+    """
+
     Config: ClassVar[type[OutputConfig]]
+    limits: ClassVar[OutputLimits] = OutputLimits()
+    # Seconds a request may wait to fill up by default; 0 sends whatever is ready at once.
+    default_batch_timeout: ClassVar[float] = 0.0
+
+    async def send(self, batch: Batch) -> SendResult | None:
+        await self.write(batch)
+        return None
 
     async def write(self, batch: Batch) -> None:
         raise NotImplementedError
+
+    def classify(self, exc: Exception) -> SendResult:
+        """The outcome of an unexpected exception from `send`; retryable unless the output knows better."""
+        return SendResult.retry(f"{type(exc).__name__}: {exc}")
+
+    def record_size(self, record: Any) -> int:
+        """Bytes a record counts against `batch.max_bytes` (outputs with exact API rules override)."""
+        message = record.get("message") if isinstance(record, dict) else None
+        return len(message) if message is not None else 64
+
 
 
 SECTIONS: dict[str, type[Component]] = {

@@ -20,6 +20,17 @@ topological order, drains its channel (closed once all its producers are done)
 and stops. Whatever is still running at the grace deadline is cancelled and
 the events left in its queue are counted as dropped.
 
+Outputs: each output name owns an `OutputRunner` (collector/driver.py): its
+channel, the intake task into its buffer, its buffer and its dead-letter queue.
+These outlive instances and reloads; only the delivery loop is supervised and
+restarted. A reload keeps an output's buffer unless its `buffer` settings
+changed.
+
+Acknowledgements (collector/acks.py): routing retains a batch's token once per
+consumer that receives it; a processor's loop passes its reference on with the
+batch it returns and releases it when done; an output's buffer releases once
+the batch is durable (disk) or delivered (memory).
+
 Routing: a producer's `Router` holds the channels of its consumers. A batch
 goes only to consumers that accept its kind. With several consumers, every
 mutating consumer but one gets a copy, so a processor on one branch cannot
@@ -34,11 +45,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collector.acks import release
 from collector.api import Component, ComponentContext, HostFacts, Input, InputContext, Output, Processor
+from collector.buffer.base import Buffer
+from collector.buffer.memory import MemoryBuffer
 from collector.channel import DEFAULT_CHANNEL_EVENTS, Channel, ChannelClosed
+from collector.dlq import DeadLetterQueue, dlq_dir
+from collector.driver import OutputRunner
 from collector.events import Batch
 from collector.graph import ComponentSpec, Graph
 from collector.log import RepeatLimiter, kv
+from collector.settings import BufferSettings
 from collector.stats import ComponentStats
 from collector.supervisor import Supervised
 
@@ -62,16 +79,20 @@ class Router:
         self.routes: tuple[Route, ...] = ()
 
     async def send(self, batch: Batch) -> None:
+        ack = batch.ack
         for route in self.routes:
             if batch.kind not in route.kinds:
                 continue
             out = batch.copy() if route.copy else batch
+            if ack is not None:
+                ack.retain()  # the consumer's reference, released when it is done
             try:
                 if not route.channel.try_send(out):
                     await route.channel.send(out)
             except ChannelClosed:
                 # The consumer was removed by a reload while this batch was in hand.
                 self.runtime.stats[self.name].drop("consumer_removed", len(out.records))
+                release(ack)
 
 
 class Runtime:
@@ -91,7 +112,10 @@ class Runtime:
         self.channels: dict[str, Channel] = {}
         self.routers: dict[str, Router] = {}
         self.running: dict[str, Supervised] = {}
+        self.outputs: dict[str, OutputRunner] = {}
         self.inputs_finished = asyncio.Event()
+        # How long a removed output may take to drain on reload before it is cut off.
+        self.drain_timeout = 30.0
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -128,6 +152,8 @@ class Runtime:
             if name in starting and spec.section != "inputs":
                 self.channels.setdefault(name, Channel(name, self.channel_events))
                 self._ensure_stats(spec)
+                if spec.section == "outputs":
+                    await self._prepare_output(spec, old.get(name))
                 self._start(spec)
         # 4. Rewire.
         self.graph = new
@@ -144,12 +170,74 @@ class Runtime:
         retiring = [n for n in removed if old[n].section != "inputs"]
         for name in retiring:
             self.channels[name].close()
-        await asyncio.gather(*(self._wait_stopped(n) for n in retiring))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_timeout
+        await asyncio.gather(*(self._retire(n, deadline) for n in retiring))
         for name in removed:
             self.stats.pop(name, None)
             self.channels.pop(name, None)
             self.routers.pop(name, None)
         return {"added": added, "changed": changed, "removed": removed, "kept": kept}
+
+    async def _prepare_output(self, spec: ComponentSpec, previous: ComponentSpec | None) -> None:
+        """Give output `spec` its runner: the existing one, or a new buffer if its buffer settings changed."""
+        runner = self.outputs.get(spec.name)
+        settings: BufferSettings = spec.config.buffer
+        if runner is not None and previous is not None and previous.config.buffer == settings:
+            return
+        stats = self.stats[spec.name]
+        log = logging.getLogger(f"collector.component.{spec.name}")
+        if runner is not None:
+            # The buffer's type or bounds changed: intake moves to a new buffer. What the old one
+            # still holds is not delivered from it any more (a disk buffer keeps it on disk).
+            log.warning("buffer settings changed; replacing the buffer", extra=kv(component=spec.name))
+            await runner.buffer.close()
+        buffer = self._make_buffer(spec.name, settings, stats, log)
+        await buffer.open()
+        if runner is None:
+            dlq = DeadLetterQueue(dlq_dir(self.data_dir, spec.name), spec.name, spec.config.dead_letter.max_bytes)
+            runner = OutputRunner(spec.name, self.channels[spec.name], buffer, dlq, stats, log, self.limiter)
+            self.outputs[spec.name] = runner
+            runner.start_intake()
+        else:
+            runner.buffer = buffer
+        stats.buffer = buffer.metrics
+        stats.buffer_type = buffer.kind
+
+    def _make_buffer(self, name: str, settings: BufferSettings, stats: ComponentStats, log: logging.Logger) -> Buffer:
+        if settings.type == "memory":
+            return MemoryBuffer(
+                max_events=settings.events_limit,
+                max_bytes=settings.bytes_limit,
+                when_full=settings.when_full,
+                on_drop=stats.drop,
+            )
+        from collector.buffer.disk import DiskBuffer
+
+        return DiskBuffer(
+            self.data_dir / "buffers" / name,
+            max_bytes=settings.bytes_limit,
+            when_full=settings.when_full,
+            fsync=settings.fsync,
+            fsync_interval=settings.fsync_interval,
+            on_drop=stats.drop,
+            on_corrupt=stats.drop,
+            log=log,
+        )
+
+    async def _retire(self, name: str, deadline: float) -> None:
+        """Let a removed consumer drain until `deadline`, then stop it; close an output's buffer."""
+        runner = self.outputs.pop(name, None)
+        sup = self.running.pop(name, None)
+        tasks = [t for t in (runner.intake_task if runner else None, sup.task if sup else None) if t is not None]
+        if not await self._await_until(tasks, deadline) and sup is not None and sup.task is not None:
+            sup.request_stop()
+            await asyncio.gather(sup.task, return_exceptions=True)
+        if runner is not None:
+            if runner.intake_task is not None and not runner.intake_task.done():
+                runner.intake_task.cancel()
+            await runner.buffer.close()
+            runner.dlq.close()
 
     def _ensure_stats(self, spec: ComponentSpec) -> None:
         st = self.stats.get(spec.name)
@@ -175,7 +263,8 @@ class Runtime:
 
     def _context(self, spec: ComponentSpec) -> ComponentContext:
         logger = logging.getLogger(f"collector.component.{spec.name}")
-        return ComponentContext(spec.name, logger, self.data_dir, self.host, self.all_stats)
+        loss = self.stats[spec.name].drop
+        return ComponentContext(spec.name, logger, self.data_dir, self.host, self.all_stats, loss)
 
     def _start(self, spec: ComponentSpec) -> None:
         ctx = self._context(spec)
@@ -189,9 +278,8 @@ class Runtime:
 
         body = {"inputs": self._run_input, "processors": self._run_processor, "outputs": self._run_output}
         sup = Supervised(spec.name, build, body[spec.section], stats, ctx.logger, self.limiter)
-        if spec.section != "inputs":
-            channel = self.channels[spec.name]
-            sup.on_stop_requested = channel.interrupt
+        if spec.section == "processors":
+            sup.on_stop_requested = self.channels[spec.name].interrupt
         self.running[spec.name] = sup
         sup.task = asyncio.create_task(self._supervise(sup), name=f"component:{spec.name}")
 
@@ -215,11 +303,6 @@ class Runtime:
         sup.request_stop()
         await sup.task
 
-    async def _wait_stopped(self, name: str) -> None:
-        sup = self.running.pop(name, None)
-        if sup is not None and sup.task is not None:
-            await sup.task
-
     # -- component loops ---------------------------------------------------------------------------
 
     async def _run_input(self, sup: Supervised) -> None:
@@ -232,9 +315,12 @@ class Runtime:
             if batch.records:
                 stats.sent(batch)
                 await router.send(batch)
+            release(batch.ack)  # the input's own reference: routing retained one per consumer
 
         base = instance.ctx
-        ctx = InputContext(base.name, base.logger, base.data_dir, base.host, emit, sup.stopping, base.runtime_stats)
+        ctx = InputContext(
+            base.name, base.logger, base.data_dir, base.host, emit, sup.stopping, base.runtime_stats, base.loss
+        )
         await instance.run(ctx)
 
     async def _run_processor(self, sup: Supervised) -> None:
@@ -253,28 +339,18 @@ class Runtime:
                 out = process(batch)
             except Exception:
                 stats.drop("component_error", len(batch.records))
+                release(batch.ack)
                 raise
             if out is not None and out.records:
                 stats.sent(out)
                 await router.send(out)
+            release(batch.ack)  # routing retained what the consumers need
 
     async def _run_output(self, sup: Supervised) -> None:
         instance = sup.instance
         assert isinstance(instance, Output)
-        channel = self.channels[sup.name]
-        stats = sup.stats
-        write = instance.write
-        while not sup.stopping.is_set():
-            batch = await channel.receive()
-            if batch is None:
-                return
-            stats.received(batch)
-            try:
-                await write(batch)
-            except Exception:
-                stats.drop("component_error", len(batch.records))
-                raise
-            stats.sent(batch)
+        spec = self.graph.components[sup.name]
+        await self.outputs[sup.name].deliver(instance, spec.config, sup.stopping)
 
     # -- shutdown ----------------------------------------------------------------------------------
 
@@ -296,13 +372,20 @@ class Runtime:
             if spec.section == "inputs" or name not in self.running:
                 continue
             self.channels[name].close()
+            runner = self.outputs.get(name)
+            if runner is not None:
+                runner.shutting_down = True  # a disk buffer keeps what cannot be sent now
+                if runner.intake_task is not None:
+                    clean &= await self._await_until([runner.intake_task], deadline)
             sup = self.running[name]
             if sup.task is not None:
                 clean &= await self._await_until([sup.task], deadline)
 
         for name, sup in list(self.running.items()):
             if sup.task is not None and not sup.task.done():
-                sup.task.cancel()
+                sup.request_stop()  # an output's delivery stops and leaves its units in the buffer
+                if components[name].section != "outputs":
+                    sup.task.cancel()
             channel = self.channels.get(name)
             if channel is not None and channel.events:
                 left = channel.events
@@ -314,6 +397,11 @@ class Runtime:
         pending = [s.task for s in self.running.values() if s.task is not None]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        for runner in self.outputs.values():
+            if runner.intake_task is not None and not runner.intake_task.done():
+                runner.intake_task.cancel()
+            await runner.buffer.close()  # memory: counts what is left; disk: keeps it
+            runner.dlq.close()
         self.running.clear()
         return clean
 

@@ -23,6 +23,8 @@ class ComponentStats:
     """Counters of one component; they survive reloads and restarts of that component."""
 
     __slots__ = (
+        "buffer",
+        "buffer_type",
         "dropped",
         "errors",
         "extra",
@@ -32,6 +34,7 @@ class ComponentStats:
         "received_bytes",
         "received_events",
         "restarts",
+        "retries",
         "section",
         "sent_bytes",
         "sent_events",
@@ -49,12 +52,16 @@ class ComponentStats:
         self.sent_bytes = 0
         self.errors = 0
         self.restarts = 0
+        self.retries = 0
         self.dropped: defaultdict[str, int] = defaultdict(int)
         self.queue_depth: Callable[[], int] = lambda: 0
         self.state = "starting"
         self.last_error: str | None = None
         # Plugin-specific gauges/counters read at scrape time (e.g. a filter's filtered count).
         self.extra: Callable[[], dict[str, float]] = dict
+        # Outputs only: the buffer's figures (events, bytes, max_bytes, oldest_age_seconds, ...).
+        self.buffer: Callable[[], dict[str, float]] | None = None
+        self.buffer_type = ""
 
     def received(self, batch: Batch) -> None:
         self.received_events += len(batch.records)
@@ -75,9 +82,11 @@ class ComponentStats:
             "sent_bytes": self.sent_bytes,
             "errors": self.errors,
             "restarts": self.restarts,
+            "retries": self.retries,
             "dropped_events": dict(self.dropped),
             "queue_events": self.queue_depth(),
             "extra": self.extra(),
+            "buffer": {"type": self.buffer_type, **self.buffer()} if self.buffer is not None else None,
         }
 
 
@@ -110,6 +119,9 @@ class RuntimeCollector(Collector):
             "restarts": CounterMetricFamily(
                 "collector_component_restarts", "Times the supervisor restarted the component.", labels=labels
             ),
+            "retries": CounterMetricFamily(
+                "collector_component_retries", "Requests an output had to retry.", labels=labels
+            ),
         }
         dropped = CounterMetricFamily(
             "collector_component_dropped_events", "Events lost, by reason.", labels=[*labels, "reason"]
@@ -132,6 +144,24 @@ class RuntimeCollector(Collector):
             up.add_metric(values, 1.0 if st.state == "running" else 0.0)
             for key, value in snap["extra"].items():
                 extra.add_metric([*values, key], value)
+        buffer_labels = ["component", "buffer_type"]
+        buffers = {
+            key: GaugeMetricFamily(f"collector_buffer_{key}", help_text, labels=buffer_labels)
+            for key, help_text in (
+                ("events", "Events in the output's buffer, not yet acknowledged (consumer lag)."),
+                ("bytes", "Bytes the output's buffer holds (on disk for disk buffers)."),
+                ("max_bytes", "The buffer's size bound."),
+                ("oldest_age_seconds", "Age of the oldest unacknowledged data in the buffer."),
+            )
+        }
+        for st in self._stats():
+            if st.buffer is None:
+                continue
+            figures = st.buffer()
+            for key, family in buffers.items():
+                if key in figures:
+                    family.add_metric([st.name, st.buffer_type], figures[key])
+        yield from buffers.values()
         yield from families.values()
         yield dropped
         yield queue

@@ -31,8 +31,11 @@ from typing import Any, ClassVar, Literal
 import orjson
 from pydantic import Field, field_validator, model_validator
 
+from collector.acks import AckTracker
 from collector.api import Input, InputConfig, InputContext
+from collector.checkpoint import CheckpointError, CheckpointFile
 from collector.events import KINDS, LOGS, METRICS, TRACES, Batch, Metric
+from collector.log import kv
 from collector.units import Size
 
 POOL_SIZE = 512
@@ -40,6 +43,8 @@ MAX_BATCH_SIZE = 100_000
 MAX_MESSAGE_BYTES = 1024 * 1024
 # A paced generator emits about this many seconds' worth of events per batch.
 PACING_TICK = 0.05
+# How often an acknowledged position is written to the checkpoint (and once more on stop).
+CHECKPOINT_INTERVAL = 0.5
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Stands for the rendered timestamp in a message template.
@@ -99,6 +104,12 @@ class GeneratorConfig(InputConfig):
         le=MAX_BATCH_SIZE,
         description="Maximum number of events per batch.",
         examples=[1000],
+    )
+    checkpoint: bool = Field(
+        default=False,
+        description="Resume the sequence after a restart from the last position acknowledged downstream "
+        "(durable in every disk buffer, or delivered); `count` then counts across restarts.",
+        examples=[True],
     )
     seed: int | None = Field(
         default=None,
@@ -290,6 +301,11 @@ class Generator(Input):
         super().__init__(config, ctx)
         self.sequence = 0
         """Sequence number of the next record; also the number of events emitted so far."""
+        self.acknowledged = 0
+        """Every record before this sequence number is safe downstream (see collector/acks.py)."""
+        self._acks = AckTracker(self._on_commit)
+        self._checkpoint = CheckpointFile(ctx.state_dir() / "checkpoint.json") if config.checkpoint else None
+        self._saved = 0
         self._rnd = random.Random(config.seed)
         self._make: Callable[[int, int], Batch]
         self._pool_ext: list[Any] = []
@@ -452,14 +468,53 @@ class Generator(Input):
         """The next batch of `count` records (advances `sequence`). Synchronous; used by `run` and benchmarks."""
         batch = self._make(self.sequence, count)
         self.sequence += count
+        batch.ack = self._acks.token(self.sequence)
         return batch
+
+    def counters(self) -> dict[str, float]:
+        return {"acknowledged_sequence": self.acknowledged}
+
+    def _on_commit(self, position: int) -> None:
+        self.acknowledged = position
+
+    async def start(self) -> None:
+        if self._checkpoint is None:
+            return
+        try:
+            state = await asyncio.to_thread(self._checkpoint.load)
+        except CheckpointError as exc:
+            self.log.error(
+                "generator checkpoint unreadable; starting from sequence 0", extra=kv(error=str(exc))
+            )
+            state = None
+        if state is not None:
+            self.sequence = self.acknowledged = self._saved = int(state.get("next_sequence", 0))
+
+    async def stop(self) -> None:
+        await self._save_checkpoint()
+
+    async def _save_checkpoint(self) -> None:
+        if self._checkpoint is not None and self.acknowledged != self._saved:
+            position = self.acknowledged
+            await asyncio.to_thread(self._checkpoint.save, {"next_sequence": position})
+            self._saved = position
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
+            await self._save_checkpoint()
 
     async def run(self, ctx: InputContext) -> None:
         cfg = self.config
-        if cfg.rate > 0:
-            await self._run_paced(ctx)
-        else:
-            await self._run_unpaced(ctx)
+        saver = asyncio.create_task(self._checkpoint_loop()) if self._checkpoint is not None else None
+        try:
+            if cfg.rate > 0:
+                await self._run_paced(ctx)
+            else:
+                await self._run_unpaced(ctx)
+        finally:
+            if saver is not None:
+                saver.cancel()
         if cfg.count is not None and self.sequence >= cfg.count:
             self.log.info("Generator finished: events=%d", self.sequence)
 

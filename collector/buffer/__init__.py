@@ -1,0 +1,1 @@
+"""Per-output buffers: `memory` and `disk`, behind one interface (`base.Buffer`)."""

@@ -1,0 +1,73 @@
+"""The buffer interface between an output's intake and its delivery loop.
+
+Contract (both implementations):
+- `push(batch)` stores a batch. When the buffer is full it waits (`when_full:
+  block`) or drops the batch (`drop_newest`), reporting the loss through
+  `on_drop(reason, events)` and releasing the batch's ack token; returns False
+  then. A memory buffer keeps the ack token with the batch and releases it when
+  the unit is acknowledged; a disk buffer releases it once the batch is durable.
+- `pop()` returns the next `Unit` in order (waiting while empty); None once the
+  buffer is closed for intake and everything has been handed out.
+- `ack(unit)` marks a unit done for good: delivered, dead-lettered, or dropped
+  (the caller has counted the loss). Units may be acked in any order; the
+  buffer frees space for the longest acknowledged prefix.
+- `rewind()` makes every popped-but-unacked unit come out of `pop()` again, in
+  the original order (the delivery loop restarted and lost track of them).
+- `close_intake()` ends intake: `pop()` returns None once drained.
+- `close()` makes the state durable and releases resources. Units not acked by
+  then are delivered again by the next `open()` (disk) or are lost (memory: the
+  caller counts them).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from collector.events import Batch
+
+DropCallback = Callable[[str, int], None]
+
+
+@dataclass(slots=True)
+class Unit:
+    """One batch as stored in a buffer; `id` increases in delivery order."""
+
+    id: int
+    batch: Batch
+
+
+class Buffer(ABC):
+    kind: str
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Prepare for use (a disk buffer recovers what a previous run left)."""
+
+    @abstractmethod
+    async def push(self, batch: Batch) -> bool: ...
+
+    @abstractmethod
+    async def pop(self) -> Unit | None: ...
+
+    @abstractmethod
+    def ack(self, unit: Unit) -> None: ...
+
+    @abstractmethod
+    def rewind(self) -> None: ...
+
+    @abstractmethod
+    def close_intake(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def pending_events(self) -> int:
+        """Events stored and not yet acknowledged (the consumer's lag)."""
+
+    @abstractmethod
+    def metrics(self) -> dict[str, float]:
+        """Figures for /metrics: at least `events`, `bytes`, `oldest_age_seconds`."""

@@ -1,0 +1,101 @@
+"""What an output tells the driver: its API limits and the outcome of each send.
+
+An output only says how to send one batch and how to read the answer. It
+returns (or raises) one of:
+
+- `None` / `SendResult.ok()`: every record was accepted;
+- `SendResult.retry(reason, retry_after)` or `RetryableError`: nothing was
+  accepted, try the whole batch again later (throttling, 5xx, timeouts);
+- `SendResult.drop(reason)` or `PermanentError`: the records can never be
+  accepted (validation, access denied): they go to the dead-letter queue;
+- `SendResult.partial(outcomes)`: one `Outcome` per record, in order (APIs that
+  report per record: Kinesis PutRecords, Firehose PutRecordBatch, OpenSearch
+  `_bulk`); the driver resends only the records marked RETRY.
+Any other exception goes through `Output.classify(exc)` (retryable by default).
+
+Limits: each output declares the destination's hard limits once, each with the
+documentation page it comes from and the date it was checked. Users may lower
+a limit in `batch:`, never raise it (the config validator enforces this).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    RETRY = "retry"
+    DROP = "drop"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome = Outcome.OK
+    reason: str = ""
+    retry_after: float | None = None
+    per_record: Sequence[Outcome] | None = None
+    # Optional per-record reasons for DROP/RETRY outcomes (same length as per_record).
+    record_reasons: Sequence[str] | None = None
+
+    @staticmethod
+    def ok() -> SendResult:
+        return _OK
+
+    @staticmethod
+    def retry(reason: str, retry_after: float | None = None) -> SendResult:
+        return SendResult(Outcome.RETRY, reason, retry_after)
+
+    @staticmethod
+    def drop(reason: str) -> SendResult:
+        return SendResult(Outcome.DROP, reason)
+
+    @staticmethod
+    def partial(
+        outcomes: Sequence[Outcome], reasons: Sequence[str] | None = None, retry_after: float | None = None
+    ) -> SendResult:
+        return SendResult(Outcome.OK, "partial", retry_after, outcomes, reasons)
+
+
+_OK = SendResult()
+
+
+class RetryableError(Exception):
+    """Raised by an output: the batch may succeed later."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """Raised by an output: the batch can never be accepted as it is."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    value: int
+    source: str  # the documentation page the value comes from
+    checked: str  # the date it was last checked against that page
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLimits:
+    """Hard limits of one request to the destination; None where there is none."""
+
+    max_events: Limit | None = None
+    max_bytes: Limit | None = None
+    max_record_bytes: Limit | None = None
+
+
+# Defaults for destinations without API limits (local files, stdout): big enough to
+# amortise per-request cost, small enough to keep a request's memory modest.
+DEFAULT_MAX_EVENTS = 2000
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024

@@ -1,0 +1,117 @@
+"""Dead letters: records a destination rejected for good, kept per output for inspection and replay.
+
+Layout: `<data_dir>/dead_letter/<output>/<UTC timestamp>-<pid>.jsonl`, one JSON
+object per line: `{"time", "output", "kind", "reason", "record"}`. Values that
+JSON cannot carry as they are round-trip through markers: bytes as
+`{"$bytes": "<base64>"}`, a metric as `{"$metric": {...}}`. Each output's dead
+letters are bounded by `dead_letter.max_bytes`; past it records are dropped and
+counted (`dead_letter_full`), never silently.
+
+`collector dlq list|show|replay` reads these files (see `collector/dlq_cli.py`).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from collector.events import Metric
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(obj)).decode()}
+    if isinstance(obj, Metric):
+        return {"$metric": obj.to_dict()}
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    return str(obj)
+
+
+def _restore(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1:
+            if "$bytes" in value:
+                return base64.b64decode(value["$bytes"])
+            if "$metric" in value:
+                m = value["$metric"]
+                return Metric(m["name"], m["type"], m["value"], m.get("tags"), m.get("timestamp", 0.0), m.get("unit"))
+        return {k: _restore(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v) for v in value]
+    return value
+
+
+def dlq_dir(data_dir: Path, output: str) -> Path:
+    return data_dir / "dead_letter" / output
+
+
+class DeadLetterQueue:
+    def __init__(self, directory: Path, output: str, max_bytes: int) -> None:
+        self.directory = directory
+        self.output = output
+        self.max_bytes = max_bytes
+        self._file: Any = None
+        self._size: int | None = None
+
+    def size(self) -> int:
+        if self._size is None:
+            self._size = sum(p.stat().st_size for p in self.directory.glob("*.jsonl")) if self.directory.exists() else 0
+        return self._size
+
+    def write(self, kind: str, records: list[Any], reasons: list[str]) -> int:
+        """Append records with their reasons; returns how many did not fit (the caller counts them)."""
+        now = time.time()
+        lines = [
+            orjson.dumps(
+                {"time": now, "output": self.output, "kind": kind, "reason": reason, "record": record},
+                default=_default,
+                option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS,
+            )
+            for record, reason in zip(records, reasons, strict=True)
+        ]
+        room = self.max_bytes - self.size()
+        kept = 0
+        for line in lines:
+            if len(line) > room:
+                break
+            room -= len(line)
+            kept += 1
+        if kept:
+            data = b"".join(lines[:kept])
+            if self._file is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}.jsonl"
+                self._file = open(self.directory / name, "ab")  # noqa: SIM115 (kept open across writes)
+            self._file.write(data)
+            self._file.flush()
+            self._size = self.size() + len(data)
+        return len(lines) - kept
+
+    def close(self) -> None:
+        if self._file is not None:
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+
+
+def read_dead_letters(path: Path) -> Iterator[dict[str, Any]]:
+    """Entries of one dead-letter file with their records restored (bytes, metrics)."""
+    with path.open("rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            entry = orjson.loads(line)
+            entry["record"] = _restore(entry["record"])
+            yield entry
+
+
+def dead_letter_files(data_dir: Path, output: str) -> list[Path]:
+    directory = dlq_dir(data_dir, output)
+    return sorted(directory.glob("*.jsonl")) if directory.exists() else []

@@ -1,0 +1,432 @@
+"""The one output driver: buffer, batching, concurrency, retries, dead letters.
+
+Design note. Per output, data flows
+
+    channel ──intake──▶ buffer (memory | disk) ──delivery──▶ Output.send
+                                                   │
+                                      retries ◀────┤ RETRY (backoff, full jitter, Retry-After)
+                               dead-letter file ◀──┘ DROP (per record where the API says so)
+
+- The **intake** task moves batches from the output's channel into its buffer.
+  It belongs to the output's name, not to an instance, and is never restarted:
+  a batch taken from the channel is always stored (or dropped and counted).
+- The **delivery** loop is the supervised body of the output. It groups units
+  from the buffer into requests no larger than the effective limits (the
+  output's declared API limits, lowered by `batch:`), waits up to
+  `batch.timeout` for a request to fill, and keeps up to `concurrency`
+  requests in flight. A unit is acknowledged to the buffer only when every
+  record of it is resolved: delivered, or written to the dead-letter queue.
+- Delivery can be cancelled at any point: units not acknowledged stay in the
+  buffer, and the next delivery loop starts with `buffer.rewind()`. Requests
+  that had in fact succeeded are then sent again (at-least-once).
+- While the collector shuts down, a delivery that has to wait for a retry gives
+  up at once if the buffer is on disk (its data is safe there and is sent after
+  the restart); a memory buffer keeps trying until the grace period ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.api import Output, OutputConfig
+from collector.buffer.base import Buffer, Unit
+from collector.channel import Channel
+from collector.delivery import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_EVENTS,
+    Outcome,
+    PermanentError,
+    RetryableError,
+    SendResult,
+)
+from collector.dlq import DeadLetterQueue
+from collector.events import Batch
+from collector.log import RepeatLimiter, kv
+from collector.stats import ComponentStats
+
+
+@dataclass(frozen=True)
+class EffectiveLimits:
+    max_events: int
+    max_bytes: int
+    max_record_bytes: int | None
+    timeout: float
+    exact_sizes: bool  # sizes from Output.record_size (API limits) rather than the batch estimate
+
+
+def effective_limits(plugin: type[Output], config: OutputConfig) -> EffectiveLimits:
+    limits = plugin.limits
+    max_events = limits.max_events.value if limits.max_events else DEFAULT_MAX_EVENTS
+    max_bytes = limits.max_bytes.value if limits.max_bytes else DEFAULT_MAX_BYTES
+    if config.batch.max_events is not None:
+        max_events = min(max_events, config.batch.max_events)
+    if config.batch.max_bytes is not None:
+        max_bytes = min(max_bytes, config.batch.max_bytes)
+    timeout = config.batch.timeout if config.batch.timeout is not None else plugin.default_batch_timeout
+    return EffectiveLimits(
+        max_events,
+        max_bytes,
+        limits.max_record_bytes.value if limits.max_record_bytes else None,
+        timeout,
+        limits.max_bytes is not None or limits.max_record_bytes is not None,
+    )
+
+
+class _Abandoned(Exception):
+    """Delivery gave up during shutdown; the records stay in the (disk) buffer."""
+
+
+@dataclass
+class _UnitState:
+    unit: Unit
+    parts: int = 0  # requests holding records of this unit and not resolved yet
+    complete: bool = False  # every record of the unit has been placed in a request
+
+
+@dataclass
+class _Request:
+    kind: str
+    records: list[Any] = field(default_factory=list)
+    nbytes: int = 0
+    owners: list[_UnitState] = field(default_factory=list)
+
+
+class OutputRunner:
+    """Everything that belongs to one output name and outlives its instances."""
+
+    def __init__(
+        self,
+        name: str,
+        channel: Channel,
+        buffer: Buffer,
+        dlq: DeadLetterQueue,
+        stats: ComponentStats,
+        log: logging.Logger,
+        limiter: RepeatLimiter,
+    ) -> None:
+        self.name = name
+        self.channel = channel
+        self.buffer = buffer
+        self.dlq = dlq
+        self.stats = stats
+        self.log = log
+        self.limiter = limiter
+        self.shutting_down = False
+        self.abandoned = asyncio.Event()
+        self.intake_task: asyncio.Task[None] | None = None
+
+    # -- intake ------------------------------------------------------------------------------------
+
+    def start_intake(self) -> None:
+        if self.intake_task is None:
+            self.intake_task = asyncio.create_task(self._intake(), name=f"intake:{self.name}")
+
+    async def _intake(self) -> None:
+        channel, stats = self.channel, self.stats
+        while True:
+            batch = await channel.receive()
+            if batch is None:
+                if channel.closed:
+                    break
+                continue  # woken without data (interrupt): keep going
+            stats.received(batch)
+            await self.buffer.push(batch)
+        self.buffer.close_intake()
+
+    # -- delivery ----------------------------------------------------------------------------------
+
+    async def deliver(self, output: Output, config: OutputConfig, stopping: asyncio.Event) -> None:
+        """Run until the buffer is closed and drained, `stopping` is set, or a shutdown abandons delivery."""
+        self.abandoned.clear()
+        loop = asyncio.create_task(self._deliver(output, config), name=f"deliver:{self.name}")
+        waiters = {asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(self.abandoned.wait())}
+        try:
+            await asyncio.wait({loop, *waiters}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            if not loop.done():
+                # Unacknowledged units stay in the buffer; the next run starts with rewind().
+                loop.cancel()
+                await asyncio.gather(loop, return_exceptions=True)
+        if loop.done() and not loop.cancelled():
+            loop.result()  # a bug in the driver surfaces to the supervisor
+
+    async def _deliver(self, output: Output, config: OutputConfig) -> None:
+        limits = effective_limits(type(output), config)
+        self.buffer.rewind()
+        slots = asyncio.Semaphore(config.concurrency)
+        in_flight: set[asyncio.Task[None]] = set()
+        feeder = _UnitFeeder(self.buffer)
+        batcher = _Batcher(limits, output, self.buffer.ack, self._dead_letter)
+        try:
+            while True:
+                # Wait for ever for a first unit; then up to the batch timeout for more.
+                unit = await feeder.next(None if batcher.open is None else limits.timeout)
+                if isinstance(unit, Unit):
+                    for request in batcher.add(unit):
+                        await self._submit(request, output, config, slots, in_flight)
+                    if limits.timeout > 0 or await feeder.ready():
+                        continue
+                # Timed out, nothing more ready right now, or the buffer is drained: send.
+                request = batcher.take()
+                if request is not None:
+                    await self._submit(request, output, config, slots, in_flight)
+                if unit is None:
+                    break
+            if in_flight:
+                await asyncio.gather(*in_flight)
+        finally:
+            feeder.cancel()
+            for task in in_flight:
+                task.cancel()
+
+    async def _submit(
+        self,
+        request: _Request,
+        output: Output,
+        config: OutputConfig,
+        slots: asyncio.Semaphore,
+        in_flight: set[asyncio.Task[None]],
+    ) -> None:
+        if config.concurrency == 1:
+            await self._run_request(request, output, config)
+            return
+        await slots.acquire()
+        task = asyncio.create_task(self._run_request(request, output, config))
+        in_flight.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            in_flight.discard(t)
+            slots.release()
+
+        task.add_done_callback(done)
+
+    async def _run_request(self, request: _Request, output: Output, config: OutputConfig) -> None:
+        try:
+            delivered, dead = await self.send_with_retries(output, config, request.kind, request.records)
+        except _Abandoned:
+            self.abandoned.set()
+            return
+        if delivered:
+            self.stats.sent_events += delivered
+            self.stats.sent_bytes += request.nbytes * delivered // max(1, len(request.records))
+        if dead:
+            self._dead_letter(request.kind, [r for r, _ in dead], [reason for _, reason in dead])
+        for state in request.owners:
+            state.parts -= 1
+            if state.parts == 0 and state.complete:
+                self.buffer.ack(state.unit)
+
+    async def send_with_retries(
+        self, output: Output, config: OutputConfig, kind: str, records: list[Any]
+    ) -> tuple[int, list[tuple[Any, str]]]:
+        """Send until every record is delivered or rejected for good: (delivered, [(record, reason)])."""
+        retry = config.retry
+        attempt = 0
+        delivered = 0
+        dead: list[tuple[Any, str]] = []
+        todo = records
+        while todo:
+            batch = Batch(kind, todo)  # type: ignore[arg-type]
+            try:
+                result = await output.send(batch) or SendResult.ok()
+            except RetryableError as exc:
+                result = SendResult.retry(exc.reason, exc.retry_after)
+            except PermanentError as exc:
+                result = SendResult.drop(exc.reason)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                result = output.classify(exc)
+                self._log_send_error(exc)
+            if result.per_record is None:
+                if result.outcome is Outcome.OK:
+                    delivered += len(todo)
+                    return delivered, dead
+                if result.outcome is Outcome.DROP:
+                    dead.extend((r, result.reason) for r in todo)
+                    return delivered, dead
+                retry_reason = result.reason
+            else:
+                again: list[Any] = []
+                reasons = result.record_reasons or [result.reason] * len(todo)
+                for record, outcome, reason in zip(todo, result.per_record, reasons, strict=True):
+                    if outcome is Outcome.OK:
+                        delivered += 1
+                    elif outcome is Outcome.DROP:
+                        dead.append((record, reason))
+                    else:
+                        again.append(record)
+                if not again:
+                    return delivered, dead
+                first = next(r for r, o in zip(reasons, result.per_record, strict=True) if o is Outcome.RETRY)
+                retry_reason = f"{len(again)} of {len(todo)} records: {first}"
+                todo = again
+            attempt += 1
+            self.stats.retries += 1
+            if retry.max_retries is not None and attempt > retry.max_retries:
+                dead.extend((r, f"retries_exhausted: {retry_reason}") for r in todo)
+                return delivered, dead
+            if self.shutting_down and self.buffer.kind == "disk":
+                raise _Abandoned
+            cap = min(retry.max_backoff, retry.initial_backoff * (2 ** (attempt - 1)))
+            delay = result.retry_after if result.retry_after is not None else random.uniform(0, cap)
+            self._log_retry(retry_reason, attempt, delay, len(todo))
+            await asyncio.sleep(delay)
+        return delivered, dead
+
+    def _dead_letter(self, kind: str, records: list[Any], reasons: list[str]) -> None:
+        try:
+            overflow = self.dlq.write(kind, records, reasons)
+        except OSError as exc:
+            overflow = len(records)
+            self.log.error("cannot write dead letters", extra=kv(component=self.name, error=exc.strerror))
+        if len(records) - overflow:
+            self.stats.drop("dead_lettered", len(records) - overflow)
+        if overflow:
+            self.stats.drop("dead_letter_full", overflow)
+        now, _, suppressed = self.limiter.check(self.name, "dead_letter")
+        if now:
+            fields: dict[str, Any] = {"component": self.name, "events": len(records), "reason": reasons[0]}
+            if suppressed:
+                fields["repeats_suppressed"] = suppressed
+            self.log.error("destination rejected records; kept as dead letters", extra={"fields": fields})
+
+    def _log_retry(self, reason: str, attempt: int, delay: float, events: int) -> None:
+        now, _, suppressed = self.limiter.check(self.name, "retry")
+        if not now:
+            return
+        fields: dict[str, Any] = {
+            "component": self.name,
+            "reason": reason,
+            "attempt": attempt,
+            "retry_in": round(delay, 3),
+            "events": events,
+        }
+        if suppressed:
+            fields["repeats_suppressed"] = suppressed
+        self.log.warning("request failed; retrying", extra={"fields": fields})
+
+    def _log_send_error(self, exc: Exception) -> None:
+        now, first, _ = self.limiter.check(self.name, "send_error", type(exc).__name__)
+        if now:
+            self.log.error(
+                "output raised an unexpected error",
+                exc_info=exc if first else None,
+                extra=kv(component=self.name, error=f"{type(exc).__name__}: {exc}"),
+            )
+
+
+_TIMEOUT: Any = object()
+
+
+class _UnitFeeder:
+    """`buffer.pop()` with a timeout, without losing a unit to the timeout."""
+
+    def __init__(self, buffer: Buffer) -> None:
+        self.buffer = buffer
+        self._pop: asyncio.Task[Unit | None] | None = None
+
+    async def ready(self) -> bool:
+        """Whether another unit is available without waiting (gives the pop one loop turn)."""
+        if self._pop is None:
+            self._pop = asyncio.ensure_future(self.buffer.pop())
+        if not self._pop.done():
+            await asyncio.sleep(0)
+        return self._pop.done()
+
+    async def next(self, timeout: float | None) -> Unit | Any | None:
+        """A unit; None once the buffer is drained and closed; or `_TIMEOUT`."""
+        if self._pop is None:
+            self._pop = asyncio.ensure_future(self.buffer.pop())
+        if not self._pop.done():
+            await asyncio.wait({self._pop}, timeout=timeout)
+        if self._pop.done():
+            unit = self._pop.result()
+            self._pop = None
+            return unit
+        return _TIMEOUT
+
+    def cancel(self) -> None:
+        if self._pop is not None and not self._pop.done():
+            self._pop.cancel()
+
+
+class _Batcher:
+    """Cuts units into requests within the limits; tracks which units each request holds."""
+
+    def __init__(self, limits: EffectiveLimits, output: Output, ack: Any, dead_letter: Any) -> None:
+        self.limits = limits
+        self.output = output
+        self.ack = ack
+        self.dead_letter = dead_letter
+        self.open: _Request | None = None
+
+    def take(self) -> _Request | None:
+        request, self.open = self.open, None
+        return request
+
+    def add(self, unit: Unit) -> list[_Request]:
+        """Place `unit`'s records; returns the requests that became full."""
+        batch, limits = unit.batch, self.limits
+        records = batch.records
+        full: list[_Request] = []
+        if self.open is not None and self.open.kind != batch.kind:
+            full.append(self.open)
+            self.open = None
+        if not records:
+            self.ack(unit)
+            return full
+        state = _UnitState(unit)
+        whole = len(records) <= limits.max_events and batch.nbytes <= limits.max_bytes
+        if not limits.exact_sizes and whole:
+            if self.open is not None and not self._fits_whole(batch):
+                full.append(self.open)
+                self.open = None
+            request = self.open or _Request(batch.kind)
+            request.records.extend(records)
+            request.nbytes += batch.nbytes
+            request.owners.append(state)
+            state.parts, state.complete = 1, True
+            self.open = request
+            return full
+        if limits.exact_sizes:
+            sizes = [self.output.record_size(r) for r in records]
+        else:
+            sizes = [batch.nbytes // len(records)] * len(records)
+        oversized: list[Any] = []
+        request = self.open
+        for record, size in zip(records, sizes, strict=True):
+            if limits.max_record_bytes is not None and size > limits.max_record_bytes:
+                oversized.append(record)
+                continue
+            if request is not None and (
+                len(request.records) >= limits.max_events or request.nbytes + size > limits.max_bytes
+            ):
+                full.append(request)
+                request = None
+            if request is None:
+                request = _Request(batch.kind)
+            if not request.owners or request.owners[-1] is not state:
+                request.owners.append(state)
+                state.parts += 1
+            request.records.append(record)
+            request.nbytes += size
+        self.open = request
+        if oversized:
+            self.dead_letter(batch.kind, oversized, ["record_too_large"] * len(oversized))
+        state.complete = True
+        if state.parts == 0:
+            self.ack(unit)
+        return full
+
+    def _fits_whole(self, batch: Batch) -> bool:
+        limits, request = self.limits, self.open
+        events = len(batch.records) + (len(request.records) if request else 0)
+        nbytes = batch.nbytes + (request.nbytes if request else 0)
+        return events <= limits.max_events and nbytes <= limits.max_bytes
