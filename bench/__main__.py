@@ -20,7 +20,11 @@ import tempfile
 from pathlib import Path
 
 SCENARIOS = Path(__file__).parent / "scenarios"
-DEFAULT_EVENTS = {"generator_blackhole": 5_000_000, "generator_add_fields_file": 2_000_000}
+DEFAULT_EVENTS = {
+    "generator_blackhole": 5_000_000,
+    "generator_add_fields_file": 2_000_000,
+    "generator_disk_blackhole": 3_000_000,
+}
 
 
 def run_once(scenario: str, events: int, cpu: int) -> dict[str, float]:

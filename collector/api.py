@@ -247,7 +247,6 @@ class Output(Component):
         return len(message) if message is not None else 64
 
 
-
 SECTIONS: dict[str, type[Component]] = {
     "inputs": Input,
     "processors": Processor,

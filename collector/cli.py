@@ -47,6 +47,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("version", help="print the version", description="Print the version.")
 
+    dlq = sub.add_parser(
+        "dlq",
+        help="inspect and replay dead letters",
+        description="Records a destination rejected for good are kept per output under data_dir/dead_letter/.",
+    )
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", metavar="COMMAND", required=True)
+    dlq_list = dlq_sub.add_parser("list", help="dead letters per output", description="Dead letters per output.")
+    dlq_list.add_argument("-c", "--config", default=default_config, help=config_help)
+    dlq_list.add_argument("--format", choices=["text", "json"], default="text")
+    dlq_show = dlq_sub.add_parser(
+        "show",
+        help="print an output's dead letters as JSON lines",
+        description="Print an output's dead letters as JSON lines.",
+    )
+    dlq_show.add_argument("output", help="output name")
+    dlq_show.add_argument("-c", "--config", default=default_config, help=config_help)
+    dlq_show.add_argument("--limit", type=int, help="print at most this many")
+    dlq_replay = dlq_sub.add_parser(
+        "replay",
+        help="send an output's dead letters again",
+        description="Send an output's dead letters again through that output, with its limits and retries. "
+        "Records rejected again are kept as new dead letters; replayed files are removed. Exit 1 if any "
+        "record was rejected again.",
+    )
+    dlq_replay.add_argument("output", help="output name")
+    dlq_replay.add_argument("-c", "--config", default=default_config, help=config_help)
+    dlq_replay.add_argument(
+        "--max-retries", type=int, default=5, help="retries per request before giving up on it (default: 5)"
+    )
+
     plugins = sub.add_parser("plugins", help="list installed plugins", description="List installed plugins.")
     plugins.add_argument("--format", choices=["text", "json"], default="text")
 
@@ -72,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "version": _version,
         "plugins": _plugins,
         "top": _top,
+        "dlq": _dlq,
     }[args.command]
     return handler(args)
 
@@ -158,6 +189,20 @@ def _plugins(args: argparse.Namespace) -> int:
         for name, why in registry.broken.items():
             print(f"{'broken':<11} {name:<18} {why}")
     return EXIT_OK
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from collector.config import ConfigError, load_config
+    from collector.dlq_cli import run_dlq_command
+    from collector.log import configure_logging
+
+    configure_logging("warning")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.format(), file=sys.stderr)
+        return EXIT_CONFIG
+    return run_dlq_command(args, config)
 
 
 def _top(args: argparse.Namespace) -> int:

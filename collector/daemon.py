@@ -66,6 +66,7 @@ class Daemon:
         if not await self._start_api(self.config):
             return 1
         watchdog = asyncio.create_task(self.notifier.watchdog(), name="watchdog")
+        ledger = asyncio.create_task(self._loss_summaries(), name="loss-ledger")
         try:
             changes = await self.runtime.apply(self.config.graph)
             self.ready = True
@@ -78,10 +79,42 @@ class Daemon:
             )
             await self._main_loop()
         finally:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
+            for task in (watchdog, ledger):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._log_losses(self._ledger_totals(), since="start", final=True)
         return 0
+
+    # -- the loss ledger ----------------------------------------------------------------------------
+
+    def _ledger_totals(self) -> dict[tuple[str, str], int]:
+        return {
+            (st.name, reason): count
+            for st in self.runtime.all_stats()
+            for reason, count in st.dropped.items()
+            if count
+        }
+
+    async def _loss_summaries(self) -> None:
+        """One log line per interval listing what was not delivered, by component and reason."""
+        previous: dict[tuple[str, str], int] = {}
+        while True:
+            await asyncio.sleep(self.config.root.log.loss_summary_interval)
+            current = self._ledger_totals()
+            delta = {k: v - previous.get(k, 0) for k, v in current.items() if v - previous.get(k, 0) > 0}
+            previous = current
+            self._log_losses(delta, since=f"last {self.config.root.log.loss_summary_interval:g}s")
+
+    def _log_losses(self, counts: dict[tuple[str, str], int], since: str, final: bool = False) -> None:
+        if not counts:
+            return
+        fields: dict[str, Any] = {"since": since, "events": sum(counts.values())}
+        fields.update({f"{component}.{reason}": n for (component, reason), n in sorted(counts.items())})
+        # Records filtered out on purpose are accounted for, not a problem.
+        level = logging.INFO if all(reason == "filtered" for _, reason in counts) else logging.WARNING
+        message = "loss ledger: events not delivered" + (" during this run" if final else "")
+        log.log(level, message, extra={"fields": fields})
 
     def _on_signal(self, name: str) -> None:
         self._signals.append(name)

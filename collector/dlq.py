@@ -13,6 +13,7 @@ counted (`dead_letter_full`), never silently.
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -89,6 +90,8 @@ class DeadLetterQueue:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}.jsonl"
                 self._file = open(self.directory / name, "ab")  # noqa: SIM115 (kept open across writes)
+                # Held while this process appends: `collector dlq replay` skips a locked file.
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._file.write(data)
             self._file.flush()
             self._size = self.size() + len(data)
@@ -110,6 +113,17 @@ def read_dead_letters(path: Path) -> Iterator[dict[str, Any]]:
             entry = orjson.loads(line)
             entry["record"] = _restore(entry["record"])
             yield entry
+
+
+def is_locked(path: Path) -> bool:
+    """True while a running collector is still appending to this dead-letter file."""
+    with path.open("rb") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return False
 
 
 def dead_letter_files(data_dir: Path, output: str) -> list[Path]:

@@ -168,8 +168,8 @@ class OutputRunner:
                 # Wait for ever for a first unit; then up to the batch timeout for more.
                 unit = await feeder.next(None if batcher.open is None else limits.timeout)
                 if isinstance(unit, Unit):
-                    for request in batcher.add(unit):
-                        await self._submit(request, output, config, slots, in_flight)
+                    for full in batcher.add(unit):
+                        await self._submit(full, output, config, slots, in_flight)
                     if limits.timeout > 0 or await feeder.ready():
                         continue
                 # Timed out, nothing more ready right now, or the buffer is drained: send.
@@ -388,19 +388,19 @@ class _Batcher:
             if self.open is not None and not self._fits_whole(batch):
                 full.append(self.open)
                 self.open = None
-            request = self.open or _Request(batch.kind)
-            request.records.extend(records)
-            request.nbytes += batch.nbytes
-            request.owners.append(state)
+            whole_request = self.open or _Request(batch.kind)
+            whole_request.records.extend(records)
+            whole_request.nbytes += batch.nbytes
+            whole_request.owners.append(state)
             state.parts, state.complete = 1, True
-            self.open = request
+            self.open = whole_request
             return full
         if limits.exact_sizes:
             sizes = [self.output.record_size(r) for r in records]
         else:
             sizes = [batch.nbytes // len(records)] * len(records)
         oversized: list[Any] = []
-        request = self.open
+        request: _Request | None = self.open
         for record, size in zip(records, sizes, strict=True):
             if limits.max_record_bytes is not None and size > limits.max_record_bytes:
                 oversized.append(record)

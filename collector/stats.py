@@ -158,9 +158,9 @@ class RuntimeCollector(Collector):
             if st.buffer is None:
                 continue
             figures = st.buffer()
-            for key, family in buffers.items():
+            for key, gauge in buffers.items():
                 if key in figures:
-                    family.add_metric([st.name, st.buffer_type], figures[key])
+                    gauge.add_metric([st.name, st.buffer_type], figures[key])
         yield from buffers.values()
         yield from families.values()
         yield dropped

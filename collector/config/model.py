@@ -56,6 +56,13 @@ class LogSettings(BaseModel):
         "with the count of suppressed repeats.",
         examples=["60s"],
     )
+    loss_summary_interval: Duration = Field(
+        60.0,
+        ge=1.0,
+        description="How often the loss ledger is summarised in one log line (only when something was "
+        "not delivered in that interval).",
+        examples=["1m"],
+    )
 
 
 class RootConfig(BaseModel):

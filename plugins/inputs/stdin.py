@@ -237,6 +237,7 @@ class Stdin(Input):
                         limit,
                     )
                 self.truncated += 1
+                self.ctx.loss("truncated", 1)  # the line is kept, its tail is not
             record: dict[str, Any] = {
                 "timestamp": ts,
                 "message": line if encoding is None else line.decode(encoding, "replace"),

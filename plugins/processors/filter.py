@@ -406,6 +406,7 @@ class Filter(Processor):
         if not removed:
             return batch
         self.filtered += removed
+        self.ctx.loss("filtered", removed)  # in the loss ledger: not delivered, on purpose
         if not kept:
             return None
         # Scaled, not recounted: nbytes is an estimate and recounting would touch every record again.

@@ -106,6 +106,7 @@ class ParseJson(Processor):
                     r[error_field] = reason
             return batch
         self.dropped += len(failed)
+        self.ctx.loss("unparsable", len(failed))
         if len(failed) == len(records):
             return None
         bad = {id(r) for r, _ in failed}
