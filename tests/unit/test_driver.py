@@ -112,7 +112,7 @@ async def test_requests_respect_event_byte_and_record_limits(make: Callable[...,
     h = make()
     task = h.start()
     big = {"message": "y" * 39}  # 41 counted bytes > 40: can never be sent
-    await h.feed(records(12)[:6] + [big] + records(6, start=6))
+    await h.feed([*records(6), big, *records(6, start=6)])
     await wait_for(lambda: h.stats.sent_events == 12 and h.settled(13))
     sizes = [len(r) for r in h.output.requests]
     assert all(n <= 5 for n in sizes)
