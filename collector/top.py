@@ -47,21 +47,33 @@ def render(status: dict[str, Any], previous: dict[str, Any] | None, width: int =
     )
     cols = (
         f"{'COMPONENT':<22}{'TYPE':<16}{'STATE':<11}{'IN/s':>10}{'OUT/s':>10}{'BYTES IN/s':>13}"
-        f"{'QUEUE':>8}{'DROPPED':>9}{'ERRORS':>8}{'RESTARTS':>9}"
+        f"{'QUEUE':>8}{'BUFFER':>18}{'DROPPED':>9}{'ERRORS':>8}{'RETRIES':>8}{'RESTARTS':>9}"
     )
     lines = [header[:width], "", cols]
+    losses: list[str] = []
     for section in ("inputs", "processors", "outputs"):
         for c in (c for c in status.get("components", []) if c["section"] == section):
             prev = before.get(c["name"])
-            dropped = sum(c.get("dropped_events", {}).values())
+            dropped = c.get("dropped_events", {})
             lines.append(
                 f"{c['name'][:21]:<22}{c['type'][:15]:<16}{c.get('state', '-')[:10]:<11}"
                 f"{_fmt_rate(_rate(c, prev, 'received_events', dt)):>10}"
                 f"{_fmt_rate(_rate(c, prev, 'sent_events', dt)):>10}"
                 f"{_fmt_rate(_rate(c, prev, 'received_bytes', dt), 'B'):>13}"
-                f"{c.get('queue_events', 0):>8}{dropped:>9}{c.get('errors', 0):>8}{c.get('restarts', 0):>9}"
+                f"{c.get('queue_events', 0):>8}{_fmt_buffer(c.get('buffer')):>18}{sum(dropped.values()):>9}"
+                f"{c.get('errors', 0):>8}{c.get('retries', 0):>8}{c.get('restarts', 0):>9}"
             )
+            losses.extend(f"  {c['name']}: {reason} {n}" for reason, n in sorted(dropped.items()) if n)
+    if losses:
+        lines += ["", "NOT DELIVERED (loss ledger, since start)", *losses]
     return "\n".join(lines)
+
+
+def _fmt_buffer(buffer: dict[str, Any] | None) -> str:
+    """`disk 1234/12.0MiB`: events held and bytes used, for outputs."""
+    if not buffer:
+        return "-"
+    return f"{buffer.get('type', '')[:4]} {int(buffer.get('events', 0))}/{format_size(buffer.get('bytes', 0))}"
 
 
 def run_top(api: str, interval: float, once: bool) -> int:

@@ -67,6 +67,8 @@ def parse_config(
     root = _validate_root(data, smap, issues)
     specs, raw_refs, sections = _validate_components(data, smap, registry, issues)
     graph = _validate_topology(specs, raw_refs, sections, smap, issues)
+    if root is not None:
+        issues.extend(_check_limits_and_budgets(root, specs, smap))
     if not graph.components and not issues:
         issues.append(_at(smap, (), "no components configured", "add at least one input and one output"))
     if issues or root is None:
@@ -252,6 +254,43 @@ def _validate_topology(
                 )
         components[name] = ComponentSpec(name, section, plugin, config, ups, accepts[name], emits[name])
     return Graph(components)
+
+
+def _check_limits_and_budgets(
+    root: RootConfig, specs: dict[str, tuple[str, Any, Any]], smap: SourceMap
+) -> list[ConfigIssue]:
+    """Batch settings may lower an output's declared API limits, never raise them; buffers fit the budgets."""
+    issues: list[ConfigIssue] = []
+    memory = disk = 0
+    for name, (section, plugin, config) in specs.items():
+        if section != "outputs":
+            continue
+        for key in ("max_events", "max_bytes"):
+            limit = getattr(plugin.limits, key)
+            value = getattr(config.batch, key)
+            if limit is not None and value is not None and value > limit.value:
+                issues.append(_at(
+                    smap, ("outputs", name, "batch", key),
+                    f"{value} is above the destination's limit of {limit.value}",
+                    f"see {limit.source} (checked {limit.checked}); lower it or leave it unset", value=True,
+                ))
+        if config.buffer.type == "memory":
+            memory += config.buffer.bytes_limit
+        else:
+            disk += config.buffer.bytes_limit
+        disk += config.dead_letter.max_bytes
+    budgets = root.budgets
+    if budgets.memory is not None and memory > budgets.memory:
+        issues.append(_at(smap, ("budgets", "memory"),
+                          f"memory buffers may hold {memory} bytes in all, more than the budget of {budgets.memory}",
+                          "lower the outputs' buffer.max_bytes or raise the budget", value=True))
+    if budgets.disk is not None and disk > budgets.disk:
+        issues.append(_at(smap, ("budgets", "disk"),
+                          f"disk buffers and dead letters may use {disk} bytes in all, more than the budget of "
+                          f"{budgets.disk}",
+                          "lower the outputs' buffer.max_bytes / dead_letter.max_bytes or raise the budget",
+                          value=True))
+    return issues
 
 
 def _kinds(kinds: frozenset[str]) -> str:

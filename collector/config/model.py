@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collector.defaults import API_LISTEN, DATA_DIR, SHUTDOWN_GRACE_SECONDS
-from collector.units import Duration
+from collector.units import Duration, Size
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -65,6 +65,23 @@ class LogSettings(BaseModel):
     )
 
 
+class Budgets(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    memory: Size | None = Field(
+        None,
+        description="Most bytes all memory buffers together may hold; a config whose buffers add up to "
+        "more is rejected.",
+        examples=["512MiB"],
+    )
+    disk: Size | None = Field(
+        None,
+        description="Most bytes all disk buffers and dead-letter queues together may use; a config whose "
+        "bounds add up to more is rejected.",
+        examples=["20GiB"],
+    )
+
+
 class RootConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,6 +93,11 @@ class RootConfig(BaseModel):
     )
     api: ApiSettings = Field(ApiSettings(), description="The self-observability HTTP API.")
     log: LogSettings = Field(LogSettings(), description="The daemon's own logs.")
+    budgets: Budgets = Field(
+        Budgets(),
+        description="Process-wide bounds that the buffers' own bounds must fit in.",
+        examples=[{"memory": "512MiB", "disk": "20GiB"}],
+    )
     shutdown_grace: Duration = Field(
         SHUTDOWN_GRACE_SECONDS,
         description="On SIGTERM, how long in-flight data may take to drain before what is left is cancelled.",

@@ -224,3 +224,21 @@ async def test_concurrency_acknowledges_out_of_order(make: Callable[..., Harness
     gates[1].set()
     await wait_for(lambda: h.buffer.pending_events == 0)
     task.cancel()
+
+
+def test_batch_settings_cannot_exceed_declared_limits() -> None:
+    from collector.config import ConfigError, parse_config
+    from collector.registry import Registry
+    from tests.unit.fakes import CountingInput
+
+    registry = Registry()
+    registry.add(CountingInput)
+    registry.add(Scripted)
+    text = "inputs: {a: {type: counting}}\noutputs:\n  o: {type: scripted, inputs: [a], batch: {max_events: 6}}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "c.yaml", registry, environ={})
+    (issue,) = info.value.issues
+    assert issue.key_path == "outputs.o.batch.max_events"
+    assert issue.message == "6 is above the destination's limit of 5"
+    assert issue.hint == "see test (checked 2026-11-26); lower it or leave it unset"
+    parse_config(text.replace("max_events: 6", "max_events: 5"), "c.yaml", registry, environ={})

@@ -172,3 +172,29 @@ outputs:
 """
     config = parse_config(text, "c.yaml", make_registry(), environ={})
     assert config.graph.components["metrics_out"].upstreams == ("m",)
+
+
+def test_buffer_settings_are_checked_per_type() -> None:
+    found = errors(VALID.replace("type: capture", "type: capture\n    buffer: {type: memory, fsync: always}"))
+    assert any("outputs.out.buffer: fsync applies to disk buffers only" in f for f in found), found
+    found = errors(VALID.replace("type: capture", "type: capture\n    buffer: {type: disk, max_events: 5}"))
+    assert any("max_events applies to memory buffers only" in f for f in found), found
+    config = parse_config(
+        VALID.replace("type: capture", "type: capture\n    buffer: {type: disk, max_bytes: 2GiB}"),
+        "c.yaml",
+        make_registry(),
+        environ={},
+    )
+    assert config.graph.components["out"].config.buffer.bytes_limit == 2 * 2**30
+
+
+def test_budgets_bound_the_sum_of_buffers() -> None:
+    text = VALID.replace("type: capture", "type: capture\n    buffer: {type: memory, max_bytes: 300MiB}")
+    found = errors(text + "budgets: {memory: 256MiB}\n")
+    assert any(
+        f.startswith("c.yaml:14:19: budgets.memory: memory buffers may hold 314572800 bytes in all")
+        for f in found
+    ), found
+    found = errors(VALID + "budgets: {disk: 100MiB}\n")  # the dead-letter queue's default 1GiB counts
+    assert any("budgets.disk: disk buffers and dead letters may use" in f for f in found), found
+    parse_config(text + "budgets: {memory: 1GiB, disk: 2GiB}\n", "c.yaml", make_registry(), environ={})
