@@ -148,14 +148,27 @@ class InputContext(ComponentContext):
         stopping: asyncio.Event,
         runtime_stats: Callable[[], list[Any]] = _no_stats,
         loss: Callable[[str, int], None] = _no_loss,
+        try_emit: Callable[[Batch], bool] | None = None,
     ) -> None:
         super().__init__(name, logger, data_dir, host, runtime_stats, loss)
         self._emit = emit
+        self._try_emit = try_emit
         self.stopping = stopping
 
     async def emit(self, batch: Batch) -> None:
         """Send a batch downstream; waits while a downstream channel is full (backpressure)."""
         await self._emit(batch)
+
+    def try_emit(self, batch: Batch) -> bool:
+        """Send a batch without waiting, for inputs that cannot slow their sender (UDP).
+
+        Consumers whose channel is full do not get the batch; those events are
+        counted in the loss ledger as `channel_full` under this input. Returns
+        True when every consumer took it.
+        """
+        if self._try_emit is None:
+            raise RuntimeError("try_emit is only available while the input runs")
+        return self._try_emit(batch)
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep up to `seconds`; return True if the input is asked to stop meanwhile."""

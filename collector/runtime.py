@@ -78,6 +78,25 @@ class Router:
         self.name = name
         self.routes: tuple[Route, ...] = ()
 
+    def try_send(self, batch: Batch) -> int:
+        """Send without waiting; returns how many consumers could not take the batch (full channel)."""
+        ack = batch.ack
+        refused = 0
+        for route in self.routes:
+            if batch.kind not in route.kinds:
+                continue
+            out = batch.copy() if route.copy else batch
+            if ack is not None:
+                ack.retain()
+            try:
+                taken = route.channel.try_send(out)
+            except ChannelClosed:
+                taken = False
+            if not taken:
+                refused += 1
+                release(ack)
+        return refused
+
     async def send(self, batch: Batch) -> None:
         ack = batch.ack
         for route in self.routes:
@@ -317,9 +336,27 @@ class Runtime:
                 await router.send(batch)
             release(batch.ack)  # the input's own reference: routing retained one per consumer
 
+        def try_emit(batch: Batch) -> bool:
+            refused = 0
+            if batch.records:
+                stats.sent(batch)
+                refused = router.try_send(batch)
+                if refused:
+                    stats.drop("channel_full", len(batch.records) * refused)
+            release(batch.ack)
+            return refused == 0
+
         base = instance.ctx
         ctx = InputContext(
-            base.name, base.logger, base.data_dir, base.host, emit, sup.stopping, base.runtime_stats, base.loss
+            base.name,
+            base.logger,
+            base.data_dir,
+            base.host,
+            emit,
+            sup.stopping,
+            base.runtime_stats,
+            base.loss,
+            try_emit,
         )
         await instance.run(ctx)
 

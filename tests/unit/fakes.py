@@ -56,6 +56,24 @@ class CountingInput(Input):
                 await asyncio.sleep(0)
 
 
+class BurstInputConfig(InputConfig):
+    type: Literal["burst"] = Field(description="Plugin type.", examples=["burst"])
+    batches: int = Field(10, description="Batches sent at once, without waiting.", examples=[10])
+
+
+class BurstInput(Input):
+    """Sends `batches` batches of 10 with try_emit, the way a UDP input must (it cannot wait)."""
+
+    type_name = "burst"
+    description = "Test input that cannot wait."
+    Config = BurstInputConfig
+    emits: ClassVar[frozenset[str]] = frozenset({LOGS})
+
+    async def run(self, ctx: InputContext) -> None:
+        for b in range(self.config.batches):
+            ctx.try_emit(Batch(LOGS, [{"message": "u", "seq": b * 10 + i} for i in range(10)]))
+
+
 class MetricInputConfig(InputConfig):
     type: Literal["metric_src"] = Field(description="Plugin type.", examples=["metric_src"])
 
@@ -125,6 +143,6 @@ class MetricsSink(Output):
 
 def make_registry() -> Registry:
     registry = Registry()
-    for cls in (CountingInput, MetricInput, Tag, Boom, MetricsSink, CaptureOutput):
+    for cls in (CountingInput, BurstInput, MetricInput, Tag, Boom, MetricsSink, CaptureOutput):
         registry.add(cls)
     return registry

@@ -192,3 +192,18 @@ outputs: {slow: {type: capture, inputs: [src], delay: 0.05, buffer: {max_events:
     # waiting to enter the buffer and one blocked in send.
     assert sent - done <= 70, (sent, done)
     await runtime.shutdown(5)
+
+
+async def test_inputs_that_cannot_wait_count_what_a_full_channel_refuses(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path, HostFacts("h"), channel_events=30)
+    await runtime.apply(
+        graph("""
+inputs: {udp: {type: burst, batches: 10}}
+outputs: {out: {type: capture, inputs: [udp], delay: 0.01}}
+""")
+    )
+    await wait_for(lambda: runtime.inputs_finished.is_set())
+    assert await runtime.shutdown(5)
+    dropped = runtime.stats["udp"].dropped["channel_full"]
+    assert dropped >= 60  # the channel holds 30 events, the burst was 100
+    assert len(captured("out")) + dropped == 100
