@@ -219,6 +219,13 @@ class Input(Component):
     async def run(self, ctx: InputContext) -> None:
         raise NotImplementedError
 
+    async def drained(self) -> None:
+        """Called once at shutdown, after `stop()`, when everything downstream has drained.
+
+        Acknowledgements keep arriving while the pipeline drains, after the input
+        stopped: an input that checkpoints its position saves it once more here.
+        """
+
 
 class Processor(Component):
     Config: ClassVar[type[ProcessorConfig]]

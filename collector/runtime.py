@@ -439,6 +439,14 @@ class Runtime:
                 runner.intake_task.cancel()
             await runner.buffer.close()  # memory: counts what is left; disk: keeps it
             runner.dlq.close()
+        # Acknowledgements that arrived during the drain: let inputs commit them.
+        for sup in inputs:
+            if isinstance(sup.retired, Input):
+                try:
+                    await asyncio.wait_for(sup.retired.drained(), timeout=max(1.0, deadline - loop.time()))
+                except Exception as exc:
+                    log.error("input failed to commit its position at shutdown",
+                              extra=kv(component=sup.name, error=f"{type(exc).__name__}: {exc}"))
         self.running.clear()
         return clean
 

@@ -53,6 +53,7 @@ class Supervised:
         self.log = log
         self.limiter = limiter
         self.instance: Component | None = None
+        self.retired: Component | None = None  # the last instance stopped (for its `drained` hook)
         self.stopping = asyncio.Event()
         self.finished = False
         self.task: asyncio.Task[None] | None = None
@@ -105,6 +106,7 @@ class Supervised:
         instance, self.instance = self.instance, None
         if instance is None:
             return
+        self.retired = instance
         try:
             await asyncio.wait_for(instance.stop(), timeout=timeout)
         except asyncio.CancelledError:

@@ -493,6 +493,9 @@ class Generator(Input):
     async def stop(self) -> None:
         await self._save_checkpoint()
 
+    async def drained(self) -> None:
+        await self._save_checkpoint()
+
     async def _save_checkpoint(self) -> None:
         if self._checkpoint is not None and self.acknowledged != self._saved:
             position = self.acknowledged
@@ -516,7 +519,7 @@ class Generator(Input):
             if saver is not None:
                 saver.cancel()
         if cfg.count is not None and self.sequence >= cfg.count:
-            self.log.info("Generator finished: events=%d", self.sequence)
+            self.log.info("generator finished", extra=kv(component=self.ctx.name, events=self.sequence))
 
     def _remaining(self) -> int | None:
         count = self.config.count

@@ -34,6 +34,7 @@ from pydantic import Field, field_validator
 
 from collector.api import Input, InputConfig, InputContext
 from collector.events import LOGS, Batch
+from collector.log import kv
 from collector.units import Duration, Size
 
 READ_SIZE = 64 * 1024
@@ -119,7 +120,7 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         # EIO is how a terminal reports a hangup: an end of input like any other.
         if exc is not None and getattr(exc, "errno", None) != errno.EIO:
-            self.owner.log.warning("Standard input failed: error=%s", exc)
+            self.owner.log.warning("standard input failed", extra=kv(error=str(exc)))
         self.owner.feed_eof()
         if not self.closed.done():
             self.closed.set_result(None)
@@ -232,9 +233,9 @@ class Stdin(Input):
                 line = line[:limit]
                 if not self.truncated:
                     self.log.warning(
-                        "Standard input line longer than max_line_bytes was truncated "
-                        "(further truncations are counted, not logged): max_line_bytes=%d",
-                        limit,
+                        "standard input line longer than max_line_bytes was truncated "
+                        "(further truncations are counted in the loss ledger, not logged)",
+                        extra=kv(component=self.ctx.name, max_line_bytes=limit),
                     )
                 self.truncated += 1
                 self.ctx.loss("truncated", 1)  # the line is kept, its tail is not
@@ -268,7 +269,7 @@ class Stdin(Input):
             fd = sys.stdin.fileno() if self.fd is None else self.fd
             mode = os.fstat(fd).st_mode
         except (OSError, ValueError, AttributeError) as exc:  # closed, or replaced by an object without one
-            self.log.warning("Standard input is not open; nothing to read: error=%s", exc)
+            self.log.warning("standard input is not open; nothing to read", extra=kv(error=str(exc)))
             return
         loop = asyncio.get_running_loop()
         # The transport closes the file it is given, so it gets a duplicate of the descriptor. O_NONBLOCK,

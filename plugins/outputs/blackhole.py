@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from collector.api import Output, OutputConfig
 from collector.events import KINDS, Batch
+from collector.log import kv
 from collector.units import Duration
 
 
@@ -62,12 +63,15 @@ class Blackhole(Output):
         last_time, last_events, last_bytes = self._last_report
         elapsed = max(now - last_time, 1e-9)
         self.log.info(
-            "Blackhole throughput: events=%d bytes=%d events_per_sec=%.0f bytes_per_sec=%.0f interval_s=%.1f",
-            self.events,
-            self.bytes,
-            (self.events - last_events) / elapsed,
-            (self.bytes - last_bytes) / elapsed,
-            elapsed,
+            "blackhole throughput",
+            extra=kv(
+                component=self.ctx.name,
+                events=self.events,
+                bytes=self.bytes,
+                events_per_sec=round((self.events - last_events) / elapsed),
+                bytes_per_sec=round((self.bytes - last_bytes) / elapsed),
+                interval_s=round(elapsed, 1),
+            ),
         )
         self._last_report = (now, self.events, self.bytes)
         self._next_report = now + (self._interval or 0.0)
@@ -76,9 +80,12 @@ class Blackhole(Output):
         if self._interval is not None and self.events:
             elapsed = max(time.monotonic() - self._started, 1e-9)
             self.log.info(
-                "Blackhole totals: events=%d bytes=%d batches=%d events_per_sec=%.0f",
-                self.events,
-                self.bytes,
-                self.batches,
-                self.events / elapsed,
+                "blackhole totals",
+                extra=kv(
+                    component=self.ctx.name,
+                    events=self.events,
+                    bytes=self.bytes,
+                    batches=self.batches,
+                    events_per_sec=round(self.events / elapsed),
+                ),
             )

@@ -26,6 +26,7 @@ from pydantic import Field, field_validator
 
 from collector.api import Output, OutputConfig
 from collector.events import KINDS, Batch
+from collector.log import kv
 from collector.units import Size
 from collector_plugins.outputs.encoding import encoder_for
 from collector_plugins.templates import check_template, render_template
@@ -213,6 +214,9 @@ class FileOutput(Output):
             with contextlib.suppress(FileNotFoundError):  # removed behind our back: nothing to keep
                 os.replace(self.path, self._rotated(1))
         self.rotations += 1
-        self.log.info("Rotated output file: path=%s max_bytes=%s kept=%d", self.path, self.config.max_bytes, keep)
+        self.log.info(
+            "rotated output file",
+            extra=kv(component=self.ctx.name, path=str(self.path), max_bytes=self.config.max_bytes, kept=keep),
+        )
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._size = 0
