@@ -44,7 +44,11 @@ outputs:
 
 async def fill(directory: Path, target_bytes: int, max_bytes: int) -> int:
     buffer = DiskBuffer(
-        directory, max_bytes=max_bytes, when_full="block", fsync="never", on_drop=lambda r, n: None,
+        directory,
+        max_bytes=max_bytes,
+        when_full="block",
+        fsync="never",
+        on_drop=lambda r, n: None,
         log=logging.getLogger("bench"),
     )
     await buffer.open()
@@ -67,8 +71,9 @@ def sink_figure(port: int, name: str) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.recovery", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.recovery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--gib", type=float, default=1.0, help="backlog size in GiB (default: 1)")
     args = parser.parse_args()
     target = int(args.gib * 2**30)
@@ -83,8 +88,11 @@ def main() -> int:
         config = data_dir / "collector.yaml"
         config.write_text(CONFIG.format(data_dir=data_dir, port=port, max_bytes=max_bytes))
         launched = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "collector", "run", "-c", str(config)],
-                                stderr=subprocess.DEVNULL, env=dict(os.environ))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "collector", "run", "-c", str(config)],
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ),
+        )
         first = None
         try:
             while True:
@@ -106,8 +114,10 @@ def main() -> int:
             proc.wait(timeout=60)
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         assert first is not None
-        print(f"first delivery {first:.2f}s after launch; backlog drained in {drained:.1f}s "
-              f"({events / drained:,.0f} events/s, {target / 2**20 / drained:.0f} MiB/s); peak RSS {rss:.0f} MiB")
+        print(
+            f"first delivery {first:.2f}s after launch; backlog drained in {drained:.1f}s "
+            f"({events / drained:,.0f} events/s, {target / 2**20 / drained:.0f} MiB/s); peak RSS {rss:.0f} MiB"
+        )
     return 0
 
 

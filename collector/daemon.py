@@ -90,10 +90,7 @@ class Daemon:
 
     def _ledger_totals(self) -> dict[tuple[str, str], int]:
         return {
-            (st.name, reason): count
-            for st in self.runtime.all_stats()
-            for reason, count in st.dropped.items()
-            if count
+            (st.name, reason): count for st in self.runtime.all_stats() for reason, count in st.dropped.items() if count
         }
 
     async def _loss_summaries(self) -> None:

@@ -445,8 +445,10 @@ class Runtime:
                 try:
                     await asyncio.wait_for(sup.retired.drained(), timeout=max(1.0, deadline - loop.time()))
                 except Exception as exc:
-                    log.error("input failed to commit its position at shutdown",
-                              extra=kv(component=sup.name, error=f"{type(exc).__name__}: {exc}"))
+                    log.error(
+                        "input failed to commit its position at shutdown",
+                        extra=kv(component=sup.name, error=f"{type(exc).__name__}: {exc}"),
+                    )
         self.running.clear()
         return clean
 

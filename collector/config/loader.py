@@ -269,11 +269,15 @@ def _check_limits_and_budgets(
             limit = getattr(plugin.limits, key)
             value = getattr(config.batch, key)
             if limit is not None and value is not None and value > limit.value:
-                issues.append(_at(
-                    smap, ("outputs", name, "batch", key),
-                    f"{value} is above the destination's limit of {limit.value}",
-                    f"see {limit.source} (checked {limit.checked}); lower it or leave it unset", value=True,
-                ))
+                issues.append(
+                    _at(
+                        smap,
+                        ("outputs", name, "batch", key),
+                        f"{value} is above the destination's limit of {limit.value}",
+                        f"see {limit.source} (checked {limit.checked}); lower it or leave it unset",
+                        value=True,
+                    )
+                )
         if config.buffer.type == "memory":
             memory += config.buffer.bytes_limit
         else:
@@ -281,15 +285,25 @@ def _check_limits_and_budgets(
         disk += config.dead_letter.max_bytes
     budgets = root.budgets
     if budgets.memory is not None and memory > budgets.memory:
-        issues.append(_at(smap, ("budgets", "memory"),
-                          f"memory buffers may hold {memory} bytes in all, more than the budget of {budgets.memory}",
-                          "lower the outputs' buffer.max_bytes or raise the budget", value=True))
+        issues.append(
+            _at(
+                smap,
+                ("budgets", "memory"),
+                f"memory buffers may hold {memory} bytes in all, more than the budget of {budgets.memory}",
+                "lower the outputs' buffer.max_bytes or raise the budget",
+                value=True,
+            )
+        )
     if budgets.disk is not None and disk > budgets.disk:
-        issues.append(_at(smap, ("budgets", "disk"),
-                          f"disk buffers and dead letters may use {disk} bytes in all, more than the budget of "
-                          f"{budgets.disk}",
-                          "lower the outputs' buffer.max_bytes / dead_letter.max_bytes or raise the budget",
-                          value=True))
+        issues.append(
+            _at(
+                smap,
+                ("budgets", "disk"),
+                f"disk buffers and dead letters may use {disk} bytes in all, more than the budget of {budgets.disk}",
+                "lower the outputs' buffer.max_bytes / dead_letter.max_bytes or raise the budget",
+                value=True,
+            )
+        )
     return issues
 
 

@@ -483,9 +483,7 @@ class Generator(Input):
         try:
             state = await asyncio.to_thread(self._checkpoint.load)
         except CheckpointError as exc:
-            self.log.error(
-                "generator checkpoint unreadable; starting from sequence 0", extra=kv(error=str(exc))
-            )
+            self.log.error("generator checkpoint unreadable; starting from sequence 0", extra=kv(error=str(exc)))
             state = None
         if state is not None:
             self.sequence = self.acknowledged = self._saved = int(state.get("next_sequence", 0))

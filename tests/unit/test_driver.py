@@ -155,8 +155,12 @@ async def test_partial_failure_resends_only_what_failed(make: Callable[..., Harn
 
 async def test_permanent_errors_and_exhausted_retries_go_to_dead_letters(make: Callable[..., Harness]) -> None:
     h = make(retry={"initial_backoff": 0.001, "max_backoff": 0.002, "max_retries": 2})
-    h.output.script = [PermanentError("AccessDenied: logs:PutLogEvents"), RetryableError("down"),
-                       RetryableError("down"), RetryableError("down")]
+    h.output.script = [
+        PermanentError("AccessDenied: logs:PutLogEvents"),
+        RetryableError("down"),
+        RetryableError("down"),
+        RetryableError("down"),
+    ]
     task = h.start()
     await h.feed(records(2))
     await wait_for(lambda: h.settled(2))

@@ -1,16 +1,20 @@
-"""A third-party plugin, installed only through its entry point (see the dist-info beside it).
+"""Third-party plugins, installed only through their entry points (see the dist-info beside it).
 
 `chaos` passes batches on and raises on every `every`-th one: the e2e tests use
-it to show that a failing component is restarted and counted.
+it to show that a failing component is restarted and counted. `gate` is a
+destination that a test can take down and bring back (an outage).
 """
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar, Literal
 
+import orjson
 from pydantic import Field
 
-from collector.api import ALL_KINDS, Processor, ProcessorConfig
+from collector.api import ALL_KINDS, Output, OutputConfig, Processor, ProcessorConfig
+from collector.delivery import Outcome, RetryableError, SendResult
 from collector.events import Batch
 
 
@@ -32,3 +36,38 @@ class Chaos(Processor):
         if Chaos.batches % self.config.every == 0:
             raise RuntimeError(f"chaos on batch {Chaos.batches}")
         return batch
+
+
+class GateConfig(OutputConfig):
+    type: Literal["gate"] = Field(description="Plugin type.", examples=["gate"])
+    path: str = Field(description="JSON lines file the delivered records are appended to.", examples=["out.jsonl"])
+    closed_while: str = Field(
+        description="While this file exists, every send fails with a retryable error (an outage).",
+        examples=["/tmp/outage"],
+    )
+    reject_every: int | None = Field(
+        None, ge=1, description="Reject for good the records whose `sequence` is a multiple of this.", examples=[7]
+    )
+
+
+class Gate(Output):
+    """A destination that can be taken down: refuses while a marker file exists, else appends to a file."""
+
+    type_name = "gate"
+    description = "Appends records to a file; refuses while a marker file exists (for outage tests)."
+    Config = GateConfig
+    accepts: ClassVar[frozenset[str]] = ALL_KINDS
+
+    async def send(self, batch: Batch) -> SendResult | None:
+        if os.path.exists(self.config.closed_while):
+            raise RetryableError("destination unavailable")
+        every = self.config.reject_every
+        outcomes = [Outcome.DROP if every and r.get("sequence", 1) % every == 0 else Outcome.OK for r in batch.records]
+        accepted = [r for r, o in zip(batch.records, outcomes, strict=True) if o is Outcome.OK]
+        data = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in accepted)
+        with open(self.config.path, "ab") as f:
+            f.write(data)
+        if len(accepted) == len(outcomes):
+            return None
+        reasons = ["" if o is Outcome.OK else "ValidationException: sequence rejected" for o in outcomes]
+        return SendResult.partial(outcomes, reasons)

@@ -192,8 +192,7 @@ def test_budgets_bound_the_sum_of_buffers() -> None:
     text = VALID.replace("type: capture", "type: capture\n    buffer: {type: memory, max_bytes: 300MiB}")
     found = errors(text + "budgets: {memory: 256MiB}\n")
     assert any(
-        f.startswith("c.yaml:14:19: budgets.memory: memory buffers may hold 314572800 bytes in all")
-        for f in found
+        f.startswith("c.yaml:14:19: budgets.memory: memory buffers may hold 314572800 bytes in all") for f in found
     ), found
     found = errors(VALID + "budgets: {disk: 100MiB}\n")  # the dead-letter queue's default 1GiB counts
     assert any("budgets.disk: disk buffers and dead letters may use" in f for f in found), found
