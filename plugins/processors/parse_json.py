@@ -27,6 +27,9 @@ _JSONDecodeError = orjson.JSONDecodeError
 RAW_TIMESTAMP_FIELD = "timestamp_raw"
 
 
+_FAILED: Any = object()  # marks a record whose source field did not parse
+
+
 class ParseJsonConfig(ProcessorConfig):
     type: Literal["parse_json"] = Field(description="Parses a field as JSON.", examples=["parse_json"])
     field: str = Field(
@@ -116,23 +119,17 @@ class ParseJson(Processor):
     def _merge(self, records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
         """Parse and merge objects into their records; returns (record, reason) for the failures."""
         cfg = self.config
-        field, drop, overwrite = cfg.field, cfg.drop_field, cfg.overwrite
+        drop, overwrite = cfg.drop_field, cfg.overwrite
         failed: list[tuple[dict[str, Any], str]] = []
         for r in records:
-            text = r.get(field)
-            if text is None:
-                failed.append((r, f"no field {field}"))
-                continue
-            try:
-                parsed = _loads(text)
-            except (_JSONDecodeError, TypeError):
-                failed.append((r, "invalid JSON"))
+            parsed = self._parse_field(r, failed)
+            if parsed is _FAILED:
                 continue
             if type(parsed) is not dict:
                 failed.append((r, "not a JSON object"))
                 continue
             if drop:
-                del r[field]
+                del r[cfg.field]
             if "timestamp" in parsed:
                 ts = parsed["timestamp"]
                 if type(ts) is not float and (type(ts) is not int):
@@ -147,21 +144,27 @@ class ParseJson(Processor):
     def _store(self, records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
         """Parse and store values under `target`; returns (record, reason) for the failures."""
         cfg = self.config
-        field, target, drop, overwrite = cfg.field, cfg.target, cfg.drop_field, cfg.overwrite
+        target, drop, overwrite = cfg.target, cfg.drop_field, cfg.overwrite
         assert target is not None
         failed: list[tuple[dict[str, Any], str]] = []
         for r in records:
-            text = r.get(field)
-            if text is None:
-                failed.append((r, f"no field {field}"))
-                continue
-            try:
-                parsed = _loads(text)
-            except (_JSONDecodeError, TypeError):
-                failed.append((r, "invalid JSON"))
+            parsed = self._parse_field(r, failed)
+            if parsed is _FAILED:
                 continue
             if drop:
-                del r[field]
+                del r[cfg.field]
             if overwrite or target not in r:
                 r[target] = parsed
         return failed
+
+    def _parse_field(self, record: dict[str, Any], failed: list[tuple[dict[str, Any], str]]) -> Any:
+        """The parsed value of the source field, or `_FAILED` (the reason appended to `failed`)."""
+        text = record.get(self.config.field)
+        if text is None:
+            failed.append((record, f"no field {self.config.field}"))
+            return _FAILED
+        try:
+            return _loads(text)
+        except (_JSONDecodeError, TypeError):
+            failed.append((record, "invalid JSON"))
+            return _FAILED
