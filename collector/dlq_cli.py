@@ -18,7 +18,7 @@ import sys
 from collections import defaultdict
 from typing import Any
 
-from collector.api import Output
+from collector.api import ComponentContext, HostFacts, Output
 from collector.buffer.memory import MemoryBuffer
 from collector.channel import Channel
 from collector.config import Config
@@ -27,7 +27,6 @@ from collector.driver import OutputRunner
 from collector.events import Batch
 from collector.log import RepeatLimiter
 from collector.stats import ComponentStats
-from collector.testing import component_context
 
 
 def outputs_of(config: Config) -> list[str]:
@@ -68,7 +67,7 @@ def show_dead_letters(config: Config, output: str, limit: int | None) -> int:
 async def replay(config: Config, output_name: str, max_retries: int | None) -> dict[str, int]:
     spec = config.graph.components[output_name]
     log = logging.getLogger(f"collector.component.{output_name}")
-    ctx = component_context(output_name, config.data_dir, socket.gethostname())
+    ctx = ComponentContext(output_name, log, config.data_dir, HostFacts(socket.gethostname()))
     instance = spec.plugin(spec.config, ctx)
     assert isinstance(instance, Output)
     out_config = spec.config
