@@ -21,8 +21,9 @@ Invariants.
 - A segment is unlinked only after a durable ledger points past it, so a crash
   between the two cannot leave a ledger that names a missing segment.
 - Order: units come out in append order; ids increase in delivery order and a
-  rewind hands out the same frames again with the same ids. Data left by a
-  previous run is older than anything this run appends, so it goes first.
+  rewind hands out the same frames again with the same ids (unless a file was
+  damaged meanwhile). Data left by a previous run is older than anything this
+  run appends, so it goes first.
 - Acknowledgements may come in any order; the committed position advances over
   the longest acknowledged prefix (`ledger.CommitTracker`). What is after it
   (including units acknowledged out of order) is delivered again after a
@@ -50,11 +51,17 @@ their source positions from there.
 - `never`: tokens are released right after the write. Process crash: nothing
   lost. Power loss: whatever the kernel had not written back yet (typically
   up to ~30 s).
-In every policy the ledger is written (with fsync) at most every
-`fsync_interval`, on close, and before segments are deleted; a crash can only
-make acknowledged units come again (up to `fsync_interval` of them), never
-lose unacknowledged ones. A torn frame at the end of the last segment (a crash
-mid-write) is cut off at start-up and reported as `torn_tail`.
+In every policy the ledger is written (with fsync) when it changed, every
+`fsync_interval` (sooner when a writer waits for room), and on close; a crash
+can only make acknowledged units come again (up to `fsync_interval` of them),
+never lose unacknowledged ones. A torn frame at the end of the last segment (a
+crash mid-write) is cut off at start-up and reported as `torn_tail`; a power
+loss can also tear the end of a segment sealed within the last interval, which
+the reader reports (`corrupt_record`) and skips.
+
+Code: `store.SegmentStore` is the synchronous core (segments, writer, reader,
+committed position); this class adds waiting, the fsync policy, the background
+fsync/ledger task and the lifecycle. `recovery` runs at `open()`.
 """
 
 from __future__ import annotations

@@ -4,12 +4,15 @@ Invariants:
 - every record appended and not in a damaged frame is acknowledged, or handed out again after each rewind,
   restart and crash until it is (checked after a final drain): at least once;
 - within a session (between rewinds and restarts) records come out in append order, whole batches at a time;
-- a record committed (a prefix of acknowledged batches) before a clean restart is never delivered again.
+- a record committed (a prefix of acknowledged batches) before a clean restart is never delivered again;
+- a rewind hands units out again with the same ids (while no frame was damaged since the last start);
+- bytes on disk never pass max_bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,6 +46,7 @@ class DiskBufferMachine(RuleBasedStateMachine):
         self.in_flight: list[Unit] = []
         self.last_seq = -1  # in this session
         self.unit_ids: dict[int, int] = {}  # batch index -> unit id, since the last (re)start
+        self.ids_stable = True  # False once a frame is damaged: see `damage`
 
     def _start(self) -> DiskBuffer:
         buf = make_buffer(self.directory, self.calls, segment_bytes=4096, fsync="never", fsync_interval=3600)
@@ -83,8 +87,9 @@ class DiskBufferMachine(RuleBasedStateMachine):
             assert seqs[0] > self.last_seq, f"out of order: {seqs} after {self.last_seq}"
             assert not set(seqs) & self.gone, f"{seqs} came again after being committed"
             self.last_seq = seqs[-1]
-            batch = self.batch_of[seqs[0]]
-            assert self.unit_ids.setdefault(batch, unit.id) == unit.id, "a rewind changed a unit's id"
+            if self.ids_stable:
+                batch = self.batch_of[seqs[0]]
+                assert self.unit_ids.setdefault(batch, unit.id) == unit.id, "a rewind changed a unit's id"
             self.in_flight.append(unit)
 
     def _ack(self, picks: set[int]) -> None:
@@ -113,6 +118,7 @@ class DiskBufferMachine(RuleBasedStateMachine):
     @rule()
     def restart(self) -> None:
         self.unit_ids.clear()
+        self.ids_stable = True
         self.loop.run_until_complete(self.buf.close())
         self.persisted = max(self.persisted, self._committed_prefix())
         for i in range(self.persisted):
@@ -123,6 +129,7 @@ class DiskBufferMachine(RuleBasedStateMachine):
     @rule()
     def crash(self) -> None:
         self.unit_ids.clear()
+        self.ids_stable = True
         self.loop.run_until_complete(self.buf._abort())
         self.acked = {i for i in self.acked if i < self.persisted}  # acks since the last ledger are lost
         self._new_session()
@@ -135,7 +142,9 @@ class DiskBufferMachine(RuleBasedStateMachine):
             return
         path, frame = data.draw(st.sampled_from(candidates))
         self.damaged.update(r["seq"] for r in decode_batch(frame.payload).records)
-        self.unit_ids.clear()  # a frame handed out from memory may now be skipped when read back: ids shift
+        # Until the next start, a frame handed out from memory (the tail, or a read-ahead taken before the damage)
+        # may be skipped when read back after a rewind, and the ids of the units after it shift by one.
+        self.ids_stable = False
         flip(path, frame.offset + data.draw(st.integers(0, frame.end - frame.offset - 1)))
 
     @rule()
@@ -165,6 +174,11 @@ class DiskBufferMachine(RuleBasedStateMachine):
 
 
 TestDiskBuffer = DiskBufferMachine.TestCase
+# Derandomized in CI so a run is repeatable; locally, HYPOTHESIS_SEED or --hypothesis-seed explores further.
 TestDiskBuffer.settings = settings(
-    max_examples=60, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=60,
+    stateful_step_count=50,
+    deadline=None,
+    derandomize=os.environ.get("CI") == "true",
+    suppress_health_check=[HealthCheck.too_slow],
 )
