@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.api import Output, OutputConfig
-from collector.buffer.base import Buffer, Unit
+from collector.buffer.base import Buffer, BufferClosedError, Unit
 from collector.channel import Channel
 from collector.delivery import (
     DEFAULT_MAX_BYTES,
@@ -134,7 +134,15 @@ class OutputRunner:
                     break
                 continue  # woken without data (interrupt): keep going
             stats.received(batch)
-            await self.buffer.push(batch)
+            while True:
+                buffer = self.buffer
+                try:
+                    await buffer.push(batch)
+                except BufferClosedError:
+                    if self.buffer is buffer:
+                        raise  # closed for good: a bug in the caller, surfaced
+                    continue  # replaced by a reload while we waited: store it in the new one
+                break
         self.buffer.close_intake()
 
     # -- delivery ----------------------------------------------------------------------------------

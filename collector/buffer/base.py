@@ -30,6 +30,10 @@ from collector.events import Batch
 DropCallback = Callable[[str, int], None]
 
 
+class BufferClosedError(RuntimeError):
+    """`push` on a buffer whose intake is closed, or that was closed while the push waited for room."""
+
+
 @dataclass(slots=True)
 class Unit:
     """One batch as stored in a buffer; `id` increases in delivery order."""

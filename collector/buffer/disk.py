@@ -75,7 +75,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from collector.buffer.base import Buffer, DropCallback, Unit
+from collector.buffer.base import Buffer, BufferClosedError, DropCallback, Unit
 from collector.buffer.codec import encode
 from collector.buffer.ledger import fsync_directory, write_ledger
 from collector.buffer.recovery import recover
@@ -89,10 +89,6 @@ MIN_MAX_BYTES = 64 * 1024
 MIN_SEGMENT_BYTES = 4096
 MAX_FRAME_BYTES = 1 << 31  # the length field is a u32; no frame comes near it
 WRITE_RETRY_SECONDS = 1.0  # after a failed write (disk full, I/O error) in `block` mode
-
-
-class BufferClosedError(RuntimeError):
-    """The buffer was closed (or its intake was) while a batch was being pushed."""
 
 
 def default_segment_bytes(max_bytes: int) -> int:

@@ -13,7 +13,7 @@ import time
 from collections import deque
 
 from collector.acks import release
-from collector.buffer.base import Buffer, DropCallback, Unit
+from collector.buffer.base import Buffer, BufferClosedError, DropCallback, Unit
 from collector.events import Batch
 
 
@@ -31,6 +31,7 @@ class MemoryBuffer(Buffer):
         self._bytes = 0
         self._next_id = 0
         self._intake_closed = False
+        self._closed = False
         self._readable = asyncio.Event()
         self._space = asyncio.Event()
 
@@ -43,6 +44,8 @@ class MemoryBuffer(Buffer):
         return self._events + len(batch.records) <= self.max_events and self._bytes + batch.nbytes <= self.max_bytes
 
     async def push(self, batch: Batch) -> bool:
+        if self._closed or self._intake_closed:
+            raise BufferClosedError("memory buffer is closed")
         while not self._fits(batch):
             if self.when_full == "drop_newest":
                 self.on_drop("buffer_full", len(batch.records))
@@ -50,6 +53,8 @@ class MemoryBuffer(Buffer):
                 return False
             self._space.clear()
             await self._space.wait()
+            if self._closed:
+                raise BufferClosedError("memory buffer closed while waiting for room")
         unit = Unit(self._next_id, batch)
         self._next_id += 1
         self._queue.append((unit, time.time()))
@@ -90,6 +95,7 @@ class MemoryBuffer(Buffer):
         self._readable.set()
 
     async def close(self) -> None:
+        self._closed = True
         self.rewind()
         lost = sum(len(unit.batch.records) for unit, _ in self._queue)
         if lost:

@@ -207,3 +207,21 @@ outputs: {out: {type: capture, inputs: [udp], delay: 0.01}}
     dropped = runtime.stats["udp"].dropped["channel_full"]
     assert dropped >= 60  # the channel holds 30 events, the burst was 100
     assert len(captured("out")) + dropped == 100
+
+
+async def test_reload_with_new_buffer_settings_keeps_the_intake_flowing(runtime: Runtime) -> None:
+    base = """
+inputs:
+  src: {type: counting, batches: 30, batch_size: 10, interval: 0.005}
+outputs:
+  out: {type: capture, inputs: [src], delay: 0.02, buffer: {max_events: 20}}
+"""
+    await runtime.apply(graph(base))
+    await wait_for(lambda: len(captured("out")) >= 20)
+    await runtime.apply(graph(base.replace("max_events: 20", "max_events: 1000")))
+    await wait_for(lambda: runtime.inputs_finished.is_set(), timeout=10)
+    assert await runtime.shutdown(10)
+    st = runtime.stats["out"]
+    # What the replaced buffer still held is counted; everything else arrives through the new one.
+    assert len(captured("out")) + st.dropped.get("shutdown_timeout", 0) >= 300
+    assert st.received_events == 300 and runtime.outputs["out"].intake_task.done()
