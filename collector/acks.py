@@ -80,11 +80,6 @@ class AckTracker:
             self._on_commit(newest.position)
 
 
-def retain(batch_ack: AckToken | None, n: int = 1) -> None:
-    if batch_ack is not None and n:
-        batch_ack.retain(n)
-
-
 def release(batch_ack: AckToken | None) -> None:
     if batch_ack is not None:
         batch_ack.release()

@@ -23,7 +23,6 @@ consumer a shallow copy of every record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Final, Literal
 
 LOGS: Final = "logs"
@@ -124,19 +123,3 @@ class Batch:
             records = [r.copy() for r in self.records]
         return Batch(self.kind, records, self.nbytes, self.ack)
 
-
-def log_record(message: str | bytes, timestamp: float, **fields: Any) -> dict[str, Any]:
-    """Build a log record (for tests and slow paths; hot paths build dicts inline)."""
-    record: dict[str, Any] = {"timestamp": timestamp, "message": message}
-    record.update(fields)
-    return record
-
-
-def estimate_nbytes(records: Iterable[Any]) -> int:
-    """Approximate payload size of log records: the length of each message."""
-    total = 0
-    for r in records:
-        m = r.get("message") if isinstance(r, dict) else None
-        if m is not None:
-            total += len(m)
-    return total
