@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--interval", type=float, default=1.0, help="refresh interval in seconds (default: 1)")
     top.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    # -- command: status (file input)
+    # -- command: athena-ddl (s3 output)
+    # -- command: trace (traces)
     return parser
 
 
@@ -103,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins": _plugins,
         "top": _top,
         "dlq": _dlq,
+        # -- handler: status
+        # -- handler: athena-ddl
+        # -- handler: trace
     }[args.command]
     return handler(args)
 

@@ -122,4 +122,3 @@ class Batch:
         else:
             records = [r.copy() for r in self.records]
         return Batch(self.kind, records, self.nbytes, self.ack)
-

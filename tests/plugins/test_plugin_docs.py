@@ -13,8 +13,8 @@ import yaml
 from collector.api import SECTIONS, Component, Output, OutputConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ["generator", "stdin", "add_fields", "filter", "parse_json", "stdout", "file", "blackhole"]
 ENTRY_POINTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["node_collector.plugins"]
+OURS = sorted(ENTRY_POINTS)
 
 
 def load(type_name: str) -> type[Component]:

@@ -1,0 +1,1 @@
+"""Code shared by several plugins (line formats, the AWS layer)."""

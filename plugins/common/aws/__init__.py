@@ -1,0 +1,1 @@
+"""The AWS layer every AWS plugin shares: sessions and clients, credentials, limits, error classification."""
