@@ -180,12 +180,12 @@ def _plugins(args: argparse.Namespace) -> int:
     rows = [
         {
             "type": name,
-            "section": registry.section_of(cls),
+            "section": section,
             "accepts": sorted(cls.accepts),
             "emits": sorted(cls.emits),
             "description": cls.description,
         }
-        for name, cls in sorted(registry.plugins.items())
+        for (section, name), cls in sorted(registry.plugins.items())
     ]
     if args.format == "json":
         print(json.dumps({"plugins": rows, "broken": registry.broken}, indent=2))

@@ -17,7 +17,9 @@ from collector.registry import load_registry
 from collector.testing import component_context, input_context
 
 REGISTRY = load_registry()
-PLUGINS = sorted(REGISTRY.plugins.items())
+# (type name, class) per registered plugin; an input and an output may share a type name.
+PLUGINS = [(type_name, cls) for (_, type_name), cls in sorted(REGISTRY.plugins.items())]
+IDS = [f"{section}.{type_name}" for section, type_name in sorted(REGISTRY.plugins)]
 CONFIG_BASE = {Input: InputConfig, Processor: ProcessorConfig, Output: OutputConfig}
 SAMPLE = {
     LOGS: lambda: [{"timestamp": 1.0, "message": '{"a": 1}'}, {"timestamp": 2.0, "message": b"raw"}],
@@ -53,7 +55,7 @@ def readme_examples(cls: type[Component]) -> list[dict]:
     return found
 
 
-@pytest.mark.parametrize(("type_name", "cls"), PLUGINS, ids=[n for n, _ in PLUGINS])
+@pytest.mark.parametrize(("type_name", "cls"), PLUGINS, ids=IDS)
 def test_declaration(type_name: str, cls: type[Component]) -> None:
     section_base = next(base for base in CONFIG_BASE if issubclass(cls, base))
     assert issubclass(cls.Config, CONFIG_BASE[section_base])
@@ -69,7 +71,7 @@ def test_declaration(type_name: str, cls: type[Component]) -> None:
         assert cls.accepts
 
 
-@pytest.mark.parametrize(("type_name", "cls"), PLUGINS, ids=[n for n, _ in PLUGINS])
+@pytest.mark.parametrize(("type_name", "cls"), PLUGINS, ids=IDS)
 def test_readme_examples_validate(type_name: str, cls: type[Component]) -> None:
     examples = readme_examples(cls)
     assert examples, f"{type_name}: its README has no yaml example configuring it"
@@ -77,7 +79,7 @@ def test_readme_examples_validate(type_name: str, cls: type[Component]) -> None:
         cls.Config.model_validate(body)
 
 
-@pytest.mark.parametrize(("type_name", "cls"), PLUGINS, ids=[n for n, _ in PLUGINS])
+@pytest.mark.parametrize(("type_name", "cls"), PLUGINS, ids=IDS)
 async def test_lifecycle(type_name: str, cls: type[Component], tmp_path: Path) -> None:
     config = cls.Config.model_validate(readme_examples(cls)[0])
     # Stop without start must be safe.

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from collector.api import SECTIONS, Component, Output, OutputConfig
+from collector.registry import entry_point_type
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["node_collector.plugins"]
@@ -20,7 +21,7 @@ OURS = sorted(ENTRY_POINTS)
 def load(type_name: str) -> type[Component]:
     module, _, name = ENTRY_POINTS[type_name].partition(":")
     cls = getattr(importlib.import_module(module), name)
-    assert cls.type_name == type_name
+    assert cls.type_name == entry_point_type(type_name)
     return cls
 
 
@@ -43,7 +44,7 @@ def test_readme_documents_every_option(type_name: str) -> None:
         document = yaml.safe_load(block)
         assert set(document) <= set(SECTIONS)
         for body in (b for section in document.values() for b in section.values()):
-            assert body["type"] == type_name
+            assert body["type"] == cls.type_name
             cls.Config.model_validate(body)
 
 
