@@ -249,6 +249,11 @@ class Output(Component):
     limits: ClassVar[OutputLimits] = OutputLimits()
     # Seconds a request may wait to fill up by default; 0 sends whatever is ready at once.
     default_batch_timeout: ClassVar[float] = 0.0
+    # Request size when the user sets none, for outputs whose destination has no API limit (`limits`
+    # unset): the user's `batch:` value then replaces it rather than being capped by it. None: the
+    # driver's defaults for local outputs (2000 events, 10MiB), which cap `batch:` as if they were limits.
+    default_max_events: ClassVar[int | None] = None
+    default_max_bytes: ClassVar[int | None] = None
 
     async def send(self, batch: Batch) -> SendResult | None:
         await self.write(batch)

@@ -42,7 +42,15 @@ def _restore(value: Any) -> Any:
                 return base64.b64decode(value["$bytes"])
             if "$metric" in value:
                 m = value["$metric"]
-                return Metric(m["name"], m["type"], m["value"], m.get("tags"), m.get("timestamp", 0.0), m.get("unit"))
+                return Metric(
+                    m["name"],
+                    m["type"],
+                    m["value"],
+                    m.get("tags"),
+                    m.get("timestamp", 0.0),
+                    m.get("unit"),
+                    m.get("interval", 0.0),
+                )
         return {k: _restore(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_restore(v) for v in value]

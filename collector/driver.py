@@ -12,10 +12,16 @@ Design note. Per output, data flows
   a batch taken from the channel is always stored (or dropped and counted).
 - The **delivery** loop is the supervised body of the output. It groups units
   from the buffer into requests no larger than the effective limits (the
-  output's declared API limits, lowered by `batch:`), waits up to
-  `batch.timeout` for a request to fill, and keeps up to `concurrency`
-  requests in flight. A unit is acknowledged to the buffer only when every
-  record of it is resolved: delivered, or written to the dead-letter queue.
+  output's declared API limits, lowered by `batch:`), sends a request at the
+  latest `batch.timeout` after its first record joined it, and keeps up to
+  `concurrency` requests in flight. A unit is acknowledged to the buffer only
+  when every record of it is resolved: delivered, or written to the
+  dead-letter queue.
+- Each request carries `origin`, the identity of its first record (its unit's
+  `origin`, plus the record's index when a unit was split): the batch handed to
+  `Output.send` keeps it across retries, and a replay of the same buffer data
+  starts a request with the same origin, so outputs can name what they write
+  idempotently.
 - Delivery can be cancelled at any point: units not acknowledged stay in the
   buffer, and the next delivery loop starts with `buffer.rewind()`. Requests
   that had in fact succeeded are then sent again (at-least-once).
@@ -38,6 +44,7 @@ from collector.channel import Channel
 from collector.delivery import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_EVENTS,
+    Limit,
     Outcome,
     PermanentError,
     RetryableError,
@@ -58,14 +65,19 @@ class EffectiveLimits:
     exact_sizes: bool  # sizes from Output.record_size (API limits) rather than the batch estimate
 
 
+def _limit(declared: Limit | None, own_default: int | None, fallback: int, configured: int | None) -> int:
+    """A declared API limit caps the user's value; an output's own default (it has no API limit) does not."""
+    if declared is not None:
+        return declared.value if configured is None else min(declared.value, configured)
+    if own_default is not None:
+        return own_default if configured is None else configured
+    return fallback if configured is None else min(fallback, configured)
+
+
 def effective_limits(plugin: type[Output], config: OutputConfig) -> EffectiveLimits:
     limits = plugin.limits
-    max_events = limits.max_events.value if limits.max_events else DEFAULT_MAX_EVENTS
-    max_bytes = limits.max_bytes.value if limits.max_bytes else DEFAULT_MAX_BYTES
-    if config.batch.max_events is not None:
-        max_events = min(max_events, config.batch.max_events)
-    if config.batch.max_bytes is not None:
-        max_bytes = min(max_bytes, config.batch.max_bytes)
+    max_events = _limit(limits.max_events, plugin.default_max_events, DEFAULT_MAX_EVENTS, config.batch.max_events)
+    max_bytes = _limit(limits.max_bytes, plugin.default_max_bytes, DEFAULT_MAX_BYTES, config.batch.max_bytes)
     timeout = config.batch.timeout if config.batch.timeout is not None else plugin.default_batch_timeout
     return EffectiveLimits(
         max_events,
@@ -90,6 +102,7 @@ class _UnitState:
 @dataclass
 class _Request:
     kind: str
+    origin: str | None = None  # identity of the first record (see the design note)
     records: list[Any] = field(default_factory=list)
     nbytes: int = 0
     owners: list[_UnitState] = field(default_factory=list)
@@ -171,10 +184,12 @@ class OutputRunner:
         in_flight: set[asyncio.Task[None]] = set()
         feeder = _UnitFeeder(self.buffer)
         batcher = _Batcher(limits, output, self.buffer.ack, self._dead_letter)
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                # Wait for ever for a first unit; then up to the batch timeout for more.
-                unit = await feeder.next(None if batcher.open is None else limits.timeout)
+                # Wait for ever for a first unit; then until the open request is `timeout` old.
+                wait = None if batcher.open is None else max(0.0, batcher.opened_at + limits.timeout - loop.time())
+                unit = await feeder.next(wait)
                 if isinstance(unit, Unit):
                     for full in batcher.add(unit):
                         await self._submit(full, output, config, slots, in_flight)
@@ -216,7 +231,9 @@ class OutputRunner:
 
     async def _run_request(self, request: _Request, output: Output, config: OutputConfig) -> None:
         try:
-            delivered, dead = await self.send_with_retries(output, config, request.kind, request.records)
+            delivered, dead = await self.send_with_retries(
+                output, config, request.kind, request.records, request.origin
+            )
         except _Abandoned:
             self.abandoned.set()
             return
@@ -231,9 +248,12 @@ class OutputRunner:
                 self.buffer.ack(state.unit)
 
     async def send_with_retries(
-        self, output: Output, config: OutputConfig, kind: str, records: list[Any]
+        self, output: Output, config: OutputConfig, kind: str, records: list[Any], origin: str | None = None
     ) -> tuple[int, list[tuple[Any, str]]]:
-        """Send until every record is delivered or rejected for good: (delivered, [(record, reason)])."""
+        """Send until every record is delivered or rejected for good: (delivered, [(record, reason)]).
+
+        `origin` goes with the batch while it holds all of `records`; a resent subset has none.
+        """
         retry = config.retry
         attempt = 0
         delivered = 0
@@ -241,6 +261,8 @@ class OutputRunner:
         todo = records
         while todo:
             batch = Batch(kind, todo)  # type: ignore[arg-type]
+            if todo is records:
+                batch.origin = origin
             try:
                 result = await output.send(batch) or SendResult.ok()
             except RetryableError as exc:
@@ -374,10 +396,16 @@ class _Batcher:
         self.ack = ack
         self.dead_letter = dead_letter
         self.open: _Request | None = None
+        self.opened_at = 0.0  # loop time when the open request got its first record
 
     def take(self) -> _Request | None:
         request, self.open = self.open, None
         return request
+
+    def _new_request(self, unit: Unit, index: int) -> _Request:
+        """A request starting at record `index` of `unit`; it becomes the open one, whose age counts from now."""
+        self.opened_at = asyncio.get_running_loop().time()
+        return _Request(unit.batch.kind, unit.origin if index == 0 else f"{unit.origin}-{index}")
 
     def add(self, unit: Unit) -> list[_Request]:
         """Place `unit`'s records; returns the requests that became full."""
@@ -396,7 +424,7 @@ class _Batcher:
             if self.open is not None and not self._fits_whole(batch):
                 full.append(self.open)
                 self.open = None
-            whole_request = self.open or _Request(batch.kind)
+            whole_request = self.open or self._new_request(unit, 0)
             whole_request.records.extend(records)
             whole_request.nbytes += batch.nbytes
             whole_request.owners.append(state)
@@ -409,7 +437,7 @@ class _Batcher:
             sizes = [batch.nbytes // len(records)] * len(records)
         oversized: list[Any] = []
         request: _Request | None = self.open
-        for record, size in zip(records, sizes, strict=True):
+        for index, (record, size) in enumerate(zip(records, sizes, strict=True)):
             if limits.max_record_bytes is not None and size > limits.max_record_bytes:
                 oversized.append(record)
                 continue
@@ -419,7 +447,7 @@ class _Batcher:
                 full.append(request)
                 request = None
             if request is None:
-                request = _Request(batch.kind)
+                request = self._new_request(unit, index)
             if not request.owners or request.owners[-1] is not state:
                 request.owners.append(state)
                 state.parts += 1

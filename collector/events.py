@@ -41,9 +41,12 @@ class Metric:
     `value` is a float for counters and gauges, a list of floats (or a
     `{"values": [...], "counts": [...]}` mapping) for distributions and a list
     of members for sets. `tags` maps dimension names to string values.
+    `interval` is the length in seconds of the period an aggregated point
+    covers (a counter's sum over 10 s has 10.0; outputs derive high resolution
+    from it); 0.0 for a point that is not an aggregate.
     """
 
-    __slots__ = ("name", "tags", "timestamp", "type", "unit", "value")
+    __slots__ = ("interval", "name", "tags", "timestamp", "type", "unit", "value")
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class Metric:
         tags: dict[str, str] | None = None,
         timestamp: float = 0.0,
         unit: str | None = None,
+        interval: float = 0.0,
     ) -> None:
         self.name = name
         self.type = type
@@ -60,6 +64,7 @@ class Metric:
         self.tags = tags if tags is not None else {}
         self.timestamp = timestamp
         self.unit = unit
+        self.interval = interval
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -71,10 +76,12 @@ class Metric:
         }
         if self.unit is not None:
             out["unit"] = self.unit
+        if self.interval:
+            out["interval"] = self.interval
         return out
 
     def copy(self) -> Metric:
-        return Metric(self.name, self.type, self.value, dict(self.tags), self.timestamp, self.unit)
+        return Metric(self.name, self.type, self.value, dict(self.tags), self.timestamp, self.unit, self.interval)
 
     def __repr__(self) -> str:
         return f"Metric({self.name!r}, {self.type!r}, {self.value!r}, tags={self.tags!r})"
@@ -95,15 +102,21 @@ class Batch:
     an estimate, not a serialised size.
     `ack` is reserved for the acknowledgement token that lets an input commit
     its source position once the batch is durable downstream.
+    `origin` is set by the output driver on the batches it hands to `Output.send`:
+    a stable identity of the batch's first record in the output's buffer, the
+    same when the batch is sent again after a retry, a rewind or a restart (see
+    `buffer.base.Unit.origin`); None when there is none (records resent alone).
+    Outputs that can write idempotently (S3 object keys) derive names from it.
     """
 
-    __slots__ = ("ack", "kind", "nbytes", "records")
+    __slots__ = ("ack", "kind", "nbytes", "origin", "records")
 
     def __init__(self, kind: Kind, records: list[Any], nbytes: int = 0, ack: Any = None) -> None:
         self.kind = kind
         self.records = records
         self.nbytes = nbytes
         self.ack = ack
+        self.origin: str | None = None
 
     def __len__(self) -> int:
         return len(self.records)

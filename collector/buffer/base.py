@@ -36,10 +36,17 @@ class BufferClosedError(RuntimeError):
 
 @dataclass(slots=True)
 class Unit:
-    """One batch as stored in a buffer; `id` increases in delivery order."""
+    """One batch as stored in a buffer; `id` increases in delivery order.
+
+    `origin` names the stored data: the same every time the unit is handed out
+    again (after a rewind, and for a disk buffer after a restart), and not
+    reused by other data, in this run or another (it includes the time the
+    data was stored). Outputs derive idempotent names from it.
+    """
 
     id: int
     batch: Batch
+    origin: str = ""
 
 
 class Buffer(ABC):

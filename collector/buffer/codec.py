@@ -3,8 +3,9 @@
 Payload = msgpack `[kind, nbytes, records]`, packed with one `packb` call per
 batch (`use_bin_type=True`, unpacked with `raw=False`: bytes stay bytes, str
 stays str). Log and trace records are dicts and pack natively. A `Metric` is
-packed as `ExtType(METRIC_EXT, [name, type, value, tags, timestamp, unit])` by
-the `default=` hook, so it decodes back to an equal `Metric` wherever it sits.
+packed as `ExtType(METRIC_EXT, [name, type, value, tags, timestamp, unit, interval])`
+by the `default=` hook, so it decodes back to an equal `Metric` wherever it sits (frames
+written before `interval` existed hold six fields and decode with `interval=0.0`).
 
 Values msgpack cannot represent never fail a batch. The packer runs with
 `strict_types=True`, so every value that is not exactly a msgpack type reaches
@@ -46,7 +47,7 @@ class _Hook:
         if isinstance(obj, Metric):
             if type(obj) is not Metric:
                 self.exact = False
-            fields = [obj.name, obj.type, obj.value, obj.tags, obj.timestamp, obj.unit]
+            fields = [obj.name, obj.type, obj.value, obj.tags, obj.timestamp, obj.unit, obj.interval]
             packed = msgpack.packb(fields, use_bin_type=True, strict_types=True, default=self)
             return msgpack.ExtType(METRIC_EXT, packed)
         self.exact = False
@@ -68,10 +69,8 @@ class _Hook:
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == METRIC_EXT:
-        name, type_, value, tags, timestamp, unit = msgpack.unpackb(
-            data, raw=False, strict_map_key=False, ext_hook=_ext_hook
-        )
-        return Metric(name, type_, value, tags, timestamp, unit)
+        # Six fields in frames written before `interval` was added, seven since.
+        return Metric(*msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook))
     return msgpack.ExtType(code, data)
 
 
@@ -141,6 +140,7 @@ def _sanitize(value: Any, depth: int) -> Any:
             _sanitize(value.tags, depth + 1),
             _sanitize(value.timestamp, depth + 1),
             _sanitize(value.unit, depth + 1),
+            _sanitize(value.interval, depth + 1),
         )
     if isinstance(value, dict):
         return {

@@ -55,9 +55,11 @@ class MemoryBuffer(Buffer):
             await self._space.wait()
             if self._closed:
                 raise BufferClosedError("memory buffer closed while waiting for room")
-        unit = Unit(self._next_id, batch)
+        now = time.time()
+        # Memory units never outlive the process; the push time keeps origins of different runs apart.
+        unit = Unit(self._next_id, batch, f"{int(now * 1000):011x}-m-{self._next_id:x}")
         self._next_id += 1
-        self._queue.append((unit, time.time()))
+        self._queue.append((unit, now))
         self._events += len(batch.records)
         self._bytes += batch.nbytes
         self._readable.set()

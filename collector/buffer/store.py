@@ -235,8 +235,10 @@ class SegmentStore:
         unit_id = self._next_id
         self._next_id += 1
         self.max_unit_id = max(self.max_unit_id, unit_id)
+        # The frame's place and write time: stable across restarts, unique even if the directory is recreated.
+        origin = f"{created_ms:011x}-{self._rseg:x}-{self._roff:x}"
         self._add_inflight(InFlight(unit_id, self._rseg, end, records, created_ms))
-        return Unit(unit_id, batch)
+        return Unit(unit_id, batch, origin)
 
     def _skip(self, offset: int, end: int, records: int, reason: str) -> None:
         """Move past damaged data (reported once, however often it is read) as if it were acknowledged."""
