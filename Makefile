@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CONFIG ?= collector.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: run test validate lint bench clean
+.PHONY: run test peers validate lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ run: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/collector validate -c $(CONFIG)
 
-test: $(STAMP)
+test: $(STAMP) peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Real peers the tests run against that do not come from PyPI (see tests/peers/README.md).
+peers:
+	@sh tests/peers/install.sh
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff mypy

@@ -12,6 +12,9 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_EMF_ENVIRONMENT", "Local")
+# Any AWS client a test forgets to point at moto goes to a closed loopback port, never to AWS
+# (botocore reads AWS_ENDPOINT_URL; an explicit endpoint_url in a config or a test wins over it).
+os.environ.setdefault("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import time
 import typing
 from pathlib import Path
 
@@ -15,22 +16,27 @@ from collector.api import SECTIONS, Component, Input, InputConfig, Output, Outpu
 from collector.events import LOGS, METRICS, TRACES, Batch, Metric
 from collector.registry import load_registry
 from collector.testing import component_context, input_context
+from tests.contract.peers import AWS_PEERS, against_moto
 
 REGISTRY = load_registry()
 # (type name, class) per registered plugin; an input and an output may share a type name.
 PLUGINS = [(type_name, cls) for (_, type_name), cls in sorted(REGISTRY.plugins.items())]
 IDS = [f"{section}.{type_name}" for section, type_name in sorted(REGISTRY.plugins)]
 CONFIG_BASE = {Input: InputConfig, Processor: ProcessorConfig, Output: OutputConfig}
+# Recent timestamps: destinations refuse data from 1970 (CloudWatch Logs takes at most 14 days back).
 SAMPLE = {
-    LOGS: lambda: [{"timestamp": 1.0, "message": '{"a": 1}'}, {"timestamp": 2.0, "message": b"raw"}],
-    METRICS: lambda: [Metric("m", "gauge", 1.0, {"k": "v"}, 1.0)],
+    LOGS: lambda: [
+        {"timestamp": time.time() - 1, "message": '{"a": 1}'},
+        {"timestamp": time.time(), "message": b"raw"},
+    ],
+    METRICS: lambda: [Metric("m", "gauge", 1.0, {"k": "v"}, time.time())],
     TRACES: lambda: [
         {
             "trace_id": "1-5759e988-bd862e3fe1be46a994272793",
             "id": "53995c3f42cd8ad8",
             "name": "s",
-            "start_time": 1.0,
-            "end_time": 2.0,
+            "start_time": time.time() - 1,
+            "end_time": time.time(),
         }
     ],
 }
@@ -80,8 +86,11 @@ def test_readme_examples_validate(type_name: str, cls: type[Component]) -> None:
 
 
 @pytest.mark.parametrize(("type_name", "cls"), PLUGINS, ids=IDS)
-async def test_lifecycle(type_name: str, cls: type[Component], tmp_path: Path) -> None:
-    config = cls.Config.model_validate(readme_examples(cls)[0])
+async def test_lifecycle(type_name: str, cls: type[Component], tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    body = readme_examples(cls)[0]
+    if issubclass(cls, Output) and type_name in AWS_PEERS:
+        body = against_moto(type_name, body, request.getfixturevalue("moto"))
+    config = cls.Config.model_validate(body)
     # Stop without start must be safe.
     await cls(config, component_context(type_name, tmp_path)).stop()
 
