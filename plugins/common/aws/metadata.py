@@ -1,0 +1,48 @@
+"""Host facts from EC2 instance metadata (IMDSv2): `{instance_id}` for record templates.
+
+Looked up only when a component's templates use such a fact, and never when
+AWS_EC2_METADATA_DISABLED=true. The endpoint is botocore's
+(`AWS_EC2_METADATA_SERVICE_ENDPOINT` / `ec2_metadata_service_endpoint`, IPv4 or
+IPv6 mode), so a test points it at a local fake and nothing else changes.
+"""
+
+from __future__ import annotations
+
+from aiobotocore.session import AioSession
+from aiobotocore.utils import AioIMDSFetcher
+from botocore.exceptions import BotoCoreError
+from botocore.utils import resolve_imds_endpoint_mode
+
+from collector_plugins.common.aws.session import metadata_disabled
+
+METADATA_FACTS = frozenset({"instance_id"})
+
+
+class _InstanceIdFetcher(AioIMDSFetcher):  # type: ignore[misc]
+    _URL_PATH = "latest/meta-data/instance-id"
+
+    async def retrieve_instance_id(self) -> str | None:
+        try:
+            token = await self._fetch_metadata_token()  # IMDSv2 session token (PUT)
+            response = await self._get_request(url_path=self._URL_PATH, retry_func=None, token=token)
+            return str(await response.text).strip() or None
+        except (self._RETRIES_EXCEEDED_ERROR_CLS, BotoCoreError, OSError):
+            return None
+
+
+async def instance_facts(session: AioSession, names: set[str]) -> dict[str, str]:
+    """The metadata facts among `names` that instance metadata gives; {} when disabled or unreachable."""
+    wanted = names & METADATA_FACTS
+    if not wanted or metadata_disabled():
+        return {}
+    fetcher = _InstanceIdFetcher(
+        timeout=session.get_config_variable("metadata_service_timeout"),
+        num_attempts=session.get_config_variable("metadata_service_num_attempts"),
+        config={
+            "ec2_metadata_service_endpoint": session.get_config_variable("ec2_metadata_service_endpoint"),
+            "ec2_metadata_service_endpoint_mode": resolve_imds_endpoint_mode(session),
+            "ec2_metadata_v1_disabled": True,
+        },
+    )
+    instance_id = await fetcher.retrieve_instance_id()
+    return {"instance_id": instance_id} if instance_id else {}
