@@ -1,0 +1,105 @@
+"""Object keys of the `s3` output: a partitioned prefix per record, a name per request.
+
+A key is `PREFIX + NAME + EXTENSION`:
+
+- `PREFIX` is a record template (`common.record_templates`), usually Hive-style
+  partitions from the event time plus host or record parts:
+  `logs/year={%Y}/month={%m}/day={%d}/hour={%H}/host={host}/`. A request whose
+  records render to several prefixes (it spans an hour boundary) becomes one
+  object per prefix, records in their order.
+- `NAME` is the request's `origin` (see `collector.driver`): the same when the
+  same buffered data is sent again after a retry, a rewind or a restart, so a
+  replay overwrites the object it wrote before instead of adding a duplicate.
+  It starts with the hex time the data was buffered, so names sort by age.
+  Without an origin (records resent alone) a random name is used: still
+  at-least-once, just not idempotent.
+
+Grouping is on the hot path (every record of every request): a prefix that
+depends on the event time and host facts only is grouped by time bucket (one
+integer division per record) and rendered once per bucket; only prefixes with
+record fields render per record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from collector_plugins.common.record_templates import RecordTemplate, parse_record_template
+from collector_plugins.outputs.s3_limits import MAX_KEY_BYTES
+
+# Seconds in the smallest time unit a prefix may change with, per date directive.
+_STEP = {"%S": 1, "%M": 60, "%H": 3600, "%d": 86400, "%m": 86400, "%Y": 86400}
+
+
+class KeyTooLongError(ValueError):
+    """A rendered key is longer than S3 allows."""
+
+
+class ObjectKeys:
+    """Splits a request's records by key prefix and names the objects."""
+
+    def __init__(self, prefix: str, host: dict[str, str], extension: str) -> None:
+        self.prefix = prefix
+        self.extension = extension
+        self.template = RecordTemplate(prefix, host)
+        names = [value for kind, value in parse_record_template(prefix) if kind == "name"]
+        times = [n for n in names if n in _STEP]
+        self._fields = [n for n in names if n not in _STEP and n not in host]
+        self._step = min((_STEP[n] for n in times), default=0)
+
+    def partition(self, records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Records by rendered prefix, order kept within each prefix."""
+        if not records:
+            return {}
+        template = self.template
+        if template.static:
+            return {template.render(records[0]): list(records)}
+        if self._fields or not self._step:
+            return self._group(records, [None] * len(records))
+        step = self._step
+        try:
+            buckets: list[int | None] = [int(r["timestamp"] // step) for r in records]
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return self._group(records, [None] * len(records))  # a record without a usable time
+        first = buckets[0]
+        if buckets.count(first) == len(buckets):
+            return {self._render(records[0]): list(records)}
+        return self._group(records, buckets)
+
+    def _group(self, records: Sequence[dict[str, Any]], buckets: list[int | None]) -> dict[str, list[dict[str, Any]]]:
+        """One pass; a record with a time bucket seen before is not rendered again."""
+        rendered: dict[int, str] = {}
+        groups: dict[str, list[dict[str, Any]]] = {}
+        render = self._render
+        for bucket, record in zip(buckets, records, strict=True):
+            if bucket is None:
+                key = render(record)
+            else:
+                key = rendered.get(bucket)  # type: ignore[assignment]
+                if key is None:
+                    key = rendered[bucket] = render(record)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [record]
+            else:
+                group.append(record)
+        return groups
+
+    def _render(self, record: dict[str, Any]) -> str:
+        try:
+            return self.template.render(record)
+        except (ValueError, OverflowError, OSError):
+            # A time that is not a date (NaN, out of range): the time of writing, as for a record without one.
+            return self.template.render({k: v for k, v in record.items() if k != "timestamp"})
+
+    def key(self, prefix: str, origin: str | None) -> str:
+        """The object key for records under `prefix` sent with `origin`."""
+        name = origin if origin else f"r{uuid.uuid4().hex}"
+        key = f"{prefix}{name}{self.extension}"
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES.value:
+            raise KeyTooLongError(
+                f"object key is {len(key.encode('utf-8'))} bytes, more than S3's {MAX_KEY_BYTES.value}: {key[:80]}..."
+            )
+        return key
