@@ -1,0 +1,131 @@
+"""Start-up: the checkpoint matched against the files as they are now.
+
+For each checkpointed file (device + inode + fingerprint + acknowledged offset):
+
+- found among the matched files with the same device + inode: resumed at its offset
+  if it still starts with its fingerprint and is at least that long; otherwise the
+  checkpoint is *stale* (inode reused, truncated or rewritten while we were
+  stopped): counted, logged, the file read from its start, and the rest of the old
+  content looked for in a copy (copytruncate while stopped);
+- not matched any more: renamed while we were stopped? It is looked for by device +
+  inode in its directory and its tail read (then released like any rotated file);
+- matched by name and fingerprint but under another device/inode number, while the
+  old inode exists nowhere in the directory (device numbers can change across
+  reboots): resumed;
+- otherwise gone: forgotten.
+
+Matched files without a checkpoint are seen the first time (`read_from` and
+`ignore_older` apply).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from collector.log import kv
+from collector_plugins.inputs.filetail.checkpoints import FileCheckpoint
+from collector_plugins.inputs.filetail.identity import Fingerprint
+from collector_plugins.inputs.filetail.search import find_by_inode, find_copy
+from collector_plugins.inputs.filetail.tailed import TailedFile
+
+if TYPE_CHECKING:
+    from collector_plugins.inputs.filetail.files import FileSet
+
+
+def restore_files(files: FileSet, entries: list[FileCheckpoint], scan: dict[str, os.stat_result]) -> None:
+    by_key = {(e.dev, e.ino): e for e in entries}
+    by_path = {e.path: e for e in entries if not e.rotated}
+    stale: list[FileCheckpoint] = []
+    for path, st in sorted(scan.items()):
+        key = (st.st_dev, st.st_ino)
+        if key in files.files:
+            files.seen(path, st)  # a second name of a file already set up
+            continue
+        entry = by_key.pop(key, None)
+        if entry is None:
+            candidate = by_path.get(path)
+            if (
+                candidate is not None
+                and (candidate.dev, candidate.ino) in by_key
+                and find_by_inode(os.path.dirname(path), candidate.dev, candidate.ino) is None
+                and _resume(files, path, candidate) is not None
+            ):
+                by_key.pop((candidate.dev, candidate.ino), None)
+                files.log.info(
+                    "file identity changed device or inode number but not content; resuming it",
+                    extra=kv(file=path, offset=candidate.offset),
+                )
+                continue
+            files.add_new(path, st, initial=True)
+            continue
+        if _resume(files, path, entry) is None:
+            stale.append(entry)
+            _stale(files, entry, path)
+            files.add_new(path, st, initial=False)
+    for entry in by_key.values():
+        _recover_renamed(files, entry)
+    for entry in stale:
+        _recover_copy(files, entry)
+
+
+def _resume(files: FileSet, path: str, entry: FileCheckpoint) -> TailedFile | None:
+    """The file continued from its checkpoint, if the checkpoint still describes it (else None: stale)."""
+    fd = files.open_fd(path)
+    if fd is None:
+        return None
+    try:
+        st = os.fstat(fd)
+        valid = st.st_size >= entry.offset and Fingerprint.read(fd, entry.fingerprint.length) == entry.fingerprint
+    except OSError:
+        valid = False
+    if not valid:
+        os.close(fd)
+        return None
+    tf = files.adopt(path, st, entry.fingerprint, entry.offset, fd)
+    if tf.fd is not None:
+        files.extend_fingerprint(tf, st.st_size)
+    return tf
+
+
+def _stale(files: FileSet, entry: FileCheckpoint, path: str) -> None:
+    files.counters.stale_checkpoints += 1
+    files.log.warning(
+        "checkpoint does not describe the file any more (truncated, rewritten or inode reused); "
+        "reading it from the start",
+        extra=kv(file=path, checkpoint_offset=entry.offset, fingerprint=str(entry.fingerprint)),
+    )
+
+
+def _recover_renamed(files: FileSet, entry: FileCheckpoint) -> None:
+    """A checkpointed file no longer at a matched name: renamed while we were stopped? Read its tail."""
+    path = find_by_inode(os.path.dirname(entry.path), entry.dev, entry.ino, hint=entry.path)
+    if path is None:
+        return  # deleted meanwhile: nothing left to read
+    fd = files.open_fd(path)
+    if fd is None:
+        return
+    st = os.fstat(fd)
+    if st.st_size < entry.offset or Fingerprint.read(fd, entry.fingerprint.length) != entry.fingerprint:
+        os.close(fd)  # not the checkpointed content any more; not matched by include: not ours
+        return
+    tf = files.adopt(path, st, entry.fingerprint, entry.offset, fd, source=entry.path)
+    tf.rotated = True
+    files.log.info(
+        "reading the rest of a file renamed while the input was stopped",
+        extra=kv(file=path, was=entry.path, offset=entry.offset, unread_bytes=st.st_size - entry.offset),
+    )
+
+
+def _recover_copy(files: FileSet, entry: FileCheckpoint) -> None:
+    """After a truncation while we were stopped: the rest of the old content from its copy, if there is one."""
+    found = find_copy(os.path.dirname(entry.path), entry.fingerprint, entry.offset, set(files.files))
+    if found is None:
+        return
+    path, fd, st = found
+    tf = files.adopt(path, st, entry.fingerprint, entry.offset, fd, source=entry.path)
+    tf.rotated = True
+    files.log.info(
+        "reading the rest of a truncated file from its copy",
+        extra=kv(file=entry.path, copy=path, offset=entry.offset, unread_bytes=st.st_size - entry.offset),
+    )

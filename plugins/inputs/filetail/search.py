@@ -1,0 +1,77 @@
+"""Finding a file again after it was renamed or copied while we were not looking.
+
+Both searches look only in one directory (where rotation tools put rotated files:
+`app.log` -> `app.log.1`, `app.log-20261127`), never across the filesystem.
+
+- `find_by_inode`: the file with this device + inode (a rename; its name may no
+  longer match any include pattern).
+- `find_copy`: another file that starts with the same fingerprint and is at least as
+  long as the offset we had read to (the copy `copytruncate` made before truncating),
+  the most recently modified one if there are several.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from collector_plugins.inputs.filetail.identity import Fingerprint
+
+
+def _regular_files(directory: str) -> list[tuple[str, os.stat_result]]:
+    out: list[tuple[str, os.stat_result]] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return out
+    for entry in entries:
+        try:
+            st = entry.stat()  # follows links: a link to the file counts as the file
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            out.append((entry.path, st))
+    return out
+
+
+def find_by_inode(directory: str, dev: int, ino: int, hint: str | None = None) -> str | None:
+    """A path in `directory` (or `hint`, tried first) naming the file with this device + inode."""
+    if hint is not None:
+        try:
+            st = os.stat(hint)
+        except OSError:
+            pass
+        else:
+            if (st.st_dev, st.st_ino) == (dev, ino):
+                return hint
+    for path, st in _regular_files(directory):
+        if (st.st_dev, st.st_ino) == (dev, ino):
+            return path
+    return None
+
+
+def find_copy(
+    directory: str, fingerprint: Fingerprint, min_size: int, exclude: set[tuple[int, int]]
+) -> tuple[str, int, os.stat_result] | None:
+    """(path, open descriptor, stat) of the newest other file starting like `fingerprint`, at least `min_size` long."""
+    if fingerprint.length == 0:
+        return None  # an empty fingerprint matches anything
+    candidates = [
+        (path, st)
+        for path, st in _regular_files(directory)
+        if (st.st_dev, st.st_ino) not in exclude and st.st_size >= max(min_size, fingerprint.length)
+    ]
+    candidates.sort(key=lambda item: item[1].st_mtime, reverse=True)
+    for path, _ in candidates:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if st.st_size >= min_size and Fingerprint.read(fd, fingerprint.length) == fingerprint:
+                return path, fd, st
+        except OSError:
+            pass
+        os.close(fd)
+    return None
