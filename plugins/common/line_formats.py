@@ -16,6 +16,11 @@ acknowledged, the state says where the oldest held byte starts
 Bad lines are never dropped: a line a format cannot parse becomes a record
 whose `message` is the line as text and whose `parse_error` says why; the
 reason is counted in `state.errors`.
+
+A format is built once per input (`FORMATS[name](**options)`, every option a
+keyword with a default; the container formats take `max_message_bytes`) and
+serves all of that input's sources: everything per source lives in the
+`FormatState` that `new_state()` makes for each.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ class FormatState:
     held_since: float = 0.0
     """`time.monotonic()` when the oldest held line arrived; meaningful only while `held_from` is set."""
     errors: Counter[str] = field(default_factory=Counter)
-    """Lines that could not be parsed, by reason (kept as unparsed records, never dropped)."""
+    """Lines that could not be parsed (kept as unparsed records, never dropped), or messages that could not be
+    kept whole (`message too long`: emitted in pieces), by reason. Only ever incremented: read the differences."""
     extra: dict[str, Any] = field(default_factory=dict)
     """The format's own bookkeeping (partial lines per stream, ...)."""
 
@@ -59,6 +65,10 @@ class LineFormat(ABC):
         """Records for `lines`: consecutive complete lines of one source, each without its b"\\n".
 
         The first line starts at source offset `offset`; each line occupies `len(line) + 1` bytes.
+        Lines that end a held line may complete records whose first byte lies in an earlier chunk:
+        `starts` is then smaller than `offset`, and records come out in the order they complete.
+        Sets `state.held_from` / `state.held_since` for what it holds after this chunk. Never raises
+        on any content of `lines`.
         """
 
     @abstractmethod
