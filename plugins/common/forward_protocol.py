@@ -1,0 +1,292 @@
+"""The Fluent forward protocol v1, server side: decoding event messages, the handshake, acks.
+
+Reference: the Forward Protocol Specification v1 (fluent/fluentd wiki). Every
+message is one msgpack array on the stream:
+
+- Message:                  [tag, time, record, option?]
+- Forward:                  [tag, [[time, record], ...], option?]
+- PackedForward:            [tag, bin(concatenated [time, record] msgpack), option?]
+- CompressedPackedForward:  the same with option `compressed: "gzip"` (one or
+  more gzip members); `"zstd"` is accepted where the zstandard module is
+  installed (Fluent Bit can send it).
+
+`time` is an integer (seconds) or an EventTime (ext type 0: big-endian
+uint32 seconds, uint32 nanoseconds); decoded to float epoch seconds. The
+option map may carry `chunk`: the server answers `{"ack": chunk}` once it has
+taken responsibility for the events (the input does so only when they are
+durable downstream).
+
+Handshake (only with a shared key): server HELO `["HELO", {nonce, auth,
+keepalive}]`; client PING `["PING", client_hostname, shared_key_salt,
+sha512_hex(salt + client_hostname + nonce + shared_key), username,
+sha512_hex(auth_salt + username + password)]`; server PONG `["PONG", ok,
+reason, server_hostname, sha512_hex(salt + server_hostname + nonce +
+shared_key)]`.
+
+Errors: a message that is not msgpack, not one of the shapes above, larger
+than the limit, or whose packed/compressed entries do not decode raises
+`ProtocolError` (the connection cannot be trusted further). An event inside a
+valid message that is not `[time, record-map]` is skipped and counted, so that
+one bad event does not make a client resend its whole chunk forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+try:  # zstd for CompressedPackedForward is optional
+    import zstandard
+except ImportError:  # pragma: no cover - depends on the install
+    zstandard = None  # type: ignore[assignment]
+
+EVENT_TIME_EXT = 0
+_EVENT_TIME = struct.Struct(">II")
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol; its connection is closed."""
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == EVENT_TIME_EXT and len(data) == 8:
+        seconds, nanos = _EVENT_TIME.unpack(data)
+        return seconds + nanos / 1e9
+    return msgpack.ExtType(code, data)
+
+
+def make_unpacker(max_bytes: int) -> msgpack.Unpacker:
+    """A streaming unpacker holding at most `max_bytes` (undecoded input, and any one string or array in it)."""
+    return msgpack.Unpacker(
+        raw=False,
+        ext_hook=_ext_hook,
+        timestamp=1,  # a msgpack Timestamp (ext -1), should a client send one, becomes float seconds
+        unicode_errors="replace",
+        max_buffer_size=max_bytes,
+        strict_map_key=False,
+    )
+
+
+def encode_event_time(seconds: float) -> msgpack.ExtType:
+    """An EventTime for `seconds` (used by tests and the benchmark's sender)."""
+    whole = int(seconds)
+    return msgpack.ExtType(EVENT_TIME_EXT, _EVENT_TIME.pack(whole, round((seconds - whole) * 1e9) % 10**9))
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What one forward message carries: its events (already records) and its chunk id, if any."""
+
+    records: list[dict[str, Any]]
+    chunk: str | None
+    invalid: int  # events skipped because they were not [time, map]
+    nbytes: int  # the size of the message's event data on the wire (decompressed for compressed chunks)
+
+
+class EventDecoder:
+    """Turns forward messages into records.
+
+    Each record is the event's map plus `timestamp` (float epoch seconds) and,
+    when configured, the tag under `tag_field`; the value under `message_key`
+    (Docker and FireLens send `log`) becomes `message` unless the event already
+    has one. An event's own `timestamp` key is kept as `timestamp_raw`.
+    """
+
+    def __init__(self, max_bytes: int, tag_field: str | None, message_key: str | None) -> None:
+        self.max_bytes = max_bytes
+        self.tag_field = tag_field
+        self.message_key = message_key if message_key != "message" else None
+
+    def decode(self, message: Any, wire_bytes: int) -> Decoded:
+        if type(message) is not list or not 2 <= len(message) <= 4:
+            raise ProtocolError(f"expected a forward message array, got {_describe(message)}")
+        tag = message[0]
+        if type(tag) is not str:
+            raise ProtocolError(f"the tag must be a string, got {_describe(tag)}")
+        second = message[1]
+        kind = type(second)
+        if kind is list:  # Forward
+            option = _option(message, 2, 3)
+            records, invalid = self._records(tag, second)
+            return Decoded(records, _chunk(option), invalid, wire_bytes)
+        if kind is bytes:  # PackedForward, maybe compressed
+            option = _option(message, 2, 3)
+            entries = self._unpack_entries(second, option)
+            records, invalid = self._records(tag, entries.events)
+            return Decoded(records, _chunk(option), invalid, entries.size)
+        if len(message) < 3:
+            raise ProtocolError("a Message mode message needs [tag, time, record]")
+        option = _option(message, 3, 4)
+        records, invalid = self._records(tag, [[second, message[2]]])
+        return Decoded(records, _chunk(option), invalid, wire_bytes)
+
+    def _unpack_entries(self, data: bytes, option: dict[str, Any] | None) -> _Entries:
+        compressed = option.get("compressed") if option else None
+        if compressed is not None and compressed != "text":
+            data = decompress(data, compressed, self.max_bytes)
+        unpacker = make_unpacker(max(self.max_bytes, len(data)) + 1)
+        try:
+            unpacker.feed(data)
+            events = list(unpacker)
+            # An event cut short leaves no trace in `tell()`; a nil fed behind the data comes back as a
+            # nil of its own only if nothing was left unfinished (it cannot complete a pending event as nil).
+            unpacker.feed(b"\xc0")
+            complete = list(unpacker) == [None]
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:  # TypeError: an unhashable map key
+            raise ProtocolError(f"packed entries do not decode: {exc}") from None
+        if not complete:
+            raise ProtocolError("packed entries end in the middle of an event")
+        return _Entries(events, len(data))
+
+    def _records(self, tag: str, entries: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
+        tag_field, message_key = self.tag_field, self.message_key
+        records: list[dict[str, Any]] = []
+        append = records.append
+        invalid = 0
+        for entry in entries:
+            if type(entry) is not list or len(entry) != 2:
+                invalid += 1
+                continue
+            stamp, record = entry
+            if type(record) is not dict:
+                invalid += 1
+                continue
+            kind = type(stamp)
+            if kind is not float:
+                if kind is int:
+                    stamp = float(stamp)
+                else:
+                    invalid += 1
+                    continue
+            if "timestamp" in record:
+                record["timestamp_raw"] = record["timestamp"]
+            record["timestamp"] = stamp
+            if tag_field is not None:
+                record[tag_field] = tag
+            if message_key is not None and message_key in record and "message" not in record:
+                record["message"] = record.pop(message_key)
+            append(record)
+        return records, invalid
+
+
+@dataclass(slots=True)
+class _Entries:
+    events: list[Any]
+    size: int
+
+
+def decompress(data: bytes, method: Any, limit: int) -> bytes:
+    """Decompress a CompressedPackedForward entry stream, refusing to expand past `limit` bytes."""
+    if method == "gzip":
+        out = bytearray()
+        rest = data
+        try:
+            while rest:
+                inflater = zlib.decompressobj(wbits=31)
+                out += inflater.decompress(rest, limit + 1 - len(out))
+                if len(out) > limit or inflater.unconsumed_tail:
+                    raise ProtocolError(f"compressed entries expand past {limit} bytes")
+                if not inflater.eof:
+                    raise ProtocolError("compressed entries are cut short")
+                rest = inflater.unused_data  # concatenated gzip members
+        except zlib.error as exc:
+            raise ProtocolError(f"compressed entries do not inflate: {exc}") from None
+        return bytes(out)
+    if method == "zstd" and zstandard is not None:
+        try:
+            with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
+                expanded: bytes = reader.read(limit + 1)
+        except zstandard.ZstdError as exc:
+            raise ProtocolError(f"compressed entries do not decompress: {exc}") from None
+        if len(expanded) > limit:
+            raise ProtocolError(f"compressed entries expand past {limit} bytes")
+        return expanded
+    raise ProtocolError(f"unsupported compression {method!r}")
+
+
+def _option(message: list[Any], index: int, length: int) -> dict[str, Any] | None:
+    if len(message) > length:
+        raise ProtocolError(f"a forward message has at most {length} elements")
+    if len(message) <= index:
+        return None
+    option = message[index]
+    if option is None:
+        return None
+    if type(option) is not dict:
+        raise ProtocolError(f"the option must be a map, got {_describe(option)}")
+    return option
+
+
+def _chunk(option: dict[str, Any] | None) -> str | None:
+    if not option:
+        return None
+    chunk = option.get("chunk")
+    if chunk is None:
+        return None
+    if type(chunk) is not str or not chunk:
+        raise ProtocolError("the chunk option must be a non-empty string")
+    return chunk
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
+def ack(chunks: list[str]) -> bytes:
+    """The ack responses for `chunks`, concatenated for one write."""
+    return b"".join(msgpack.packb({"ack": chunk}) for chunk in chunks)
+
+
+# -- handshake ------------------------------------------------------------------------------------------
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha512()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+    return h.hexdigest()
+
+
+def helo(nonce: bytes, auth_salt: bytes, keepalive: bool = True) -> bytes:
+    return msgpack.packb(["HELO", {"nonce": nonce, "auth": auth_salt, "keepalive": keepalive}], use_bin_type=True)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    shared_key: str
+    server_hostname: str
+    users: dict[str, str]  # username -> password; empty: no user authentication
+
+
+def check_ping(message: Any, nonce: bytes, auth_salt: bytes, credentials: Credentials) -> tuple[bytes, str, str]:
+    """Verify a PING; returns (the PONG to send, the client's hostname, "" or why it failed)."""
+    if type(message) is not list or len(message) != 6 or message[0] != "PING":
+        raise ProtocolError(f"expected a PING during the handshake, got {_describe(message)}")
+    _, client_hostname, salt, key_digest, username, password_digest = message
+    if not isinstance(client_hostname, str) or not isinstance(salt, str | bytes):
+        raise ProtocolError("malformed PING")
+    if not isinstance(key_digest, str) or not isinstance(username, str) or not isinstance(password_digest, str):
+        raise ProtocolError("malformed PING")
+    key = credentials.shared_key
+    reason = ""
+    if not hmac.compare_digest(key_digest, _digest(salt, client_hostname, nonce, key)):
+        reason = "shared key mismatch"
+    elif credentials.users:
+        password = credentials.users.get(username)
+        expected = _digest(auth_salt, username, password) if password is not None else ""
+        if password is None or not hmac.compare_digest(password_digest, expected):
+            reason = "username/password mismatch"
+    server = credentials.server_hostname
+    if reason:
+        pong = ["PONG", False, reason, server, ""]
+    else:
+        pong = ["PONG", True, "", server, _digest(salt, server, nonce, key)]
+    return msgpack.packb(pong, use_bin_type=True), client_hostname, reason

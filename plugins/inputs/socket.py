@@ -1,0 +1,274 @@
+"""`socket` input: newline-delimited text or JSON lines over TCP, UDP or unix sockets.
+
+Stream sockets (TCP, unix): each connection has its own reader task
+(`plugins/common/stream_server.py`) that cuts what arrives into lines, builds
+one batch per read and awaits `ctx.emit`; while it waits, that connection is
+not read, which is the TCP backpressure. A connection that misbehaves (a
+handler error) closes alone.
+
+Datagram sockets (UDP, unixgram): each datagram holds one or more lines; a
+burst of datagrams becomes one batch handed on with `ctx.try_emit`, because a
+UDP sender cannot be slowed down: what a full channel refuses is counted as
+`channel_full` by the runtime.
+
+A line longer than `max_line_bytes` is cut to that length and marked
+`truncated: true` (the rest of it is discarded and counted in the loss ledger
+as `truncated`). With `codec: json` every line must be a JSON object; other
+lines are dropped and counted as `invalid_json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any, ClassVar, Literal
+
+import orjson
+from pydantic import Field, field_validator
+
+from collector.api import Input, InputConfig, InputContext
+from collector.events import LOGS, Batch
+from collector.log import RepeatLimiter, kv
+from collector.units import Size
+from collector_plugins.common.framing import LineSplitter
+from collector_plugins.common.listen import parse_mode
+from collector_plugins.common.listeners import Listeners, ListenList, parse_addresses
+from collector_plugins.common.stream_server import Connection
+
+# How long a stopping input waits for its connections to hand on what they already received.
+STOP_TIMEOUT = 5.0
+MAX_DATAGRAM_BYTES = 65535
+
+
+class SocketInputConfig(InputConfig):
+    type: Literal["socket"] = Field(description="Receives lines over a socket.", examples=["socket"])
+    listen: Annotated[list[str], ListenList] = Field(
+        description=(
+            "Where to listen, one address or a list: `tcp://HOST:PORT`, `udp://HOST:PORT`, `unix:///PATH` "
+            "(stream) or `unixgram:///PATH` (datagrams). Without a scheme TCP is meant; without a host, 127.0.0.1."
+        ),
+        examples=["tcp://127.0.0.1:5170", ["tcp://127.0.0.1:5170", "udp://127.0.0.1:5170"]],
+    )
+    codec: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "`text`: each line becomes the `message` (UTF-8, invalid bytes replaced); `json`: each line is a "
+            "JSON object whose keys become the record's fields (`timestamp` kept if it is a number)."
+        ),
+        examples=["text", "json"],
+    )
+    max_line_bytes: Size = Field(
+        default=102400,
+        description="Longer lines are cut to this many bytes and get the field `truncated: true`.",
+        examples=[102400, "1MiB"],
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Stream sockets: connections served at once; more are closed at once and counted.",
+        examples=[1000],
+    )
+    socket_mode: str | None = Field(
+        default=None,
+        description="Unix sockets: permissions of the socket file (octal); null keeps the umask's.",
+        examples=["0660", None],
+    )
+    peer_field: str | None = Field(
+        default=None,
+        description="Add the sender's address (`127.0.0.1:40312`, or `unix`) to every record under this name.",
+        examples=["peer", None],
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: list[str]) -> list[str]:
+        parse_addresses(value, "tcp", ("tcp", "udp", "unix", "unixgram"))
+        return value
+
+    @field_validator("max_line_bytes")
+    @classmethod
+    def _check_max_line(cls, value: int) -> int:
+        if not 1 <= value <= 64 * 1024 * 1024:
+            raise ValueError("max_line_bytes must be between 1 byte and 64MiB")
+        return value
+
+    @field_validator("socket_mode")
+    @classmethod
+    def _check_mode(cls, value: str | None) -> str | None:
+        parse_mode(value)
+        return value
+
+
+class SocketInput(Input):
+    type_name: ClassVar[str] = "socket"
+    description: ClassVar[str] = "Receives newline-delimited text or JSON lines over TCP, UDP or unix sockets."
+    Config: ClassVar[type[SocketInputConfig]] = SocketInputConfig
+    emits: ClassVar[frozenset[str]] = frozenset((LOGS,))
+
+    config: SocketInputConfig
+
+    def __init__(self, config: SocketInputConfig, ctx: Any) -> None:
+        super().__init__(config, ctx)
+        self.listeners = Listeners(
+            parse_addresses(config.listen, "tcp", ("tcp", "udp", "unix", "unixgram")),
+            self.log,
+            ctx.name,
+            stream_handler=self._serve,
+            datagram_handler=self._on_datagrams,
+            max_connections=config.max_connections,
+            max_datagram_bytes=min(config.max_line_bytes, MAX_DATAGRAM_BYTES),
+            socket_mode=parse_mode(config.socket_mode),
+        )
+        self.lines = 0
+        self.truncated = 0
+        self.invalid_json = 0
+        self._run_ctx: InputContext | None = None
+        self._limiter = RepeatLimiter()
+
+    def counters(self) -> dict[str, float]:
+        return {
+            "lines": self.lines,
+            "truncated_lines": self.truncated,
+            "invalid_json": self.invalid_json,
+            **self.listeners.counters(),
+        }
+
+    async def start(self) -> None:
+        self.listeners.bind()
+
+    async def stop(self) -> None:
+        self.listeners.close()
+
+    async def run(self, ctx: InputContext) -> None:
+        self._run_ctx = ctx
+        await self.listeners.serve()
+        addresses = ", ".join(map(str, self.listeners.addresses))
+        self.log.info("listening", extra=kv(component=ctx.name, address=addresses))
+        try:
+            await ctx.stopping.wait()
+        finally:
+            await self.listeners.stop(STOP_TIMEOUT)
+
+    # -- stream connections ------------------------------------------------------------------------
+
+    async def _serve(self, conn: Connection) -> None:
+        ctx = self._run_ctx
+        assert ctx is not None
+        splitter = LineSplitter(self.config.max_line_bytes)
+        peer = conn.peer
+        while True:
+            data = await conn.read()
+            if not data:
+                break
+            lines, cuts = splitter.feed(data)
+            if lines:
+                await self._emit(ctx, self._records(lines, cuts, peer), len(data))
+        lines, cuts = splitter.finish()
+        if lines:
+            await self._emit(ctx, self._records(lines, cuts, peer), sum(map(len, lines)))
+
+    async def _emit(self, ctx: InputContext, records: list[dict[str, Any]], nbytes: int) -> None:
+        if not records:
+            return
+        try:
+            await ctx.emit(Batch(LOGS, records, nbytes))
+        except asyncio.CancelledError:
+            ctx.loss("stopped", len(records))  # read from the socket but never handed on
+            raise
+
+    # -- datagrams ---------------------------------------------------------------------------------
+
+    def _on_datagrams(self, datagrams: list[tuple[bytes, Any]]) -> None:
+        ctx = self._run_ctx
+        assert ctx is not None
+        limit = self.listeners.max_datagram_bytes
+        records: list[dict[str, Any]] = []
+        nbytes = 0
+        peer_field = self.config.peer_field
+        for data, sender in datagrams:
+            nbytes += len(data)
+            cut = len(data) > limit
+            if cut:
+                data = data[:limit]
+            data = data.rstrip(b"\r\n")
+            if not data:
+                continue
+            lines = data.split(b"\n")
+            cuts = (len(lines) - 1,) if cut else ()
+            peer = _datagram_peer(sender) if peer_field else ""
+            records.extend(self._records(lines, cuts, peer))
+        if records:
+            ctx.try_emit(Batch(LOGS, records, nbytes))
+
+    # -- lines to records --------------------------------------------------------------------------
+
+    def _records(self, lines: list[bytes], cuts: tuple[int, ...], peer: str) -> list[dict[str, Any]]:
+        ts = time.time()
+        self.lines += len(lines)
+        if self.config.codec == "json":
+            records = self._json_records(lines, ts)
+        else:
+            records = [{"timestamp": ts, "message": line.decode("utf-8", "replace")} for line in lines]
+        if cuts:
+            self._mark_truncated(records, lines, cuts)
+        peer_field = self.config.peer_field
+        if peer_field:
+            for record in records:
+                record[peer_field] = peer
+        return records
+
+    def _json_records(self, lines: list[bytes], ts: float) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        invalid = 0
+        loads = orjson.loads
+        for line in lines:
+            try:
+                value = loads(line)
+            except orjson.JSONDecodeError:
+                value = None
+            if type(value) is not dict:
+                if line.strip():
+                    invalid += 1
+                continue
+            stamp = value.get("timestamp")
+            if type(stamp) is not float:
+                if type(stamp) is int:
+                    value["timestamp"] = float(stamp)
+                else:
+                    if stamp is not None:
+                        value["timestamp_raw"] = stamp
+                    value["timestamp"] = ts
+            records.append(value)
+        if invalid:
+            self.invalid_json += invalid
+            self.ctx.loss("invalid_json", invalid)
+            self._warn("invalid_json", "lines that are not JSON objects were dropped", events=invalid)
+        return records
+
+    def _mark_truncated(self, records: list[dict[str, Any]], lines: list[bytes], cuts: tuple[int, ...]) -> None:
+        self.truncated += len(cuts)
+        self.ctx.loss("truncated", len(cuts))  # each line is kept, its tail is not
+        self._warn(
+            "truncated",
+            "lines longer than max_line_bytes were truncated (the rest of each line is discarded)",
+            max_line_bytes=self.config.max_line_bytes,
+            lines=len(cuts),
+        )
+        if self.config.codec == "json":
+            return  # a cut JSON line does not parse: it was counted as invalid_json
+        for i in cuts:
+            records[i]["truncated"] = True
+
+    def _warn(self, cause: str, message: str, **fields: Any) -> None:
+        now, _, suppressed = self._limiter.check(cause)
+        if now:
+            if suppressed:
+                fields["repeats_suppressed"] = suppressed
+            self.log.warning(message, extra=kv(component=self.ctx.name, **fields))
+
+
+def _datagram_peer(sender: Any) -> str:
+    if isinstance(sender, tuple) and len(sender) >= 2:
+        return f"{sender[0]}:{sender[1]}"
+    return "unix"

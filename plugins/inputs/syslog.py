@@ -1,0 +1,273 @@
+"""`syslog` input: RFC 5424 and RFC 3164 messages over UDP, TCP and unix sockets.
+
+Framing on stream sockets (TCP, unix) is detected per connection from its
+first byte (RFC 6587): a digit means octet counting (`LENGTH SP MESSAGE`), a
+`<` newline-delimited messages (non-transparent framing). `framing` can pin
+one. Each read becomes one batch, parsed by `common/syslog_parser.py` (format
+detected per message) and emitted with `await ctx.emit`: a connection is not
+read while the downstream is full (backpressure). An octet-counted stream
+that loses its framing (a frame without a length) is closed, counted as a
+framing error; other connections carry on.
+
+On datagram sockets (UDP, unixgram) each datagram is one message; a burst of
+datagrams is one batch, handed on with `ctx.try_emit` (a full downstream
+drops it and the runtime counts it as `channel_full`).
+
+A message longer than `max_message_bytes` is cut, marked `truncated: true`
+and counted in the loss ledger as `truncated`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from collector.api import Input, InputConfig, InputContext
+from collector.events import LOGS, Batch
+from collector.log import RepeatLimiter, kv
+from collector.units import Size
+from collector_plugins.common.framing import LineSplitter, OctetCountingFramer
+from collector_plugins.common.listen import parse_mode
+from collector_plugins.common.listeners import Listeners, ListenList, parse_addresses
+from collector_plugins.common.stream_server import Connection
+from collector_plugins.common.syslog_parser import SyslogParser
+
+STOP_TIMEOUT = 5.0
+MAX_DATAGRAM_BYTES = 65535
+_DIGITS = frozenset(b"0123456789")
+
+
+class SyslogConfig(InputConfig):
+    type: Literal["syslog"] = Field(description="Receives syslog messages.", examples=["syslog"])
+    listen: Annotated[list[str], ListenList] = Field(
+        description=(
+            "Where to listen, one address or a list: `udp://HOST:PORT`, `tcp://HOST:PORT`, `unix:///PATH` "
+            "(stream) or `unixgram:///PATH` (datagrams, like /dev/log). Without a scheme UDP is meant; without "
+            "a host, 127.0.0.1."
+        ),
+        examples=["udp://127.0.0.1:5514", ["udp://127.0.0.1:5514", "tcp://127.0.0.1:5514"]],
+    )
+    framing: Literal["auto", "newline", "octet_counting"] = Field(
+        default="auto",
+        description=(
+            "Stream sockets: `auto` detects each connection's framing from its first byte (a digit: octet "
+            "counting; otherwise one message per line); or pin one."
+        ),
+        examples=["auto", "octet_counting"],
+    )
+    max_message_bytes: Size = Field(
+        default=65536,
+        description="Longer messages are cut to this many bytes and get the field `truncated: true`.",
+        examples=["64KiB", 8192],
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Stream sockets: connections served at once; more are closed at once and counted.",
+        examples=[1000],
+    )
+    socket_mode: str | None = Field(
+        default=None,
+        description="Unix sockets: permissions of the socket file (octal); null keeps the umask's.",
+        examples=["0666", None],
+    )
+    peer_field: str | None = Field(
+        default=None,
+        description="Add the sender's address (`127.0.0.1:40312`, or `unix`) to every record under this name.",
+        examples=["peer", None],
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: list[str]) -> list[str]:
+        parse_addresses(value, "udp", ("udp", "tcp", "unix", "unixgram"))
+        return value
+
+    @field_validator("max_message_bytes")
+    @classmethod
+    def _check_max(cls, value: int) -> int:
+        if not 64 <= value <= 64 * 1024 * 1024:
+            raise ValueError("max_message_bytes must be between 64 bytes and 64MiB")
+        return value
+
+    @field_validator("socket_mode")
+    @classmethod
+    def _check_mode(cls, value: str | None) -> str | None:
+        parse_mode(value)
+        return value
+
+
+class Syslog(Input):
+    type_name: ClassVar[str] = "syslog"
+    description: ClassVar[str] = "Receives RFC 5424 and RFC 3164 syslog messages over UDP, TCP and unix sockets."
+    Config: ClassVar[type[SyslogConfig]] = SyslogConfig
+    emits: ClassVar[frozenset[str]] = frozenset((LOGS,))
+
+    config: SyslogConfig
+
+    def __init__(self, config: SyslogConfig, ctx: Any) -> None:
+        super().__init__(config, ctx)
+        self.listeners = Listeners(
+            parse_addresses(config.listen, "udp", ("udp", "tcp", "unix", "unixgram")),
+            self.log,
+            ctx.name,
+            stream_handler=self._serve,
+            datagram_handler=self._on_datagrams,
+            max_connections=config.max_connections,
+            max_datagram_bytes=min(config.max_message_bytes, MAX_DATAGRAM_BYTES),
+            socket_mode=parse_mode(config.socket_mode),
+        )
+        self.parser = SyslogParser()
+        self.messages = 0
+        self.truncated = 0
+        self.framing_errors = 0
+        self._run_ctx: InputContext | None = None
+        self._limiter = RepeatLimiter()
+
+    def counters(self) -> dict[str, float]:
+        return {
+            "messages": self.messages,
+            "parse_errors": self.parser.errors,
+            "truncated_messages": self.truncated,
+            "framing_errors": self.framing_errors,
+            **self.listeners.counters(),
+        }
+
+    async def start(self) -> None:
+        self.listeners.bind()
+
+    async def stop(self) -> None:
+        self.listeners.close()
+
+    async def run(self, ctx: InputContext) -> None:
+        self._run_ctx = ctx
+        await self.listeners.serve()
+        addresses = ", ".join(map(str, self.listeners.addresses))
+        self.log.info("listening", extra=kv(component=ctx.name, address=addresses))
+        try:
+            await ctx.stopping.wait()
+        finally:
+            await self.listeners.stop(STOP_TIMEOUT)
+
+    # -- stream connections ------------------------------------------------------------------------
+
+    def _framer(self, first: bytes) -> LineSplitter | OctetCountingFramer:
+        framing = self.config.framing
+        if framing == "auto":
+            framing = "octet_counting" if first[0] in _DIGITS else "newline"
+        if framing == "octet_counting":
+            return OctetCountingFramer(self.config.max_message_bytes)
+        return LineSplitter(self.config.max_message_bytes)
+
+    async def _serve(self, conn: Connection) -> None:
+        ctx = self._run_ctx
+        assert ctx is not None
+        framer: LineSplitter | OctetCountingFramer | None = None
+        counted = False
+        peer = conn.peer
+        while data := await conn.read():
+            if framer is None:
+                framer = self._framer(data)
+                counted = isinstance(framer, OctetCountingFramer)
+            frames, cuts = framer.feed(data)
+            if frames:
+                await self._emit(ctx, self._records(frames, cuts, peer, counted), len(data))
+            if framer.error:
+                self.framing_errors += 1
+                raise ValueError(f"syslog framing lost: {framer.error}")
+        if framer is not None:
+            frames, cuts = framer.finish()
+            if frames:
+                await self._emit(ctx, self._records(frames, cuts, peer, counted), sum(map(len, frames)))
+
+    async def _emit(self, ctx: InputContext, records: list[dict[str, Any]], nbytes: int) -> None:
+        if not records:
+            return
+        try:
+            await ctx.emit(Batch(LOGS, records, nbytes))
+        except asyncio.CancelledError:
+            ctx.loss("stopped", len(records))
+            raise
+
+    # -- datagrams ---------------------------------------------------------------------------------
+
+    def _on_datagrams(self, datagrams: list[tuple[bytes, Any]]) -> None:
+        ctx = self._run_ctx
+        assert ctx is not None
+        limit = self.listeners.max_datagram_bytes
+        frames: list[bytes] = []
+        cuts: list[int] = []
+        nbytes = 0
+        for data, _sender in datagrams:
+            nbytes += len(data)
+            if len(data) > limit:
+                cuts.append(len(frames))
+                data = data[:limit]
+            frames.append(data)
+        peers = [_datagram_peer(sender) for _, sender in datagrams] if self.config.peer_field else None
+        records = self._records_slow(frames, tuple(cuts), peers)
+        if records:
+            ctx.try_emit(Batch(LOGS, records, nbytes))
+
+    # -- frames to records -------------------------------------------------------------------------
+
+    def _records(self, frames: list[bytes], cuts: tuple[int, ...], peer: str, counted: bool) -> list[dict[str, Any]]:
+        if counted or cuts or b"" in frames:
+            return self._records_slow(frames, cuts, [peer] * len(frames) if self.config.peer_field else None)
+        received = time.time()
+        parse = self.parser.parse
+        records = [parse(frame.decode("utf-8", "replace"), received) for frame in frames]
+        self.messages += len(records)
+        peer_field = self.config.peer_field
+        if peer_field:
+            for record in records:
+                record[peer_field] = peer
+        return records
+
+    def _records_slow(
+        self, frames: list[bytes], cuts: tuple[int, ...], peers: list[str] | None
+    ) -> list[dict[str, Any]]:
+        """Frames that may end with a line end (datagrams, octet-counted frames), be empty, or be cut."""
+        received = time.time()
+        parse = self.parser.parse
+        peer_field = self.config.peer_field
+        records: list[dict[str, Any]] = []
+        cut = set(cuts)
+        for i, frame in enumerate(frames):
+            frame = frame.rstrip(b"\r\n\x00")
+            if not frame:
+                continue
+            record = parse(frame.decode("utf-8", "replace"), received)
+            if i in cut:
+                record["truncated"] = True
+            if peer_field and peers is not None:
+                record[peer_field] = peers[i]
+            records.append(record)
+        self.messages += len(records)
+        if cuts:
+            self.truncated += len(cuts)
+            self.ctx.loss("truncated", len(cuts))
+            self._warn(
+                "truncated",
+                "messages longer than max_message_bytes were truncated",
+                max_message_bytes=self.config.max_message_bytes,
+                messages=len(cuts),
+            )
+        return records
+
+    def _warn(self, cause: str, message: str, **fields: Any) -> None:
+        now, _, suppressed = self._limiter.check(cause)
+        if now:
+            if suppressed:
+                fields["repeats_suppressed"] = suppressed
+            self.log.warning(message, extra=kv(component=self.ctx.name, **fields))
+
+
+def _datagram_peer(sender: Any) -> str:
+    if isinstance(sender, tuple) and len(sender) >= 2:
+        return f"{sender[0]}:{sender[1]}"
+    return "unix"

@@ -1,0 +1,69 @@
+"""The real `collector run` process reading a real systemd-journald, restarted between writes: every entry
+written with `systemd-cat` and `logger --journald` arrives exactly once."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from collector.testing import wait_for_sync
+from tests.e2e.conftest import Collector
+from tests.peers.journald import Journald, available
+
+WHY_NOT = available()
+pytestmark = [pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT or ""), pytest.mark.slow]
+
+
+def delivered(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r["message"] for r in records if r.get("SYSLOG_IDENTIFIER") in ("catapp", "nativeapp")]
+
+
+def test_restarts_between_writes_deliver_every_entry_once(tmp_path: Path) -> None:
+    journal = Journald(tmp_path / "journald")
+    collector = Collector(tmp_path)
+    out = tmp_path / "out.jsonl"
+    collector.write_config(
+        f"""
+inputs:
+  journal:
+    type: journald
+    directory: {journal.store}
+    read_from: beginning
+    matches: ["SYSLOG_IDENTIFIER=catapp", "SYSLOG_IDENTIFIER=nativeapp"]
+outputs:
+  archive:
+    type: file
+    inputs: [journal]
+    path: {out}
+    buffer: {{type: disk, max_bytes: 64MiB}}
+"""
+    )
+    expected: list[str] = []
+    try:
+        for round_ in range(3):
+            lines = [f"round {round_} cat {i}" for i in range(100)]
+            journal.cat("catapp", lines)
+            journal.logger({"MESSAGE": f"round {round_} native", "SYSLOG_IDENTIFIER": "nativeapp"})
+            expected += [*lines, f"round {round_} native"]
+            collector.start()
+            total = len(expected)
+            wait_for_sync(lambda total=total: len(delivered(out)) >= total, timeout=20)
+            collector.signal(signal.SIGTERM)
+            assert collector.wait() == 0, collector.stderr()
+        # Written while the collector is down, read when it comes back.
+        journal.cat("catapp", ["while down"])
+        expected.append("while down")
+        collector.start()
+        wait_for_sync(lambda: len(delivered(out)) >= len(expected), timeout=20)
+        collector.signal(signal.SIGTERM)
+        assert collector.wait() == 0, collector.stderr()
+    finally:
+        collector.stop()
+        journal.stop()
+    assert delivered(out) == expected  # in order, none missing, none twice
