@@ -1,0 +1,1 @@
+"""The `xray` input's parts: datagram parsing, the UDP receiver, the sampling proxy, address forms."""
