@@ -1,0 +1,223 @@
+"""Distributions: every observed value with its count, so percentiles stay computable.
+
+A `Distribution` keeps `value -> count` (counts may be fractional: a StatsD
+sample rate of 0.1 makes one observation count 10), plus the exact sum, count,
+minimum and maximum. It is never reduced to an average.
+
+Memory is bounded: up to `EXACT_LIMIT` distinct values are kept exactly (the
+common case of few distinct latencies fits one CloudWatch datum, 150 values);
+past that, values are merged into logarithmic buckets whose representative is
+within `RELATIVE_ERROR` (1 %) of every value in it, so any percentile read back
+is within 1 % of the true sample's (sum, count, min and max stay exact). A
+bucket covers [g**k, g**(k+1)) with g = 1.02; 1 ns to 1e9 s spans ~2,100
+buckets, so the bucket count stays small whatever the sender does.
+
+The value forms a metric record may carry for a distribution (all handled by
+`as_distribution`): a list of numbers (each observed once); a mapping with
+`values` and optional `counts`; a statistic set `{"sum", "count", "min",
+"max"}` (with or without values); both together, as the aggregator emits them;
+a histogram `{"bounds": [...], "bucket_counts": [...], "sum", "count"}`
+(Prometheus buckets, counts per bucket, the last one for +Inf).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+EXACT_LIMIT = 150
+GROWTH = 1.02
+RELATIVE_ERROR = (GROWTH - 1) / 2
+_LOG_GROWTH = math.log(GROWTH)
+
+
+def bucket_value(value: float) -> float:
+    """The representative of `value`'s logarithmic bucket (0 stays 0; the sign is kept)."""
+    if value == 0:
+        return 0.0
+    magnitude = abs(value)
+    index = math.floor(math.log(magnitude) / _LOG_GROWTH)
+    # The midpoint of [g**k, g**(k+1)): no value in the bucket is further than (g-1)/2 from it, relatively.
+    representative = (GROWTH**index) * (1 + GROWTH) / 2
+    return representative if value > 0 else -representative
+
+
+class Distribution:
+    """Observed values with their counts; exact statistics. Not thread-safe (one owner)."""
+
+    __slots__ = ("bucketed", "count", "counts", "limit", "max", "min", "sum")
+
+    def __init__(self, limit: int | None = EXACT_LIMIT) -> None:
+        self.limit = limit
+        """Distinct values kept exactly before bucketing; None never buckets (values already bounded)."""
+        self.counts: dict[float, float] = {}
+        self.count = 0.0
+        self.sum = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+        self.bucketed = False
+        """True once values were merged into logarithmic buckets (percentiles then within 1 %)."""
+
+    def add(self, value: float, weight: float = 1.0) -> None:
+        self.count += weight
+        self.sum += value * weight
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        key = bucket_value(value) if self.bucketed else value
+        counts = self.counts
+        counts[key] = counts.get(key, 0.0) + weight
+        if not self.bucketed and self.limit is not None and len(counts) > self.limit:
+            self._to_buckets()
+
+    def add_values(self, values: Iterable[float], weight: float = 1.0) -> None:
+        for value in values:
+            self.add(value, weight)
+
+    def add_weighted(self, values: Iterable[float], counts: Iterable[float]) -> None:
+        for value, count in zip(values, counts, strict=True):
+            if count > 0:
+                self.add(value, count)
+
+    def merge(self, other: Distribution) -> None:
+        """Add everything `other` observed (its exact statistics included)."""
+        if not other.count:
+            return
+        self.count += other.count
+        self.sum += other.sum
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+        if other.bucketed and not self.bucketed:
+            self._to_buckets()
+        counts = self.counts
+        bucketed = self.bucketed
+        for value, count in other.counts.items():
+            key = bucket_value(value) if bucketed else value
+            counts[key] = counts.get(key, 0.0) + count
+        if not bucketed and self.limit is not None and len(counts) > self.limit:
+            self._to_buckets()
+
+    def _to_buckets(self) -> None:
+        merged: dict[float, float] = {}
+        for value, count in self.counts.items():
+            key = bucket_value(value)
+            merged[key] = merged.get(key, 0.0) + count
+        self.counts = merged
+        self.bucketed = True
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def pairs(self) -> list[tuple[float, float]]:
+        """(value, count) sorted by value."""
+        return sorted(self.counts.items())
+
+    def quantile(self, q: float) -> float:
+        """The value at quantile `q` (0..1), nearest rank; NaN when empty."""
+        return quantile(self.pairs(), q)
+
+    def to_value(self) -> dict[str, Any]:
+        """The metric value form: values and counts (sorted) plus the exact statistic set."""
+        pairs = self.pairs()
+        return {
+            "values": [v for v, _ in pairs],
+            "counts": [c for _, c in pairs],
+            "sum": self.sum,
+            "count": self.count,
+            "min": self.min,
+            "max": self.max,
+        }
+
+
+def quantile(pairs: list[tuple[float, float]], q: float) -> float:
+    """Nearest-rank quantile over (value, count) pairs sorted by value."""
+    total = sum(c for _, c in pairs)
+    if total <= 0:
+        return math.nan
+    rank = max(q * total, 1e-12)
+    seen = 0.0
+    for value, count in pairs:
+        seen += count
+        if seen >= rank - 1e-9:
+            return value
+    return pairs[-1][0]
+
+
+def as_distribution(value: Any, limit: int | None = EXACT_LIMIT) -> Distribution:
+    """A `Distribution` from any distribution value form; ValueError for anything else.
+
+    A statistic set without values keeps its exact statistics and no values
+    (`len() == 0`): outputs then send it as a statistic set. `limit=None` keeps
+    every distinct value (outputs: what they are given is already bounded).
+    """
+    dist = Distribution(limit)
+    if isinstance(value, list | tuple):
+        for v in value:
+            dist.add(_number(v))
+        return dist
+    if not isinstance(value, Mapping):
+        raise ValueError(f"a distribution value must be a list or a mapping, not {type(value).__name__}")
+    if "bounds" in value:
+        _add_buckets(dist, value)
+        values = None
+    else:
+        values = value.get("values")
+    if values is not None:
+        counts = value.get("counts")
+        if counts is None:
+            counts = [1.0] * len(values)
+        if len(counts) != len(values):
+            raise ValueError("a distribution's values and counts differ in length")
+        for v, c in zip(values, counts, strict=True):
+            count = _number(c)
+            if count < 0:
+                raise ValueError("a distribution count cannot be negative")
+            if count:
+                dist.add(_number(v), count)
+    if "count" in value:
+        # The statistic set is authoritative (values may have been bucketed; sum/min/max are exact).
+        count = _number(value["count"])
+        if count < 0:
+            raise ValueError("a distribution count cannot be negative")
+        dist.count = count
+        dist.sum = _number(value.get("sum", dist.sum if values is not None else 0.0))
+        if count:
+            dist.min = _number(value.get("min", dist.min))
+            dist.max = _number(value.get("max", dist.max))
+    elif values is None and "bounds" not in value:
+        raise ValueError("a distribution mapping needs `values`, `bounds` or a statistic set (`count`, `sum`, ...)")
+    return dist
+
+
+def _add_buckets(dist: Distribution, value: Mapping[str, Any]) -> None:
+    """A histogram's buckets as values: each bucket's count at a representative point of it.
+
+    `bounds` are the finite upper bounds (Prometheus `le`), increasing; `bucket_counts` has one more entry
+    (the +Inf bucket) and counts per bucket, not cumulated. A bucket (lo, hi] is represented by its middle
+    (the first, by half its bound when that is positive), the +Inf bucket by the last bound: percentiles
+    come out within a bucket's width. `sum` and `count`, when given, stay exact.
+    """
+    bounds = [_number(b) for b in value["bounds"]]
+    counts = [_number(c) for c in value.get("bucket_counts", ())]
+    if len(counts) != len(bounds) + 1:
+        raise ValueError("a histogram needs one bucket count per bound, plus the +Inf bucket")
+    if any(b >= a for a, b in zip(bounds[1:], bounds, strict=False)) or any(c < 0 for c in counts):
+        raise ValueError("histogram bounds must increase and bucket counts cannot be negative")
+    for i, count in enumerate(counts):
+        if not count:
+            continue
+        if i == len(bounds):
+            point = bounds[-1] if bounds else 0.0
+        elif i == 0:
+            point = bounds[0] / 2 if bounds[0] > 0 else bounds[0]
+        else:
+            point = (bounds[i - 1] + bounds[i]) / 2
+        dist.add(point, count)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a number")
+    return float(value)

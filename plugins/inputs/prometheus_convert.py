@@ -1,0 +1,145 @@
+"""Prometheus metric families -> metric records, each type keeping its meaning.
+
+Cumulative Prometheus values become what happened during the scrape interval,
+the way CloudWatch and every other interval-based output read them:
+
+- counter: a `counter` point with the increase since the previous scrape (named like the sample,
+  `http_requests_total`); a target's first scrape only sets the baseline, a series that appears later
+  started from zero (Prometheus counters do); a value lower than the previous one is a restart, whose
+  increase is the new value itself;
+- gauge, untyped, info and stateset samples: `gauge` points, as they are;
+- histogram: a `distribution` point holding the buckets' increases (`bounds`, `bucket_counts` per bucket,
+  the last for +Inf, `sum`, `count`), so percentiles can be estimated downstream and the
+  `prometheus_exporter` output exposes a histogram again; a restart is detected as for counters;
+- summary: precomputed quantiles cannot be re-aggregated, so each stays a `gauge` point tagged
+  `quantile`, and `_sum` / `_count` become counter points (increases), as Prometheus exposes them.
+
+`Deltas` remembers one scrape's cumulative values per target (only the series
+of its last scrape: a series that disappears is forgotten).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from collector.events import Metric
+
+Key = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def _labels(labels: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    out = dict(extra)
+    out.update(labels)  # what the target says about itself wins over the scrape's own labels
+    return out
+
+
+class Deltas:
+    """Previous cumulative values of one target's series."""
+
+    def __init__(self) -> None:
+        self.previous: dict[Key, Any] = {}
+        self.known = False
+        """Whether the target was scraped before: a series new in a known target started from zero."""
+
+    def convert(
+        self, families: Iterable[Any], tags: dict[str, str], now: float, interval: float
+    ) -> tuple[list[Metric], int]:
+        """(metric records, samples read) for one scrape's families."""
+        current: dict[Key, Any] = {}
+        out: list[Metric] = []
+        samples = 0
+        for family in families:
+            samples += len(family.samples)
+            kind = family.type
+            if kind == "counter":
+                self._counter(family, tags, now, interval, current, out)
+            elif kind == "histogram":
+                self._histogram(family, tags, now, interval, current, out)
+            elif kind == "summary":
+                self._summary(family, tags, now, interval, current, out)
+            else:  # gauge, untyped / unknown, info, stateset, gaugehistogram samples
+                for sample in family.samples:
+                    if math.isfinite(sample.value):
+                        out.append(Metric(sample.name, "gauge", float(sample.value), _labels(sample.labels, tags), now))
+        self.previous = current
+        self.known = True
+        return out, samples
+
+    def _increase(self, key: Key, value: float, current: dict[Key, Any]) -> float | None:
+        current[key] = value
+        before = self.previous.get(key)
+        if before is None:
+            return value if self.known else None
+        return value - before if value >= before else value
+
+    def _counter(
+        self, family: Any, tags: dict[str, str], now: float, interval: float, current: dict[Key, Any], out: list[Metric]
+    ) -> None:
+        for sample in family.samples:
+            if sample.name.endswith("_created") or not math.isfinite(sample.value):
+                continue
+            labels = _labels(sample.labels, tags)
+            key = (sample.name, tuple(sorted(labels.items())))
+            increase = self._increase(key, float(sample.value), current)
+            if increase is not None:
+                out.append(Metric(sample.name, "counter", increase, labels, now, None, interval))
+
+    def _summary(
+        self, family: Any, tags: dict[str, str], now: float, interval: float, current: dict[Key, Any], out: list[Metric]
+    ) -> None:
+        for sample in family.samples:
+            if sample.name.endswith("_created") or not math.isfinite(sample.value):
+                continue
+            labels = _labels(sample.labels, tags)
+            if sample.name.endswith(("_sum", "_count")):
+                key = (sample.name, tuple(sorted(labels.items())))
+                increase = self._increase(key, float(sample.value), current)
+                if increase is not None:
+                    out.append(Metric(sample.name, "counter", increase, labels, now, None, interval))
+            else:
+                out.append(Metric(sample.name, "gauge", float(sample.value), labels, now, None, interval))
+
+    def _histogram(
+        self, family: Any, tags: dict[str, str], now: float, interval: float, current: dict[Key, Any], out: list[Metric]
+    ) -> None:
+        series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            le = labels.pop("le", None)
+            entry = series.setdefault(tuple(sorted(labels.items())), {"buckets": {}, "sum": 0.0, "count": None})
+            if sample.name.endswith("_bucket") and le is not None:
+                entry["buckets"][float(le)] = float(sample.value)
+            elif sample.name.endswith("_sum"):
+                entry["sum"] = float(sample.value)
+            elif sample.name.endswith("_count"):
+                entry["count"] = float(sample.value)
+        for labels_key, entry in series.items():
+            buckets = sorted(entry["buckets"].items())
+            if not buckets or buckets[-1][0] != math.inf:
+                continue  # a histogram without its +Inf bucket is malformed: nothing safe to say
+            bounds = [b for b, _ in buckets[:-1]]
+            cumulative = [c for _, c in buckets]
+            count = entry["count"] if entry["count"] is not None else cumulative[-1]
+            labels = _labels(dict(labels_key), tags)
+            key = (family.name, tuple(sorted(labels.items())))
+            state = (bounds, cumulative, entry["sum"], count)
+            current[key] = state
+            before = self.previous.get(key)
+            if before is None and self.known:
+                before = (bounds, [0.0] * len(cumulative), 0.0, 0.0)  # a new series starts from zero
+            if before is None or before[0] != bounds:
+                continue  # the target's first scrape (or changed buckets): a new baseline
+            restarted = count < before[3] or any(c < p for c, p in zip(cumulative, before[1], strict=True))
+            if restarted:
+                delta_cum, delta_sum, delta_count = cumulative, entry["sum"], count
+            else:
+                delta_cum = [c - p for c, p in zip(cumulative, before[1], strict=True)]
+                delta_sum, delta_count = entry["sum"] - before[2], count - before[3]
+            per_bucket = [delta_cum[0]] + [b - a for a, b in itertools.pairwise(delta_cum)]
+            if delta_count <= 0:
+                continue  # nothing observed this interval
+            value = {"bounds": bounds, "bucket_counts": per_bucket, "sum": delta_sum, "count": delta_count}
+            out.append(Metric(family.name, "distribution", value, labels, now, None, interval))

@@ -1,0 +1,206 @@
+"""What a Prometheus server scrapes from the `prometheus_exporter` output: metric records folded into series.
+
+Records arrive as per-interval points; Prometheus wants cumulative counters and
+histograms, so the state here accumulates:
+
+- counter -> `counter` `<name>_total`: the running sum of every interval's increase;
+- gauge -> `gauge`: the last value; a set -> `gauge`: its last member count;
+- a distribution with histogram buckets (`bounds`, from the `prometheus` input) -> `histogram`:
+  cumulative bucket counts, `_sum` and `_count` (the bounds of its first point are kept);
+- any other distribution (StatsD timers, EMF values) -> `summary`: cumulative `_sum` and `_count`, and the
+  0.5, 0.9 and 0.99 quantiles of the latest interval (Prometheus summaries are precomputed windows too).
+
+Names become Prometheus names (`app.requests` -> `app_requests`; anything outside `[a-zA-Z0-9_:]` -> `_`,
+a leading digit prefixed with `_`), tag names likewise; values are kept as they are (escaped by the
+exposition). A name seen with two types keeps the first; the others are counted (`type_conflicts`).
+Series not updated for `expire_after` disappear, so a finished job or a removed label set does not linger.
+Exposition goes through prometheus_client's families, so TYPE and HELP lines and escaping are its own.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+from collector.events import Metric
+from collector_plugins.common.metrics.distribution import as_distribution
+
+QUANTILES = (0.5, 0.9, 0.99)
+_INVALID = re.compile(r"[^a-zA-Z0-9_:]")
+_INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def metric_name(name: str) -> str:
+    out = _INVALID.sub("_", name)
+    return "_" + out if not out or out[0].isdigit() else out
+
+
+def label_name(name: str) -> str:
+    out = _INVALID_LABEL.sub("_", name)
+    if not out or out[0].isdigit():
+        out = "_" + out
+    return "_" + out if out.startswith("__") else out  # names starting with __ are reserved for Prometheus
+
+
+@dataclass
+class Series:
+    updated: float
+    value: float = 0.0
+    count: float = 0.0
+    sum: float = 0.0
+    bounds: list[float] | None = None
+    buckets: list[float] | None = None
+    """Cumulative-over-time counts per bucket (not cumulated over `le`), one more than `bounds`."""
+    quantiles: dict[float, float] = field(default_factory=dict)
+
+
+@dataclass
+class Family:
+    kind: str  # counter, gauge, histogram, summary
+    help: str
+    series: dict[Labels, Series] = field(default_factory=dict)
+
+
+class Exposition(Collector):  # type: ignore[misc]
+    """The exporter's state; registered in its own CollectorRegistry (never the global one)."""
+
+    def __init__(self, expire_after: float) -> None:
+        self.expire_after = expire_after
+        self.families: dict[str, Family] = {}
+        self.type_conflicts = 0
+        self.invalid = 0
+
+    def add(self, metrics: list[Metric], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        for metric in metrics:
+            try:
+                self._add(metric, now)
+            except (TypeError, ValueError):
+                self.invalid += 1
+
+    def _add(self, metric: Metric, now: float) -> None:
+        name = metric_name(metric.name)
+        labels: Labels = tuple(sorted((label_name(k), str(v)) for k, v in metric.tags.items()))
+        kind = metric.type
+        value = metric.value
+        if kind == "counter":
+            prom_kind, name = "counter", name[: -len("_total")] if name.endswith("_total") else name
+        elif kind in ("gauge", "set"):
+            prom_kind = "gauge"
+        elif kind == "distribution":
+            prom_kind = "histogram" if isinstance(value, dict) and "bounds" in value else "summary"
+        else:
+            raise ValueError(f"unknown metric type {kind!r}")
+        family = self.families.get(name)
+        if family is None:
+            unit = f" ({metric.unit})" if metric.unit else ""
+            family = self.families[name] = Family(prom_kind, f"{metric.name}{unit}, from node-collector")
+        elif family.kind != prom_kind:
+            self.type_conflicts += 1
+            return
+        series = family.series.get(labels)
+        if series is None:
+            series = family.series[labels] = Series(now)
+        series.updated = now
+        if prom_kind == "counter":
+            series.value += _finite(value)
+        elif prom_kind == "gauge":
+            series.value = float(len(value)) if kind == "set" and isinstance(value, list) else _finite(value)
+        elif prom_kind == "histogram":
+            self._histogram(series, value)
+        else:
+            dist = as_distribution(value)
+            series.count += dist.count
+            series.sum += dist.sum
+            if len(dist):
+                series.quantiles = {q: dist.quantile(q) for q in QUANTILES}
+
+    @staticmethod
+    def _histogram(series: Series, value: dict[str, Any]) -> None:
+        bounds = [float(b) for b in value["bounds"]]
+        counts = [float(c) for c in value["bucket_counts"]]
+        if len(counts) != len(bounds) + 1:
+            raise ValueError("bucket counts do not match the bounds")
+        if series.bounds is None:
+            series.bounds, series.buckets = bounds, [0.0] * len(counts)
+        elif series.bounds != bounds:
+            raise ValueError("the histogram's buckets changed")
+        assert series.buckets is not None
+        for i, c in enumerate(counts):
+            series.buckets[i] += c
+        series.count += float(value.get("count", sum(counts)))
+        series.sum += float(value.get("sum", 0.0))
+
+    def expire(self, now: float | None = None) -> None:
+        oldest = (time.time() if now is None else now) - self.expire_after
+        for name in list(self.families):
+            family = self.families[name]
+            family.series = {k: s for k, s in family.series.items() if s.updated >= oldest}
+            if not family.series:
+                del self.families[name]
+
+    def series_count(self) -> int:
+        return sum(len(f.series) for f in self.families.values())
+
+    # -- prometheus_client's collector interface ---------------------------------------------------
+
+    def collect(self) -> Iterator[Any]:
+        self.expire()
+        for name, family in sorted(self.families.items()):
+            keys = sorted({k for labels in family.series for k, _ in labels})
+            if family.kind == "counter":
+                out: Any = CounterMetricFamily(name, family.help, labels=keys)
+                for labels, s in family.series.items():
+                    out.add_metric(_values(keys, labels), s.value)
+            elif family.kind == "gauge":
+                out = GaugeMetricFamily(name, family.help, labels=keys)
+                for labels, s in family.series.items():
+                    out.add_metric(_values(keys, labels), s.value)
+            elif family.kind == "histogram":
+                out = HistogramMetricFamily(name, family.help, labels=keys)
+                for labels, s in family.series.items():
+                    assert s.bounds is not None and s.buckets is not None
+                    running, buckets = 0.0, []
+                    for bound, count in zip([*s.bounds, math.inf], s.buckets, strict=True):
+                        running += count
+                        buckets.append((_le(bound), running))
+                    out.add_metric(_values(keys, labels), buckets, s.sum)
+            else:
+                out = SummaryMetricFamily(name, family.help, labels=keys)
+                for labels, s in family.series.items():
+                    values = _values(keys, labels)
+                    out.add_metric(values, s.count, s.sum)
+                    label_map = dict(zip(keys, values, strict=True))
+                    for q, v in s.quantiles.items():
+                        out.samples.append(Sample(name, {**label_map, "quantile": repr(q)}, v))
+            yield out
+
+
+def _values(keys: list[str], labels: Labels) -> list[str]:
+    present = dict(labels)
+    return [present.get(k, "") for k in keys]
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == math.inf else repr(float(bound))
+
+
+def _finite(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    return float(value)

@@ -1,0 +1,158 @@
+"""The `prometheus_exporter` output, scraped back with prometheus_client's parser."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.parser import text_string_to_metric_families
+
+from collector.api import ComponentContext, HostFacts
+from collector.events import METRICS, Batch, Metric
+from collector.testing import free_port
+from collector_plugins.inputs.prometheus import PrometheusConfig, PrometheusInput
+from collector_plugins.outputs.prometheus_exporter import PrometheusExporter, PrometheusExporterConfig
+from collector_plugins.outputs.prometheus_exposition import Exposition, label_name, metric_name
+
+
+@pytest.fixture
+async def exporter(tmp_path: Path) -> AsyncIterator[PrometheusExporter]:
+    config = PrometheusExporterConfig.model_validate(
+        {"type": "prometheus_exporter", "inputs": ["m"], "listen": "127.0.0.1:0"}
+    )
+    out = PrometheusExporter(config, ComponentContext("prom", logging.getLogger("t"), tmp_path, HostFacts("h")))
+    await out.start()
+    yield out
+    await out.stop()
+
+
+async def scrape(out: PrometheusExporter) -> tuple[str, dict[str, Any]]:
+    assert out.bound is not None
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{out.bound[1]}/metrics") as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=")
+        text = await r.text()
+    return text, {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def samples(family: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
+
+
+async def test_every_type_with_its_prometheus_type(exporter: PrometheusExporter) -> None:
+    t = 1000.0
+    histogram = {"bounds": [0.1, 0.5], "bucket_counts": [1.0, 2.0, 1.0], "sum": 1.6, "count": 4.0}
+    await exporter.write(
+        Batch(
+            METRICS,
+            [
+                Metric("app.requests", "counter", 3.0, {"route": "/a"}, t, None, 10.0),
+                Metric("app.requests", "counter", 4.0, {"route": "/a"}, t + 10, None, 10.0),  # accumulated
+                Metric("queue.depth", "gauge", 5.0, {"queue": "q"}, t),
+                Metric("users", "set", ["a", "b", "c"], {}, t),
+                Metric("latency_seconds", "distribution", histogram, {"svc": "x"}, t),
+                Metric("latency_seconds", "distribution", histogram, {"svc": "x"}, t + 10),
+                Metric("app.lat", "distribution", [1.0, 2.0, 3.0, 4.0], {"k.1": "v"}, t, "Milliseconds"),
+            ],
+        )
+    )
+    text, families = await scrape(exporter)
+    for line in (
+        "# TYPE app_requests_total counter",
+        "# TYPE queue_depth gauge",
+        "# TYPE users gauge",
+        "# TYPE latency_seconds histogram",
+        "# TYPE app_lat summary",
+    ):
+        assert line in text
+    assert samples(families["app_requests"]) == {("app_requests_total", (("route", "/a"),)): 7.0}
+    assert samples(families["queue_depth"]) == {("queue_depth", (("queue", "q"),)): 5.0}
+    assert samples(families["users"])[("users", ())] == 3.0
+    hist = samples(families["latency_seconds"])
+    assert hist[("latency_seconds_bucket", (("le", "0.1"), ("svc", "x")))] == 2.0
+    assert hist[("latency_seconds_bucket", (("le", "0.5"), ("svc", "x")))] == 6.0  # cumulative over le
+    assert hist[("latency_seconds_bucket", (("le", "+Inf"), ("svc", "x")))] == 8.0
+    assert hist[("latency_seconds_count", (("svc", "x"),))] == 8.0
+    assert hist[("latency_seconds_sum", (("svc", "x"),))] == pytest.approx(3.2)
+    summary = samples(families["app_lat"])
+    assert summary[("app_lat_count", (("k_1", "v"),))] == 4.0
+    assert summary[("app_lat_sum", (("k_1", "v"),))] == 10.0
+    assert summary[("app_lat", (("k_1", "v"), ("quantile", "0.5")))] == 2.0
+    assert summary[("app_lat", (("k_1", "v"), ("quantile", "0.99")))] == 4.0
+    assert exporter.counters()["scrapes"] == 1
+
+
+async def test_conflicts_invalid_points_and_expiry(exporter: PrometheusExporter) -> None:
+    await exporter.write(
+        Batch(
+            METRICS,
+            [
+                Metric("x", "gauge", 1.0, {}, 1.0),
+                Metric("x", "counter", 1.0, {}, 1.0),  # same name, another type: kept out, counted
+                Metric("y", "gauge", float("nan"), {}, 1.0),
+            ],
+        )
+    )
+    assert exporter.counters()["type_conflicts"] == 1 and exporter.counters()["invalid_points"] == 1
+    exposition = exporter.exposition
+    exposition.expire(now=10**12)
+    assert exposition.series_count() == 0
+    _, families = await scrape(exporter)
+    assert "x" not in families
+
+
+def test_names() -> None:
+    assert metric_name("app.requests-total") == "app_requests_total"
+    assert metric_name("1st") == "_1st"
+    assert label_name("k8s.pod") == "k8s_pod"
+    assert label_name("__name__") == "___name__"
+    exposition = Exposition(60)
+    exposition.add([Metric("hits_total", "counter", 1.0, {}, 1.0)], now=1.0)
+    assert "hits" in exposition.families  # exposed as hits_total, not hits_total_total
+
+
+@pytest.fixture
+def app() -> Iterator[tuple[CollectorRegistry, int]]:
+    registry = CollectorRegistry()
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    yield registry, port
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+async def test_scraped_then_exported_histograms_keep_their_buckets(
+    tmp_path: Path, exporter: PrometheusExporter, app: tuple[CollectorRegistry, int]
+) -> None:
+    registry, port = app
+    latency = Histogram("work_seconds", "Work.", ["op"], buckets=(0.1, 1.0, 10.0), registry=registry)
+    done = Counter("jobs", "Jobs.", registry=registry)
+    source = PrometheusInput(
+        PrometheusConfig.model_validate({"type": "prometheus", "targets": [f"127.0.0.1:{port}"], "interval": "1s"}),
+        ComponentContext("scrape", logging.getLogger("t"), tmp_path, HostFacts("h")),
+    )
+    async with aiohttp.ClientSession() as session:
+        await source.scrape_all(session)  # baseline
+        for value in (0.05, 0.5, 0.5, 5.0, 50.0):
+            latency.labels("a").observe(value)
+        done.inc(7)
+        await exporter.write(Batch(METRICS, await source.scrape_all(session)))
+    _, families = await scrape(exporter)
+    tags = (("instance", f"127.0.0.1:{port}"), ("job", "scrape"), ("op", "a"))
+    hist = samples(families["work_seconds"])
+    for le, expected in (("0.1", 1.0), ("1.0", 3.0), ("10.0", 4.0), ("+Inf", 5.0)):
+        assert hist[("work_seconds_bucket", tuple(sorted((*tags, ("le", le)))))] == expected
+    assert hist[("work_seconds_count", tags)] == 5.0
+    assert samples(families["jobs"])[("jobs_total", tags[:2])] == 7.0
+    assert samples(families["up"])[("up", tags[:2])] == 1.0
+
+
+@pytest.mark.parametrize("options", [{"listen": "nowhere"}, {"path": "metrics"}, {"expire_after": "500ms"}])
+def test_config_errors(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        PrometheusExporterConfig.model_validate({"type": "prometheus_exporter", "inputs": ["m"], **options})
