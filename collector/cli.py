@@ -90,9 +90,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--interval", type=float, default=1.0, help="refresh interval in seconds (default: 1)")
     top.add_argument("--once", action="store_true", help="print one snapshot and exit")
-    # -- command: status (file input)
-    # -- command: athena-ddl (s3 output)
-    # -- command: trace (traces)
+    status = sub.add_parser(
+        "status",
+        help="inspect input positions (works while the collector is stopped)",
+        description="Show what the inputs have read and had acknowledged, from the data directory.",
+    )
+    status_sub = status.add_subparsers(dest="status_command", metavar="WHAT", required=True)
+    status_files = status_sub.add_parser(
+        "files",
+        help="per watched file: identity, checkpointed offset, size, unread bytes",
+        description="For every file-type input: each checkpointed or matching file with its device:inode, "
+        "fingerprint, acknowledged offset, current size and unread bytes.",
+    )
+    status_files.add_argument("-c", "--config", default=default_config, help=config_help)
+    status_files.add_argument("--format", choices=["text", "json"], default="text")
+    athena = sub.add_parser(
+        "athena-ddl",
+        help="print the Athena table over an s3 output's objects",
+        description="Print the CREATE EXTERNAL TABLE statement (with partition projection) that makes an s3 "
+        "output's objects queryable in Athena exactly as the output lays them out.",
+    )
+    athena.add_argument("output", help="name of an s3 output")
+    athena.add_argument("-c", "--config", default=default_config, help=config_help)
+    athena.add_argument("--table", help="table name (default: the output's athena.table, else its name)")
+    athena.add_argument("--database", help="database (default: the output's athena.database, else default)")
+    trace = sub.add_parser(
+        "trace",
+        help="print one trace's segments and log lines from the local index",
+        description="Print the segments and log lines of one trace, in time order, from the trace_index outputs "
+        "of the config (works while the network is down). Exit 0 if found, 1 if not, 2 for a malformed id.",
+    )
+    trace.add_argument("trace_id", help="X-Ray (1-5759e988-bd86...) or W3C (5759e988bd86...) trace id")
+    trace.add_argument("-c", "--config", default=default_config, help=config_help)
+    trace.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     return parser
 
 
@@ -106,9 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins": _plugins,
         "top": _top,
         "dlq": _dlq,
-        # -- handler: status
-        # -- handler: athena-ddl
-        # -- handler: trace
+        "status": _status,
+        "athena-ddl": _athena_ddl,
+        "trace": _trace,
     }[args.command]
     return handler(args)
 
@@ -215,6 +245,30 @@ def _top(args: argparse.Namespace) -> int:
     from collector.top import run_top
 
     return run_top(args.api, args.interval, args.once)
+
+
+def _athena_ddl(args: argparse.Namespace) -> int:
+    from collector_plugins.outputs.s3_athena import run
+
+    return run(args)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from collector.config import ConfigError, load_config
+    from collector_plugins.common.trace_cli import run_trace_command
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.format(), file=sys.stderr)
+        return EXIT_CONFIG
+    return run_trace_command(args, config)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from collector_plugins.inputs.filetail.status import run
+
+    return run(args)
 
 
 def _report_broken(registry: object) -> None:
