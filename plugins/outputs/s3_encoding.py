@@ -8,7 +8,7 @@ work), so encoding and compression overlap on two cores and neither stalls the
 event loop. Compression is the costlier stage. Measured here on 200-byte log
 lines as JSON lines (ratios are JSON bytes / object bytes): zlib level 1
 ~130-180 MiB/s (3.45), level 6 ~50-85 MiB/s (3.8); zstd level 3 (4.1). With
-python-isal installed (the `fast-gzip` extra), gzip goes through ISA-L's igzip:
+python-isal installed (a dependency of the collector), gzip goes through ISA-L's igzip:
 ~310 MiB/s at level 1 with zlib level 1's ratio; zlib levels 1-2, 3-5 and 6-9
 map to igzip's 1, 2 and 3. Defaults: gzip level 1 (what keeps one output above
 100 MiB/s of input with zlib alone), zstd level 3.

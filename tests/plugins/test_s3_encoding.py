@@ -39,7 +39,7 @@ def encoder_for() -> Any:
 
 @pytest.fixture(params=["isal", "zlib"])
 def gzip_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both gzip engines: ISA-L when python-isal is installed (the `fast-gzip` extra), zlib otherwise."""
+    """Both gzip engines: ISA-L when python-isal is installed (a dependency), zlib otherwise."""
     if request.param == "isal":
         pytest.importorskip("isal")
     else:
