@@ -6,23 +6,31 @@ the input's `start()`, serves them in `run()` (stream sockets through one
 `DatagramReader` each and the input's datagram callback), stops them at the
 end of `run()` and releases them (closing sockets, removing unix socket files)
 in the input's `stop()`, which the runtime calls whether or not `run()` ran.
+`ListeningInput` is that `start()`/`stop()`; `Listeners.serving()` the serve and
+stop around `run()`'s body; the shared config options are in `listener_options.py`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pydantic import BeforeValidator
 
+from collector.api import Input, InputContext
+from collector.events import Batch
 from collector_plugins.common.datagram import DatagramReader
 from collector_plugins.common.listen import Address, Scheme, bind, parse_address, release
 from collector_plugins.common.stream_server import Handler, StreamServer
 
 DatagramHandler = Callable[[list[tuple[bytes, Any]]], None]
+# The largest UDP payload; also what a datagram reader receives at most.
+MAX_DATAGRAM_BYTES = 65535
 
 
 def as_list(value: Any) -> Any:
@@ -56,7 +64,7 @@ class Listeners:
         stream_handler: Handler | None = None,
         datagram_handler: DatagramHandler | None = None,
         max_connections: int = 1000,
-        max_datagram_bytes: int = 65535,
+        max_datagram_bytes: int = MAX_DATAGRAM_BYTES,
         socket_mode: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -86,6 +94,13 @@ class Listeners:
         """The port of the `index`th address (tests bind port 0)."""
         return int(self.sockets[index].getsockname()[1])
 
+    def ports(self) -> list[int]:
+        """The bound ports of the TCP and UDP addresses, in `listen` order."""
+        return [self.port(i) for i, a in enumerate(self.addresses) if not a.is_unix]
+
+    def __str__(self) -> str:
+        return ", ".join(map(str, self.addresses))
+
     async def serve(self) -> None:
         streams = [s for a, s in zip(self.addresses, self.sockets, strict=True) if a.stream]
         if streams:
@@ -101,6 +116,15 @@ class Listeners:
             reader = DatagramReader(sock, self.datagram_handler, self.max_datagram_bytes, self.log, self.component)
             reader.start()
             self.readers.append(reader)
+
+    @contextlib.asynccontextmanager
+    async def serving(self, timeout: float) -> AsyncIterator[None]:
+        """Serve for the body of the `async with`; then stop, stream handlers getting `timeout` seconds."""
+        await self.serve()
+        try:
+            yield
+        finally:
+            await self.stop(timeout)
 
     async def stop(self, timeout: float) -> int:
         """Stop receiving; stream handlers get `timeout` seconds to finish. Returns how many were cancelled."""
@@ -129,3 +153,31 @@ class Listeners:
         if self.readers:
             out["receive_errors"] = sum(r.errors for r in self.readers)
         return out
+
+
+class ListeningInput(Input):
+    """An input that receives on `self.listeners`: bound in `start()`, released in `stop()`."""
+
+    listeners: Listeners
+
+    async def start(self) -> None:
+        self.listeners.bind()
+
+    async def stop(self) -> None:
+        self.listeners.close()
+
+
+async def emit_received(ctx: InputContext, batch: Batch) -> None:
+    """`ctx.emit` for what a connection received: a batch a stop cancels is counted as lost (`stopped`)."""
+    try:
+        await ctx.emit(batch)
+    except asyncio.CancelledError:
+        ctx.loss("stopped", len(batch.records))  # read from the socket but never handed on
+        raise
+
+
+def datagram_peer(sender: Any) -> str:
+    """A datagram sender's address as `HOST:PORT`, or `unix`."""
+    if isinstance(sender, tuple) and len(sender) >= 2:
+        return f"{sender[0]}:{sender[1]}"
+    return "unix"

@@ -18,20 +18,20 @@ waits for its batch to be taken); UDP bursts are handed on with `try_emit`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any, ClassVar, Literal
 
 import orjson
 from pydantic import Field, field_validator, model_validator
 
-from collector.api import Input, InputConfig, InputContext
+from collector.api import InputConfig, InputContext
 from collector.events import LOGS, METRICS, Batch, Metric
 from collector.log import RepeatLimiter, kv
 from collector.units import Duration, Size
 from collector_plugins.common.framing import LineSplitter
-from collector_plugins.common.listen import SCHEMES
-from collector_plugins.common.listeners import Listeners, parse_addresses
+from collector_plugins.common.listen import Scheme
+from collector_plugins.common.listener_options import ListenerOptions, MaxConnections
+from collector_plugins.common.listeners import ListeningInput, emit_received
 from collector_plugins.common.metrics.aggregator import Aggregator, check_interval
 from collector_plugins.common.metrics.emf import EmfChecker, to_metrics
 from collector_plugins.common.stream_server import Connection
@@ -42,7 +42,9 @@ METRIC_NBYTES = 64
 MAX_DOCUMENT_BYTES = 1024 * 1024
 
 
-class EmfConfig(InputConfig):
+class EmfConfig(InputConfig, ListenerOptions):
+    listen_scheme: ClassVar[Scheme] = "tcp"
+
     type: Literal["emf"] = Field(description="Receives Embedded Metric Format documents.", examples=["emf"])
     listen: list[str] = Field(
         default=["tcp://127.0.0.1:25888", "udp://127.0.0.1:25888"],
@@ -87,15 +89,7 @@ class EmfConfig(InputConfig):
         description="Longer documents are dropped and counted (`emf_too_large`); CloudWatch Logs takes at most 1 MiB.",
         examples=["1MiB", "256KiB"],
     )
-    max_connections: int = Field(
-        default=1000, ge=1, le=100_000, description="TCP: connections served at once.", examples=[1000]
-    )
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: list[str]) -> list[str]:
-        parse_addresses(value, "tcp", SCHEMES)
-        return value
+    max_connections: MaxConnections
 
     @field_validator("interval")
     @classmethod
@@ -116,7 +110,7 @@ class EmfConfig(InputConfig):
         return self
 
 
-class EmfInput(Input):
+class EmfInput(ListeningInput):
     type_name: ClassVar[str] = "emf"
     description: ClassVar[str] = (
         "Embedded Metric Format documents over TCP and UDP (port 25888), validated, as log records and/or metrics."
@@ -132,13 +126,11 @@ class EmfInput(Input):
 
     def __init__(self, config: EmfConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
-        self.listeners = Listeners(
-            parse_addresses(config.listen, "tcp", SCHEMES),
+        self.listeners = config.listeners(
             self.log,
             ctx.name,
             stream_handler=self._serve,
             datagram_handler=self._on_datagrams,
-            max_connections=config.max_connections,
             max_datagram_bytes=config.max_document_bytes,
         )
         self.checker = EmfChecker()
@@ -162,7 +154,7 @@ class EmfInput(Input):
         self._run_ctx: InputContext | None = None
 
     def ports(self) -> list[int]:
-        return [self.listeners.port(i) for i, a in enumerate(self.listeners.addresses) if not a.is_unix]
+        return self.listeners.ports()
 
     def counters(self) -> dict[str, float]:
         out: dict[str, float] = {
@@ -181,30 +173,21 @@ class EmfInput(Input):
             out["dropped_points"] = self.aggregator.dropped
         return out
 
-    async def start(self) -> None:
-        self.listeners.bind()
-
-    async def stop(self) -> None:
-        self.listeners.close()
-
     # ----------------------------------------------------------------- the loop
 
     async def run(self, ctx: InputContext) -> None:
         self._run_ctx = ctx
-        await self.listeners.serve()
-        self.log.info(
-            "listening for EMF documents",
-            extra=kv(component=ctx.name, addresses=",".join(self.config.listen), emit=",".join(self.config.emit)),
-        )
         agg = self.aggregator
-        try:
+        async with self.listeners.serving(STOP_TIMEOUT):
+            self.log.info(
+                "listening for EMF documents",
+                extra=kv(component=ctx.name, addresses=",".join(self.config.listen), emit=",".join(self.config.emit)),
+            )
             if agg is None:
                 await ctx.stopping.wait()
             else:
                 while not await ctx.sleep(max(0.0, agg.current_start + agg.interval - time.time())):
                     await self._emit_points(ctx, agg.flush(time.time()))
-        finally:
-            await self.listeners.stop(STOP_TIMEOUT)
         if agg is not None:
             await self._emit_points(ctx, agg.flush_all())
 
@@ -240,11 +223,7 @@ class EmfInput(Input):
                 self._too_large(len(cuts))
             records, nbytes = self.process(lines)
             if records:
-                try:
-                    await ctx.emit(Batch(LOGS, records, nbytes))
-                except asyncio.CancelledError:
-                    ctx.loss("stopped", len(records))  # received but never handed on
-                    raise
+                await emit_received(ctx, Batch(LOGS, records, nbytes))
             if not data:
                 return
 

@@ -32,20 +32,20 @@ import msgpack
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from collector.acks import AckTracker
-from collector.api import Input, InputConfig, InputContext
+from collector.api import InputConfig, InputContext
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter, kv
 from collector.units import Size
 from collector_plugins.common import forward_protocol as fp
-from collector_plugins.common.listen import parse_mode
-from collector_plugins.common.listeners import Listeners, ListenList, parse_addresses
+from collector_plugins.common.listen import Scheme
+from collector_plugins.common.listener_options import ListenerOptions, MaxConnections, SocketMode
+from collector_plugins.common.listeners import ListeningInput, ListenList, emit_received
 from collector_plugins.common.stream_server import Connection
 
 # How long a stopping input waits for its connections to hand on what they received and send their acks.
 STOP_TIMEOUT = 5.0
 # An unpacker holds a partial message plus one read (at most the stream server's high-water mark and a chunk).
 READ_SLACK = 2 * 1024 * 1024
-SCHEMES: tuple[Any, ...] = ("tcp", "unix")
 
 
 class TlsSettings(BaseModel):
@@ -69,7 +69,10 @@ class ForwardUser(BaseModel):
     password: SecretStr = Field(description="Its password (use `${VAR}`).", examples=["${FORWARD_PASSWORD}"])
 
 
-class ForwardConfig(InputConfig):
+class ForwardConfig(InputConfig, ListenerOptions):
+    listen_scheme: ClassVar[Scheme] = "tcp"
+    listen_schemes: ClassVar[tuple[Scheme, ...]] = ("tcp", "unix")
+
     type: Literal["forward"] = Field(description="Receives the Fluent forward protocol.", examples=["forward"])
     listen: Annotated[list[str], ListenList] = Field(
         default=["tcp://127.0.0.1:24224"],
@@ -96,13 +99,7 @@ class ForwardConfig(InputConfig):
         "larger one closes the connection.",
         examples=["32MiB"],
     )
-    max_connections: int = Field(
-        default=1000,
-        ge=1,
-        le=100_000,
-        description="Connections served at once; more are closed at once and counted.",
-        examples=[1000],
-    )
+    max_connections: MaxConnections
     shared_key: SecretStr | None = Field(
         default=None,
         description="Require the forward protocol's handshake with this shared key (use `${VAR}`).",
@@ -123,29 +120,13 @@ class ForwardConfig(InputConfig):
         description="Serve TCP over TLS with this certificate and key.",
         examples=[{"cert_file": "/etc/collector/tls.crt", "key_file": "/etc/collector/tls.key"}],
     )
-    socket_mode: str | None = Field(
-        default=None,
-        description="Unix sockets: permissions of the socket file (octal); null keeps the umask's.",
-        examples=["0660", None],
-    )
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: list[str]) -> list[str]:
-        parse_addresses(value, "tcp", SCHEMES)
-        return value
+    socket_mode: SocketMode
 
     @field_validator("max_message_bytes")
     @classmethod
     def _check_max(cls, value: int) -> int:
         if not 1024 <= value <= 1024**3:
             raise ValueError("max_message_bytes must be between 1KiB and 1GiB")
-        return value
-
-    @field_validator("socket_mode")
-    @classmethod
-    def _check_mode(cls, value: str | None) -> str | None:
-        parse_mode(value)
         return value
 
     @model_validator(mode="after")
@@ -202,7 +183,7 @@ class _Acks:
             self.owner.acks_lost += len(chunks)  # the client went away: it sends these chunks again
 
 
-class Forward(Input):
+class Forward(ListeningInput):
     type_name: ClassVar[str] = "forward"
     description: ClassVar[str] = (
         "Receives the Fluent forward protocol (Docker fluentd driver, FireLens, Fluent Bit) with acks once durable."
@@ -214,13 +195,10 @@ class Forward(Input):
 
     def __init__(self, config: ForwardConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
-        self.listeners = Listeners(
-            parse_addresses(config.listen, "tcp", SCHEMES),
+        self.listeners = config.listeners(
             self.log,
             ctx.name,
             stream_handler=self._serve,
-            max_connections=config.max_connections,
-            socket_mode=parse_mode(config.socket_mode),
             ssl_context=server_ssl_context(config.tls) if config.tls is not None else None,
         )
         self.decoder = fp.EventDecoder(config.max_message_bytes, config.tag_field, config.message_key)
@@ -253,29 +231,19 @@ class Forward(Input):
             **self.listeners.counters(),
         }
 
-    async def start(self) -> None:
-        self.listeners.bind()
-
-    async def stop(self) -> None:
-        self.listeners.close()
-
     async def run(self, ctx: InputContext) -> None:
         self._run_ctx = ctx
-        await self.listeners.serve()
-        addresses = ", ".join(map(str, self.listeners.addresses))
-        self.log.info(
-            "listening",
-            extra=kv(
-                component=ctx.name,
-                address=addresses,
-                tls=self.config.tls is not None,
-                handshake=self.credentials is not None,
-            ),
-        )
-        try:
+        async with self.listeners.serving(STOP_TIMEOUT):
+            self.log.info(
+                "listening",
+                extra=kv(
+                    component=ctx.name,
+                    address=str(self.listeners),
+                    tls=self.config.tls is not None,
+                    handshake=self.credentials is not None,
+                ),
+            )
             await ctx.stopping.wait()
-        finally:
-            await self.listeners.stop(STOP_TIMEOUT)
 
     # -- one connection ----------------------------------------------------------------------------
 
@@ -350,12 +318,8 @@ class Forward(Input):
             acks.send(chunks)  # nothing to make safe: answer at once
             return
         self.events += len(records)
-        batch = Batch(LOGS, records, nbytes, ack=acks.token(chunks) if chunks else None)
-        try:
-            await ctx.emit(batch)
-        except asyncio.CancelledError:
-            ctx.loss("stopped", len(records))  # never acknowledged: the client sends them again
-            raise
+        # A batch a stop cancels is never acknowledged: the client sends it again.
+        await emit_received(ctx, Batch(LOGS, records, nbytes, ack=acks.token(chunks) if chunks else None))
 
     async def _handshake(self, conn: Connection, unpacker: Any) -> None:
         credentials = self.credentials

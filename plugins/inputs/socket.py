@@ -19,28 +19,35 @@ lines are dropped and counted as `invalid_json`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
 from pydantic import Field, field_validator
 
-from collector.api import Input, InputConfig, InputContext
+from collector.api import InputConfig, InputContext
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter, kv
 from collector.units import Size
 from collector_plugins.common.framing import LineSplitter
-from collector_plugins.common.listen import parse_mode
-from collector_plugins.common.listeners import Listeners, ListenList, parse_addresses
+from collector_plugins.common.listen import Scheme
+from collector_plugins.common.listener_options import ListenerOptions, MaxConnections, PeerField, SocketMode
+from collector_plugins.common.listeners import (
+    MAX_DATAGRAM_BYTES,
+    ListeningInput,
+    ListenList,
+    datagram_peer,
+    emit_received,
+)
 from collector_plugins.common.stream_server import Connection
 
 # How long a stopping input waits for its connections to hand on what they already received.
 STOP_TIMEOUT = 5.0
-MAX_DATAGRAM_BYTES = 65535
 
 
-class SocketInputConfig(InputConfig):
+class SocketInputConfig(InputConfig, ListenerOptions):
+    listen_scheme: ClassVar[Scheme] = "tcp"
+
     type: Literal["socket"] = Field(description="Receives lines over a socket.", examples=["socket"])
     listen: Annotated[list[str], ListenList] = Field(
         description=(
@@ -62,29 +69,9 @@ class SocketInputConfig(InputConfig):
         description="Longer lines are cut to this many bytes and get the field `truncated: true`.",
         examples=[102400, "1MiB"],
     )
-    max_connections: int = Field(
-        default=1000,
-        ge=1,
-        le=100_000,
-        description="Stream sockets: connections served at once; more are closed at once and counted.",
-        examples=[1000],
-    )
-    socket_mode: str | None = Field(
-        default=None,
-        description="Unix sockets: permissions of the socket file (octal); null keeps the umask's.",
-        examples=["0660", None],
-    )
-    peer_field: str | None = Field(
-        default=None,
-        description="Add the sender's address (`127.0.0.1:40312`, or `unix`) to every record under this name.",
-        examples=["peer", None],
-    )
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: list[str]) -> list[str]:
-        parse_addresses(value, "tcp", ("tcp", "udp", "unix", "unixgram"))
-        return value
+    max_connections: MaxConnections
+    socket_mode: SocketMode
+    peer_field: PeerField
 
     @field_validator("max_line_bytes")
     @classmethod
@@ -93,14 +80,8 @@ class SocketInputConfig(InputConfig):
             raise ValueError("max_line_bytes must be between 1 byte and 64MiB")
         return value
 
-    @field_validator("socket_mode")
-    @classmethod
-    def _check_mode(cls, value: str | None) -> str | None:
-        parse_mode(value)
-        return value
 
-
-class SocketInput(Input):
+class SocketInput(ListeningInput):
     type_name: ClassVar[str] = "socket"
     description: ClassVar[str] = "Receives newline-delimited text or JSON lines over TCP, UDP or unix sockets."
     Config: ClassVar[type[SocketInputConfig]] = SocketInputConfig
@@ -110,15 +91,12 @@ class SocketInput(Input):
 
     def __init__(self, config: SocketInputConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
-        self.listeners = Listeners(
-            parse_addresses(config.listen, "tcp", ("tcp", "udp", "unix", "unixgram")),
+        self.listeners = config.listeners(
             self.log,
             ctx.name,
             stream_handler=self._serve,
             datagram_handler=self._on_datagrams,
-            max_connections=config.max_connections,
             max_datagram_bytes=min(config.max_line_bytes, MAX_DATAGRAM_BYTES),
-            socket_mode=parse_mode(config.socket_mode),
         )
         self.lines = 0
         self.truncated = 0
@@ -134,21 +112,11 @@ class SocketInput(Input):
             **self.listeners.counters(),
         }
 
-    async def start(self) -> None:
-        self.listeners.bind()
-
-    async def stop(self) -> None:
-        self.listeners.close()
-
     async def run(self, ctx: InputContext) -> None:
         self._run_ctx = ctx
-        await self.listeners.serve()
-        addresses = ", ".join(map(str, self.listeners.addresses))
-        self.log.info("listening", extra=kv(component=ctx.name, address=addresses))
-        try:
+        async with self.listeners.serving(STOP_TIMEOUT):
+            self.log.info("listening", extra=kv(component=ctx.name, address=str(self.listeners)))
             await ctx.stopping.wait()
-        finally:
-            await self.listeners.stop(STOP_TIMEOUT)
 
     # -- stream connections ------------------------------------------------------------------------
 
@@ -169,13 +137,8 @@ class SocketInput(Input):
             await self._emit(ctx, self._records(lines, cuts, peer), sum(map(len, lines)))
 
     async def _emit(self, ctx: InputContext, records: list[dict[str, Any]], nbytes: int) -> None:
-        if not records:
-            return
-        try:
-            await ctx.emit(Batch(LOGS, records, nbytes))
-        except asyncio.CancelledError:
-            ctx.loss("stopped", len(records))  # read from the socket but never handed on
-            raise
+        if records:
+            await emit_received(ctx, Batch(LOGS, records, nbytes))
 
     # -- datagrams ---------------------------------------------------------------------------------
 
@@ -196,7 +159,7 @@ class SocketInput(Input):
                 continue
             lines = data.split(b"\n")
             cuts = (len(lines) - 1,) if cut else ()
-            peer = _datagram_peer(sender) if peer_field else ""
+            peer = datagram_peer(sender) if peer_field else ""
             records.extend(self._records(lines, cuts, peer))
         if records:
             ctx.try_emit(Batch(LOGS, records, nbytes))
@@ -266,9 +229,3 @@ class SocketInput(Input):
             if suppressed:
                 fields["repeats_suppressed"] = suppressed
             self.log.warning(message, extra=kv(component=self.ctx.name, **fields))
-
-
-def _datagram_peer(sender: Any) -> str:
-    if isinstance(sender, tuple) and len(sender) >= 2:
-        return f"{sender[0]}:{sender[1]}"
-    return "unix"

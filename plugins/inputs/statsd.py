@@ -22,13 +22,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Input, InputConfig, InputContext
+from collector.api import InputConfig, InputContext
 from collector.events import METRICS, Batch, Metric
 from collector.log import kv
 from collector.units import Duration, Size
 from collector_plugins.common.framing import LineSplitter
-from collector_plugins.common.listen import SCHEMES
-from collector_plugins.common.listeners import Listeners, parse_addresses
+from collector_plugins.common.listen import Scheme
+from collector_plugins.common.listener_options import ListenerOptions, MaxConnections
+from collector_plugins.common.listeners import ListeningInput
 from collector_plugins.common.metrics.aggregator import Aggregator, check_interval
 from collector_plugins.common.stream_server import Connection
 from collector_plugins.inputs.statsd_protocol import StatsdParser
@@ -39,7 +40,9 @@ CACHE_PER_SERIES = 4
 METRIC_NBYTES = 64  # what one aggregated point counts for in the byte counters
 
 
-class StatsdConfig(InputConfig):
+class StatsdConfig(InputConfig, ListenerOptions):
+    listen_scheme: ClassVar[Scheme] = "udp"
+
     type: Literal["statsd"] = Field(description="Receives StatsD metrics.", examples=["statsd"])
     listen: list[str] = Field(
         default=["udp://127.0.0.1:8125", "tcp://127.0.0.1:8125"],
@@ -78,15 +81,7 @@ class StatsdConfig(InputConfig):
         description="TCP: longer lines are dropped and counted as malformed.",
         examples=["64KiB"],
     )
-    max_connections: int = Field(
-        default=1000, ge=1, le=100_000, description="TCP: connections served at once.", examples=[1000]
-    )
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: list[str]) -> list[str]:
-        parse_addresses(value, "udp", SCHEMES)
-        return value
+    max_connections: MaxConnections
 
     @field_validator("interval")
     @classmethod
@@ -101,7 +96,7 @@ class StatsdConfig(InputConfig):
         return value
 
 
-class StatsdInput(Input):
+class StatsdInput(ListeningInput):
     type_name: ClassVar[str] = "statsd"
     description: ClassVar[str] = "StatsD and DogStatsD metrics over UDP and TCP, aggregated per interval."
     Config: ClassVar[type[StatsdConfig]] = StatsdConfig
@@ -111,13 +106,8 @@ class StatsdInput(Input):
 
     def __init__(self, config: StatsdConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
-        self.listeners = Listeners(
-            parse_addresses(config.listen, "udp", SCHEMES),
-            self.log,
-            ctx.name,
-            stream_handler=self._serve,
-            datagram_handler=self._on_datagrams,
-            max_connections=config.max_connections,
+        self.listeners = config.listeners(
+            self.log, ctx.name, stream_handler=self._serve, datagram_handler=self._on_datagrams
         )
         self.aggregator = Aggregator(
             config.interval,
@@ -135,7 +125,7 @@ class StatsdInput(Input):
 
     def ports(self) -> list[int]:
         """The bound ports, in `listen` order (tests bind port 0)."""
-        return [self.listeners.port(i) for i, a in enumerate(self.listeners.addresses) if not a.is_unix]
+        return self.listeners.ports()
 
     def counters(self) -> dict[str, float]:
         return {
@@ -149,26 +139,17 @@ class StatsdInput(Input):
             **self.listeners.counters(),
         }
 
-    async def start(self) -> None:
-        self.listeners.bind()
-
-    async def stop(self) -> None:
-        self.listeners.close()
-
     # ----------------------------------------------------------------- the loop
 
     async def run(self, ctx: InputContext) -> None:
-        await self.listeners.serve()
-        self.log.info(
-            "listening for StatsD",
-            extra=kv(component=ctx.name, addresses=",".join(self.config.listen), interval=self.config.interval),
-        )
         agg = self.aggregator
-        try:
+        async with self.listeners.serving(STOP_TIMEOUT):  # at the end, connections hand on what they sent
+            self.log.info(
+                "listening for StatsD",
+                extra=kv(component=ctx.name, addresses=",".join(self.config.listen), interval=self.config.interval),
+            )
             while not await ctx.sleep(max(0.0, agg.current_start + agg.interval - time.time())):
                 await self._emit(ctx, agg.flush(time.time()))
-        finally:
-            await self.listeners.stop(STOP_TIMEOUT)  # connections hand on what they already sent
         # The open window too: a stop or a reload must not lose an interval's worth of points.
         await self._emit(ctx, agg.flush_all())
 

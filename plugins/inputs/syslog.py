@@ -19,28 +19,36 @@ and counted in the loss ledger as `truncated`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Input, InputConfig, InputContext
+from collector.api import InputConfig, InputContext
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter, kv
 from collector.units import Size
 from collector_plugins.common.framing import LineSplitter, OctetCountingFramer
-from collector_plugins.common.listen import parse_mode
-from collector_plugins.common.listeners import Listeners, ListenList, parse_addresses
+from collector_plugins.common.listen import Scheme
+from collector_plugins.common.listener_options import ListenerOptions, MaxConnections, PeerField, SocketMode
+from collector_plugins.common.listeners import (
+    MAX_DATAGRAM_BYTES,
+    ListeningInput,
+    ListenList,
+    datagram_peer,
+    emit_received,
+)
 from collector_plugins.common.stream_server import Connection
 from collector_plugins.common.syslog_parser import SyslogParser
 
 STOP_TIMEOUT = 5.0
-MAX_DATAGRAM_BYTES = 65535
 _DIGITS = frozenset(b"0123456789")
 
 
-class SyslogConfig(InputConfig):
+class SyslogConfig(InputConfig, ListenerOptions):
+    listen_scheme: ClassVar[Scheme] = "udp"
+    listen_schemes: ClassVar[tuple[Scheme, ...]] = ("udp", "tcp", "unix", "unixgram")
+
     type: Literal["syslog"] = Field(description="Receives syslog messages.", examples=["syslog"])
     listen: Annotated[list[str], ListenList] = Field(
         description=(
@@ -63,29 +71,9 @@ class SyslogConfig(InputConfig):
         description="Longer messages are cut to this many bytes and get the field `truncated: true`.",
         examples=["64KiB", 8192],
     )
-    max_connections: int = Field(
-        default=1000,
-        ge=1,
-        le=100_000,
-        description="Stream sockets: connections served at once; more are closed at once and counted.",
-        examples=[1000],
-    )
-    socket_mode: str | None = Field(
-        default=None,
-        description="Unix sockets: permissions of the socket file (octal); null keeps the umask's.",
-        examples=["0666", None],
-    )
-    peer_field: str | None = Field(
-        default=None,
-        description="Add the sender's address (`127.0.0.1:40312`, or `unix`) to every record under this name.",
-        examples=["peer", None],
-    )
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: list[str]) -> list[str]:
-        parse_addresses(value, "udp", ("udp", "tcp", "unix", "unixgram"))
-        return value
+    max_connections: MaxConnections
+    socket_mode: SocketMode
+    peer_field: PeerField
 
     @field_validator("max_message_bytes")
     @classmethod
@@ -94,14 +82,8 @@ class SyslogConfig(InputConfig):
             raise ValueError("max_message_bytes must be between 64 bytes and 64MiB")
         return value
 
-    @field_validator("socket_mode")
-    @classmethod
-    def _check_mode(cls, value: str | None) -> str | None:
-        parse_mode(value)
-        return value
 
-
-class Syslog(Input):
+class Syslog(ListeningInput):
     type_name: ClassVar[str] = "syslog"
     description: ClassVar[str] = "Receives RFC 5424 and RFC 3164 syslog messages over UDP, TCP and unix sockets."
     Config: ClassVar[type[SyslogConfig]] = SyslogConfig
@@ -111,15 +93,12 @@ class Syslog(Input):
 
     def __init__(self, config: SyslogConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
-        self.listeners = Listeners(
-            parse_addresses(config.listen, "udp", ("udp", "tcp", "unix", "unixgram")),
+        self.listeners = config.listeners(
             self.log,
             ctx.name,
             stream_handler=self._serve,
             datagram_handler=self._on_datagrams,
-            max_connections=config.max_connections,
             max_datagram_bytes=min(config.max_message_bytes, MAX_DATAGRAM_BYTES),
-            socket_mode=parse_mode(config.socket_mode),
         )
         self.parser = SyslogParser()
         self.messages = 0
@@ -137,21 +116,11 @@ class Syslog(Input):
             **self.listeners.counters(),
         }
 
-    async def start(self) -> None:
-        self.listeners.bind()
-
-    async def stop(self) -> None:
-        self.listeners.close()
-
     async def run(self, ctx: InputContext) -> None:
         self._run_ctx = ctx
-        await self.listeners.serve()
-        addresses = ", ".join(map(str, self.listeners.addresses))
-        self.log.info("listening", extra=kv(component=ctx.name, address=addresses))
-        try:
+        async with self.listeners.serving(STOP_TIMEOUT):
+            self.log.info("listening", extra=kv(component=ctx.name, address=str(self.listeners)))
             await ctx.stopping.wait()
-        finally:
-            await self.listeners.stop(STOP_TIMEOUT)
 
     # -- stream connections ------------------------------------------------------------------------
 
@@ -185,13 +154,8 @@ class Syslog(Input):
                 await self._emit(ctx, self._records(frames, cuts, peer, counted), sum(map(len, frames)))
 
     async def _emit(self, ctx: InputContext, records: list[dict[str, Any]], nbytes: int) -> None:
-        if not records:
-            return
-        try:
-            await ctx.emit(Batch(LOGS, records, nbytes))
-        except asyncio.CancelledError:
-            ctx.loss("stopped", len(records))
-            raise
+        if records:
+            await emit_received(ctx, Batch(LOGS, records, nbytes))
 
     # -- datagrams ---------------------------------------------------------------------------------
 
@@ -208,7 +172,7 @@ class Syslog(Input):
                 cuts.append(len(frames))
                 data = data[:limit]
             frames.append(data)
-        peers = [_datagram_peer(sender) for _, sender in datagrams] if self.config.peer_field else None
+        peers = [datagram_peer(sender) for _, sender in datagrams] if self.config.peer_field else None
         records = self._records_slow(frames, tuple(cuts), peers)
         if records:
             ctx.try_emit(Batch(LOGS, records, nbytes))
@@ -265,9 +229,3 @@ class Syslog(Input):
             if suppressed:
                 fields["repeats_suppressed"] = suppressed
             self.log.warning(message, extra=kv(component=self.ctx.name, **fields))
-
-
-def _datagram_peer(sender: Any) -> str:
-    if isinstance(sender, tuple) and len(sender) >= 2:
-        return f"{sender[0]}:{sender[1]}"
-    return "unix"

@@ -14,18 +14,22 @@
   throttling and internal error codes the APIs document are retried, any other
   code is permanent (the record is dead-lettered). `spread` gives each event
   the outcome of the packed entry that carried it.
+- `mismatched_answer(...)`: logs, once a minute, an answer with another number
+  of results than records sent, and gives the reason to resend them all.
 - `raise_unless_delivered(result)`: `Output.write` semantics over a `send`
   result, for callers outside the driver.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
 
 from collector.delivery import Outcome, PermanentError, RetryableError, SendResult
+from collector.log import RepeatLimiter, kv
 from collector_plugins.outputs.encoding import encode_json, encode_text, json_default
 
 Format = Literal["json", "raw"]
@@ -135,6 +139,19 @@ def spread(
         out.extend([outcome] * (end - start))
         why.extend([reason] * (end - start))
     return out, why
+
+
+def mismatched_answer(
+    api: str, sent: int, answered: int, log: logging.Logger, limiter: RepeatLimiter, component: str
+) -> str:
+    """Log an answer of `answered` results to `sent` records; the reason to resend all (which failed is unknown)."""
+    now, _, suppressed = limiter.check("malformed")
+    if now:
+        log.error(
+            f"{api} answer does not match the request; resending the whole request",
+            extra=kv(component=component, records=sent, results=answered, repeats_suppressed=suppressed),
+        )
+    return f"{api} answered {answered} results for {sent} records"
 
 
 def raise_unless_delivered(result: SendResult) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from collector.api import Output, OutputConfig
 from collector.delivery import Outcome, PermanentError, RetryableError, SendResult
@@ -39,34 +39,30 @@ from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
 from collector_plugins.outputs.cloudwatch_metrics_datums import (
     DatumBuilder,
-    DatumOptions,
     InvalidRecord,
-    check_dimension,
-    check_namespace,
     estimate,
     pack,
     request_overhead,
 )
-from collector_plugins.outputs.cloudwatch_metrics_dimensions import (
-    DEFAULT_METADATA_ENDPOINT,
-    FROM_TAGS,
-    placeholder,
-    resolve,
+from collector_plugins.outputs.cloudwatch_metrics_dimensions import FROM_TAGS, placeholder, resolve
+from collector_plugins.outputs.cloudwatch_metrics_limits import LIMITS
+from collector_plugins.outputs.cloudwatch_metrics_options import (
+    DatumSettings,
+    Dimensions,
+    DropDimensions,
+    MetadataEndpoint,
+    Namespace,
+    check_append_dimensions,
 )
-from collector_plugins.outputs.cloudwatch_metrics_limits import LIMITS, MAX_DIMENSIONS
 
 ACTION = "cloudwatch:PutMetricData"
 
 
-class CloudWatchMetricsConfig(AwsSettings, OutputConfig):
+class CloudWatchMetricsConfig(AwsSettings, OutputConfig, DatumSettings):
     type: Literal["cloudwatch_metrics"] = Field(
         description="Sends metrics to Amazon CloudWatch.", examples=["cloudwatch_metrics"]
     )
-    namespace: str = Field(
-        "CWAgent",
-        description="The CloudWatch namespace (1-255 characters, not starting with `AWS/` or `:`).",
-        examples=["CWAgent", "MyApp"],
-    )
+    namespace: Namespace
     namespace_from_tag: str | None = Field(
         None,
         description=(
@@ -75,16 +71,8 @@ class CloudWatchMetricsConfig(AwsSettings, OutputConfig):
         ),
         examples=["namespace", None],
     )
-    dimensions: list[str] | None = Field(
-        None,
-        description="Only these tags become dimensions; null: every tag (minus `drop_dimensions`).",
-        examples=[["host", "route"], None],
-    )
-    drop_dimensions: list[str] = Field(
-        default_factory=list,
-        description="Tags that never become dimensions (when `dimensions` is null).",
-        examples=[["request_id"]],
-    )
+    dimensions: Dimensions
+    drop_dimensions: DropDimensions
     append_dimensions: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -94,11 +82,7 @@ class CloudWatchMetricsConfig(AwsSettings, OutputConfig):
         ),
         examples=[{"InstanceId": "{aws:InstanceId}", "AutoScalingGroupName": "{aws:AutoScalingGroupName}"}],
     )
-    metadata_endpoint: str = Field(
-        DEFAULT_METADATA_ENDPOINT,
-        description="Where instance metadata (IMDSv2) is read for `append_dimensions`.",
-        examples=["http://169.254.169.254", "http://[fd00:ec2::254]"],
-    )
+    metadata_endpoint: MetadataEndpoint
     distribution: Literal["values", "statistic_set"] = Field(
         "values",
         description=(
@@ -116,35 +100,10 @@ class CloudWatchMetricsConfig(AwsSettings, OutputConfig):
         examples=["auto", 60],
     )
 
-    @field_validator("namespace")
-    @classmethod
-    def _check_namespace(cls, value: str) -> str:
-        return check_namespace(value)
-
     @field_validator("append_dimensions")
     @classmethod
     def _check_append(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > MAX_DIMENSIONS.value:
-            raise ValueError(f"at most {MAX_DIMENSIONS.value} dimensions per metric")
-        for name, text in value.items():
-            if placeholder(text) is None:
-                check_dimension(name, text)
-            else:
-                check_dimension(name, "x")
-        return value
-
-    @field_validator("metadata_endpoint")
-    @classmethod
-    def _check_endpoint(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// URL")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _check_dimension_choice(self) -> CloudWatchMetricsConfig:
-        if self.dimensions is not None and self.drop_dimensions:
-            raise ValueError("give either `dimensions` (tags to keep) or `drop_dimensions`, not both")
-        return self
+        return check_append_dimensions(value, ec2_tags=True)
 
 
 class CloudWatchMetricsOutput(Output):
@@ -161,7 +120,7 @@ class CloudWatchMetricsOutput(Output):
         super().__init__(config, ctx)
         self.clients: AwsClients | None = None
         self.builder: DatumBuilder | None = None
-        self._builder(appended={k: v for k, v in config.append_dimensions.items() if placeholder(v) is None})
+        self._builder(appended=config.literal_dimensions())
         self._resolved = not any(placeholder(v) for v in config.append_dimensions.values())
         self._limiter = RepeatLimiter(interval=60.0)
         self.requests = 0
@@ -169,18 +128,7 @@ class CloudWatchMetricsOutput(Output):
         self.invalid_records = 0
 
     def _builder(self, appended: dict[str, str]) -> None:
-        cfg = self.config
-        self.builder = DatumBuilder(
-            DatumOptions(
-                namespace=cfg.namespace,
-                namespace_from_tag=cfg.namespace_from_tag,
-                dimensions=tuple(cfg.dimensions) if cfg.dimensions is not None else None,
-                drop_dimensions=frozenset(cfg.drop_dimensions),
-                append=appended,
-                distribution=cfg.distribution,
-                resolution=cfg.storage_resolution,
-            )
-        )
+        self.builder = DatumBuilder(self.config.datum_options(appended))
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from pydantic import Field
 from collector.api import Output, OutputConfig
 from collector.delivery import Outcome, SendResult
 from collector.events import KINDS, Batch
-from collector.log import RepeatLimiter, kv
+from collector.log import RepeatLimiter
 from collector_plugins.common.aws.errors import classify_aws_error
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
@@ -39,6 +39,7 @@ from collector_plugins.outputs.aws_records import (
     Format,
     blob_encoder,
     entry_outcomes,
+    mismatched_answer,
     pack_spans,
     raise_unless_delivered,
     spread,
@@ -146,9 +147,9 @@ class FirehoseOutput(Output):
             return SendResult.ok()
         answers = response.get("RequestResponses") or []
         if len(answers) != len(entries):
-            # Which records failed is unknown: resending all of them is the only safe choice.
-            self._log_malformed(len(entries), len(answers))
-            return SendResult.retry(f"PutRecordBatch answered {len(answers)} results for {len(entries)} records")
+            return SendResult.retry(
+                mismatched_answer("PutRecordBatch", len(entries), len(answers), self.log, self._limiter, self.ctx.name)
+            )
         outcomes, reasons = entry_outcomes(answers)
         failed = sum(1 for o in outcomes if o is not Outcome.OK)
         self.records_failed += failed
@@ -156,11 +157,3 @@ class FirehoseOutput(Output):
         if spans is not None:
             outcomes, reasons = spread(spans, outcomes, reasons)
         return SendResult.partial(outcomes, reasons)
-
-    def _log_malformed(self, sent: int, answered: int) -> None:
-        now, _, suppressed = self._limiter.check("malformed")
-        if now:
-            self.log.error(
-                "PutRecordBatch answer does not match the request; resending the whole request",
-                extra=kv(component=self.ctx.name, records=sent, results=answered, repeats_suppressed=suppressed),
-            )

@@ -35,14 +35,20 @@ from pydantic import Field, field_validator, model_validator
 from collector.api import Output, OutputConfig
 from collector.delivery import Outcome, SendResult
 from collector.events import KINDS, Batch, Metric
-from collector.log import RepeatLimiter, kv
+from collector.log import RepeatLimiter
 from collector.units import Size
 from collector_plugins.common.aws.errors import classify_aws_error
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
 from collector_plugins.common.record_templates import RecordTemplate, check_record_template
 from collector_plugins.outputs import kinesis_limits
-from collector_plugins.outputs.aws_records import Format, blob_encoder, entry_outcomes, raise_unless_delivered
+from collector_plugins.outputs.aws_records import (
+    Format,
+    blob_encoder,
+    entry_outcomes,
+    mismatched_answer,
+    raise_unless_delivered,
+)
 
 ACTION = "kinesis:PutRecords"
 _STREAM_NAME_RE = r"^[a-zA-Z0-9_.-]{1,128}$"
@@ -274,9 +280,9 @@ class KinesisOutput(Output):
             if len(answers) == len(entries):
                 answered, why = entry_outcomes(answers)
             else:
-                # Which records failed is unknown: resending all of them is the only safe choice.
-                self._log_malformed(len(entries), len(answers))
-                reason = f"PutRecords answered {len(answers)} results for {len(entries)} records"
+                reason = mismatched_answer(
+                    "PutRecords", len(entries), len(answers), self.log, self._limiter, self.ctx.name
+                )
                 answered, why = [Outcome.RETRY] * len(entries), [reason] * len(entries)
             for j, i in enumerate(positions):
                 outcomes[i], reasons[i] = answered[j], why[j]
@@ -304,11 +310,3 @@ class KinesisOutput(Output):
             else:
                 positions.append(i)
         return positions
-
-    def _log_malformed(self, sent: int, answered: int) -> None:
-        now, _, suppressed = self._limiter.check("malformed")
-        if now:
-            self.log.error(
-                "PutRecords answer does not match the request; resending the whole request",
-                extra=kv(component=self.ctx.name, records=sent, results=answered, repeats_suppressed=suppressed),
-            )

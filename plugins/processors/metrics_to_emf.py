@@ -27,7 +27,7 @@ import time
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from collector.api import Processor, ProcessorConfig
 from collector.events import LOGS, METRICS, Batch, Metric
@@ -35,49 +35,36 @@ from collector.log import RepeatLimiter, kv
 from collector_plugins.common.metrics.emf import EmfChecker
 from collector_plugins.outputs.cloudwatch_metrics_datums import (
     DatumBuilder,
-    DatumOptions,
     InvalidRecord,
-    check_dimension,
-    check_namespace,
     distribution_of,
     number,
     set_size,
 )
-from collector_plugins.outputs.cloudwatch_metrics_dimensions import (
-    DEFAULT_METADATA_ENDPOINT,
-    FROM_TAGS,
-    placeholder,
-    resolve,
+from collector_plugins.outputs.cloudwatch_metrics_dimensions import resolve
+from collector_plugins.outputs.cloudwatch_metrics_options import (
+    DatumSettings,
+    Dimensions,
+    DropDimensions,
+    MetadataEndpoint,
+    Namespace,
+    check_append_dimensions,
 )
-from collector_plugins.outputs.cloudwatch_metrics_limits import MAX_DIMENSIONS
 
 GroupKey = tuple[str, int, tuple[tuple[str, str], ...]]
 
 
-class MetricsToEmfConfig(ProcessorConfig):
+class MetricsToEmfConfig(ProcessorConfig, DatumSettings):
     type: Literal["metrics_to_emf"] = Field(
         description="Turns metric records into EMF log records.", examples=["metrics_to_emf"]
     )
-    namespace: str = Field(
-        "CWAgent",
-        description="The CloudWatch namespace (1-255 characters, not starting with `AWS/` or `:`).",
-        examples=["CWAgent", "MyApp"],
-    )
+    namespace: Namespace
     namespace_from_tag: str | None = Field(
         None,
         description="Take each metric's namespace from this tag when it has it (the tag is then not a dimension).",
         examples=["namespace", None],
     )
-    dimensions: list[str] | None = Field(
-        None,
-        description="Only these tags become dimensions; null: every tag (minus `drop_dimensions`).",
-        examples=[["host", "route"], None],
-    )
-    drop_dimensions: list[str] = Field(
-        default_factory=list,
-        description="Tags that never become dimensions (when `dimensions` is null).",
-        examples=[["request_id"]],
-    )
+    dimensions: Dimensions
+    drop_dimensions: DropDimensions
     append_dimensions: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -86,11 +73,7 @@ class MetricsToEmfConfig(ProcessorConfig):
         ),
         examples=[{"InstanceId": "{aws:InstanceId}"}],
     )
-    metadata_endpoint: str = Field(
-        DEFAULT_METADATA_ENDPOINT,
-        description="Where instance metadata (IMDSv2) is read for `append_dimensions`.",
-        examples=["http://169.254.169.254"],
-    )
+    metadata_endpoint: MetadataEndpoint
     distribution: Literal["values", "statistic_set"] = Field(
         "values",
         description=(
@@ -105,35 +88,10 @@ class MetricsToEmfConfig(ProcessorConfig):
         examples=["auto", 60],
     )
 
-    @field_validator("namespace")
-    @classmethod
-    def _check_namespace(cls, value: str) -> str:
-        return check_namespace(value)
-
     @field_validator("append_dimensions")
     @classmethod
     def _check_append(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > MAX_DIMENSIONS.value:
-            raise ValueError(f"at most {MAX_DIMENSIONS.value} dimensions per metric")
-        for name, text in value.items():
-            key = placeholder(text)
-            if key in FROM_TAGS:
-                raise ValueError(f"{text} needs the EC2 API: use the cloudwatch_metrics output for it")
-            check_dimension(name, "x" if key else text)
-        return value
-
-    @field_validator("metadata_endpoint")
-    @classmethod
-    def _check_endpoint(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// URL")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _check_dimension_choice(self) -> MetricsToEmfConfig:
-        if self.dimensions is not None and self.drop_dimensions:
-            raise ValueError("give either `dimensions` (tags to keep) or `drop_dimensions`, not both")
-        return self
+        return check_append_dimensions(value, ec2_tags=False)
 
 
 class MetricsToEmf(Processor):
@@ -147,7 +105,7 @@ class MetricsToEmf(Processor):
 
     def __init__(self, config: MetricsToEmfConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
-        literal = {k: v for k, v in config.append_dimensions.items() if placeholder(v) is None}
+        literal = config.literal_dimensions()
         self.builder = self._builder(literal)
         self._resolved = len(literal) == len(config.append_dimensions)
         self.checker = EmfChecker()
@@ -156,18 +114,7 @@ class MetricsToEmf(Processor):
         self.invalid_records = 0
 
     def _builder(self, appended: dict[str, str]) -> DatumBuilder:
-        cfg = self.config
-        return DatumBuilder(
-            DatumOptions(
-                namespace=cfg.namespace,
-                namespace_from_tag=cfg.namespace_from_tag,
-                dimensions=tuple(cfg.dimensions) if cfg.dimensions is not None else None,
-                drop_dimensions=frozenset(cfg.drop_dimensions),
-                append=appended,
-                distribution=cfg.distribution,
-                resolution=cfg.storage_resolution,
-            )
-        )
+        return DatumBuilder(self.config.datum_options(appended))
 
     async def start(self) -> None:
         if not self._resolved:

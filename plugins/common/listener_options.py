@@ -1,0 +1,99 @@
+"""Config options the receiving inputs share (`socket`, `syslog`, `forward`, `emf`, `statsd`), declared once.
+
+The options are annotated types rather than fields of a base model, so each
+input's options keep their place in its schema and README. `ListenerOptions`
+is a mixin for the config model: the input names its default scheme and the
+schemes it takes (`listen_scheme`, `listen_schemes`), declares `listen` with
+its own default and description, and gets the check of `listen` and the
+`Listeners` built from the config.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import TYPE_CHECKING, Annotated, ClassVar
+
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+from collector_plugins.common.listen import SCHEMES, Address, Scheme, parse_mode
+from collector_plugins.common.listeners import MAX_DATAGRAM_BYTES, DatagramHandler, Listeners, parse_addresses
+from collector_plugins.common.stream_server import Handler
+
+
+def _check_mode(value: str | None) -> str | None:
+    parse_mode(value)
+    return value
+
+
+MaxConnections = Annotated[
+    int,
+    Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Stream sockets: connections served at once; more are closed at once and counted.",
+        examples=[1000],
+    ),
+]
+SocketMode = Annotated[
+    str | None,
+    AfterValidator(_check_mode),
+    Field(
+        default=None,
+        description="Unix sockets: permissions of the socket file (octal); null keeps the umask's.",
+        examples=["0660", None],
+    ),
+]
+PeerField = Annotated[
+    str | None,
+    Field(
+        default=None,
+        description="Add the sender's address (`127.0.0.1:40312`, or `unix`) to every record under this name.",
+        examples=["peer", None],
+    ),
+]
+
+
+class ListenerOptions(BaseModel):
+    """Mixin for a receiving input's config (which declares `listen` and `max_connections`)."""
+
+    listen_scheme: ClassVar[Scheme]
+    """The scheme of an address written without one."""
+    listen_schemes: ClassVar[tuple[Scheme, ...]] = SCHEMES
+
+    if TYPE_CHECKING:
+        listen: list[str]
+        max_connections: int
+
+    @field_validator("listen", check_fields=False)
+    @classmethod
+    def _check_listen(cls, value: list[str]) -> list[str]:
+        parse_addresses(value, cls.listen_scheme, cls.listen_schemes)
+        return value
+
+    def addresses(self) -> list[Address]:
+        return parse_addresses(self.listen, self.listen_scheme, self.listen_schemes)
+
+    def listeners(
+        self,
+        log: logging.Logger,
+        component: str,
+        *,
+        stream_handler: Handler | None = None,
+        datagram_handler: DatagramHandler | None = None,
+        max_datagram_bytes: int = MAX_DATAGRAM_BYTES,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Listeners:
+        socket_mode: str | None = getattr(self, "socket_mode", None)  # inputs without unix sockets lack the option
+        return Listeners(
+            self.addresses(),
+            log,
+            component,
+            stream_handler=stream_handler,
+            datagram_handler=datagram_handler,
+            max_connections=self.max_connections,
+            max_datagram_bytes=max_datagram_bytes,
+            socket_mode=parse_mode(socket_mode),
+            ssl_context=ssl_context,
+        )
