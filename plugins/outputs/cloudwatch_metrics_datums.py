@@ -47,10 +47,11 @@ _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]+$")
 
 # Upper bounds of the encoded size (bytes) for any protocol botocore uses for CloudWatch (query is the largest:
 # every member is `MetricData.member.N.<path>=<url-encoded value>&`; URL-encoding triples a byte at worst).
-_DATUM_FIXED = 200  # member prefixes, Timestamp, Unit, StorageResolution
-_PER_DIMENSION = 80
+_DATUM_FIXED = 240  # member prefixes, Timestamp (URL-encoded, with microseconds and offset), Unit, StorageResolution
+# `MetricData.member.1000.Dimensions.member.30.Name=` + `&` (50) and the same for `.Value=` (51), plus slack.
+_PER_DIMENSION = 110
 _PER_NUMBER = 72  # `MetricData.member.1000.Values.member.150=` + a double's repr + `&`
-_STATISTIC_SET = 4 * _PER_NUMBER
+_STATISTIC_SET = 4 * _PER_NUMBER + 32  # `MetricData.member.1000.StatisticValues.SampleCount=` is 51 characters
 _REQUEST_FIXED = 128  # Action, Version, Namespace key, protocol framing
 
 
