@@ -14,7 +14,7 @@ import asyncio
 import math
 import re
 import time
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -23,7 +23,10 @@ from collector.events import METRICS, Batch
 from collector.log import RepeatLimiter, kv
 from collector.units import Duration
 from collector_plugins.common.metrics.aggregator import check_interval
-from collector_plugins.inputs.host_metrics_collect import Collector, ProcessMatcher
+
+if TYPE_CHECKING:
+    # Imported where used at run time: host_metrics_collect imports psutil, which loading the registry should not.
+    from collector_plugins.inputs.host_metrics_collect import ProcessMatcher
 
 Group = Literal["cpu", "mem", "swap", "disk", "diskio", "net", "netstat", "processes"]
 GROUPS: tuple[Group, ...] = ("cpu", "mem", "swap", "disk", "diskio", "net", "netstat", "processes")
@@ -89,6 +92,8 @@ class ProcessSelector(BaseModel):
         return self
 
     def matcher(self) -> ProcessMatcher:
+        from collector_plugins.inputs.host_metrics_collect import ProcessMatcher
+
         kind = next(k for k in ("exe", "pattern", "pidfile") if getattr(self, k) is not None)
         return ProcessMatcher(kind, getattr(self, kind))
 
@@ -149,6 +154,8 @@ class HostMetrics(Input):
 
     def __init__(self, config: HostMetricsConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
+        from collector_plugins.inputs.host_metrics_collect import Collector
+
         groups: list[str] = list(dict.fromkeys(config.collect))
         if config.processes:
             groups.append("procstat")

@@ -21,10 +21,10 @@ alarms expect.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
-from aiobotocore.utils import AioIMDSFetcher
 from botocore.exceptions import BotoCoreError
 
 PLACEHOLDER = re.compile(r"^\$?\{aws:([A-Za-z]+)\}$")
@@ -56,14 +56,21 @@ def placeholder(value: str) -> str | None:
     return name
 
 
-class _Metadata(AioIMDSFetcher):  # type: ignore[misc]
-    async def get(self, token: str, path: str) -> str:
-        response = await self._get_request(url_path=path, retry_func=None, token=token)
-        return str(await response.text).strip()
+@functools.cache
+def _fetcher_class() -> type:
+    """The fetcher class, built on first use so that loading the plugins does not import aiobotocore."""
+    from aiobotocore.utils import AioIMDSFetcher
 
-    async def token(self) -> str | None:
-        token = await self._fetch_metadata_token()
-        return str(token) if token else None
+    class _Metadata(AioIMDSFetcher):  # type: ignore[misc]
+        async def get(self, token: str, path: str) -> str:
+            response = await self._get_request(url_path=path, retry_func=None, token=token)
+            return str(await response.text).strip()
+
+        async def token(self) -> str | None:
+            token = await self._fetch_metadata_token()
+            return str(token) if token else None
+
+    return _Metadata
 
 
 async def resolve(
@@ -89,7 +96,7 @@ async def _instance_facts(
 ) -> dict[str, str]:
     # The default address is only asked where botocore itself would ask it; an explicit endpoint always is.
     env: dict[str, str] | None = {} if endpoint != DEFAULT_METADATA_ENDPOINT else None
-    fetcher = _Metadata(
+    fetcher = _fetcher_class()(
         timeout=timeout, num_attempts=attempts, base_url=endpoint, env=env, config={"ec2_metadata_v1_disabled": True}
     )
     facts: dict[str, str] = {}

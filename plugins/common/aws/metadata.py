@@ -8,26 +8,36 @@ IPv6 mode), so a test points it at a local fake and nothing else changes.
 
 from __future__ import annotations
 
-from aiobotocore.session import AioSession
-from aiobotocore.utils import AioIMDSFetcher
+import functools
+from typing import TYPE_CHECKING
+
 from botocore.exceptions import BotoCoreError
-from botocore.utils import resolve_imds_endpoint_mode
 
 from collector_plugins.common.aws.session import metadata_disabled
+
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession
 
 METADATA_FACTS = frozenset({"instance_id"})
 
 
-class _InstanceIdFetcher(AioIMDSFetcher):  # type: ignore[misc]
-    _URL_PATH = "latest/meta-data/instance-id"
+@functools.cache
+def _fetcher_class() -> type:
+    """The fetcher class, built on first use so that loading this module does not import aiobotocore."""
+    from aiobotocore.utils import AioIMDSFetcher
 
-    async def retrieve_instance_id(self) -> str | None:
-        try:
-            token = await self._fetch_metadata_token()  # IMDSv2 session token (PUT)
-            response = await self._get_request(url_path=self._URL_PATH, retry_func=None, token=token)
-            return str(await response.text).strip() or None
-        except (self._RETRIES_EXCEEDED_ERROR_CLS, BotoCoreError, OSError):
-            return None
+    class _InstanceIdFetcher(AioIMDSFetcher):  # type: ignore[misc]
+        _URL_PATH = "latest/meta-data/instance-id"
+
+        async def retrieve_instance_id(self) -> str | None:
+            try:
+                token = await self._fetch_metadata_token()  # IMDSv2 session token (PUT)
+                response = await self._get_request(url_path=self._URL_PATH, retry_func=None, token=token)
+                return str(await response.text).strip() or None
+            except (self._RETRIES_EXCEEDED_ERROR_CLS, BotoCoreError, OSError):
+                return None
+
+    return _InstanceIdFetcher
 
 
 async def instance_facts(session: AioSession, names: set[str]) -> dict[str, str]:
@@ -35,7 +45,9 @@ async def instance_facts(session: AioSession, names: set[str]) -> dict[str, str]
     wanted = names & METADATA_FACTS
     if not wanted or metadata_disabled():
         return {}
-    fetcher = _InstanceIdFetcher(
+    from botocore.utils import resolve_imds_endpoint_mode
+
+    fetcher = _fetcher_class()(
         timeout=session.get_config_variable("metadata_service_timeout"),
         num_attempts=session.get_config_variable("metadata_service_num_attempts"),
         config={

@@ -18,20 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.credentials import AioAssumeRoleCredentialFetcher, AioDeferredRefreshableCredentials
-from aiobotocore.session import AioSession
-from aiobotocore.utils import AioIMDSRegionProvider
-from botocore.credentials import CredentialProvider
+# botocore.exceptions is cheap (no session, loaders or credentials); the rest of aiobotocore and
+# botocore is imported where a component first needs it, so loading the plugin registry stays light.
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
 from collector import __version__
 from collector.api import ComponentContext
 from collector.log import kv
 from collector_plugins.common.aws.settings import AwsSettings
+
+if TYPE_CHECKING:
+    from aiobotocore.credentials import AioDeferredRefreshableCredentials
+    from aiobotocore.session import AioSession
 
 USER_AGENT = f"node-collector/{__version__}"
 
@@ -47,18 +49,25 @@ def metadata_disabled() -> bool:
     return os.environ.get("AWS_EC2_METADATA_DISABLED", "false").strip().lower() == "true"
 
 
-class _AssumedRoleProvider(CredentialProvider):  # type: ignore[misc]
-    """Puts the assumed role's refreshing credentials first in the session's chain."""
+@functools.cache
+def _assumed_role_provider_class() -> type:
+    """The provider class, built on first use so that loading this module does not import botocore's chain."""
+    from botocore.credentials import CredentialProvider
 
-    METHOD = "assume-role"
-    CANONICAL_NAME = "node-collector-role-arn"
+    class _AssumedRoleProvider(CredentialProvider):  # type: ignore[misc]
+        """Puts the assumed role's refreshing credentials first in the session's chain."""
 
-    def __init__(self, credentials: AioDeferredRefreshableCredentials) -> None:
-        super().__init__()
-        self._credentials = credentials
+        METHOD = "assume-role"
+        CANONICAL_NAME = "node-collector-role-arn"
 
-    async def load(self) -> AioDeferredRefreshableCredentials:
-        return self._credentials
+        def __init__(self, credentials: AioDeferredRefreshableCredentials) -> None:
+            super().__init__()
+            self._credentials = credentials
+
+        async def load(self) -> AioDeferredRefreshableCredentials:
+            return self._credentials
+
+    return _AssumedRoleProvider
 
 
 class AwsClients:
@@ -70,6 +79,9 @@ class AwsClients:
     """
 
     def __init__(self, settings: AwsSettings, ctx: ComponentContext) -> None:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import AioSession
+
         self.settings = settings
         self.ctx = ctx
         self._session = AioSession(profile=settings.profile)
@@ -104,6 +116,8 @@ class AwsClients:
             or self._session.get_config_variable("region")
         )
         if not region and not metadata_disabled():
+            from aiobotocore.utils import AioIMDSRegionProvider
+
             region = await AioIMDSRegionProvider(session=self._session).provide()
         if not region:
             raise MissingRegionError(
@@ -130,6 +144,8 @@ class AwsClients:
         async with self._lock:
             client = self._clients.get(key)
             if client is None:
+                from aiobotocore.config import AioConfig
+
                 region = await self.region()
                 await self._assume_role(region)
                 context = self._session.create_client(
@@ -160,6 +176,9 @@ class AwsClients:
         """With `role_arn`, put the assumed role's credentials in front of the chain (once)."""
         if self.settings.role_arn is None or self._role_ready:
             return
+        from aiobotocore.credentials import AioAssumeRoleCredentialFetcher, AioDeferredRefreshableCredentials
+        from aiobotocore.session import AioSession
+
         # The chain's credentials come from a session of their own: this one's chain gets the role in front.
         source = await AioSession(profile=self.settings.profile).get_credentials()
         if source is None:
@@ -182,5 +201,5 @@ class AwsClients:
         )
         credentials = AioDeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
         resolver = self._session.get_component("credential_provider")
-        resolver.insert_before(resolver.providers[0].METHOD, _AssumedRoleProvider(credentials))
+        resolver.insert_before(resolver.providers[0].METHOD, _assumed_role_provider_class()(credentials))
         self._role_ready = True
