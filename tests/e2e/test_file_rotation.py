@@ -16,9 +16,11 @@ and logrotate treat them:
 Meanwhile the collector is stopped and started again (SIGTERM, or SIGKILL), so some
 rotations happen while it is down: at most one per file per outage, as with any real
 rotation schedule (a generation created *and* rotated away during one outage was never
-seen by the collector and matches no pattern: nobody can know it is there). The sink is
-the `file` output; every delivered line is counted per file: loss and duplicates are
-printed, and must be zero after clean stops (nothing may be lost after kills).
+seen by the collector and matches no pattern: nobody can know it is there). An outage
+begins `SEEN_WITHIN` before the stop: a rotation made just before it is never seen.
+The sink is the `file` output; every delivered line is counted per file: loss and
+duplicates are printed, and must be zero after clean stops (nothing may be lost after
+kills). `ROTATION_SEED=<printed seed>` replays a run's choices (not its exact timing).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from tests.e2e.conftest import Collector
 
 NAMES = ("a", "b", "c")
 GENERATIONS = 5
+SEEN_WITHIN = 0.25
+"""Seconds the collector may take to see a rotation (an event) and record the new file in its checkpoint."""
 
 
 class Sink:
@@ -103,7 +107,7 @@ class Writer(threading.Thread):
         self.fds: dict[str, int | None] = {name: self._open(name) for name in NAMES}
         self.error: BaseException | None = None
         self.down = threading.Event()
-        """Set while the collector is stopped (and until it has had time to look at the files again)."""
+        """Set while the collector is stopped (from `SEEN_WITHIN` before, until it has had time to look again)."""
         self.rotated_while_down: set[str] = set()
 
     def may_rotate(self, name: str) -> bool:
@@ -221,6 +225,7 @@ def run_scenario(collector: Collector, stop_signal: int, buffer: str) -> tuple[W
     sink = Sink(collector.workdir / "out.txt")
     # ROTATION_SEED replays a printed seed (the writer's choices and the restart times; not the exact timing).
     seed = int(os.environ["ROTATION_SEED"]) if os.environ.get("ROTATION_SEED") else random.randrange(2**32)
+    print(f"seed={seed}")
     rnd = random.Random(seed)
     writer = Writer(logs, sink, seed, lambda: collector.proc.pid if collector.proc is not None else None)
     collector.start()
@@ -228,9 +233,10 @@ def run_scenario(collector: Collector, stop_signal: int, buffer: str) -> tuple[W
     restarts = 0
     deadline = time.monotonic() + 9
     while time.monotonic() < deadline:
-        time.sleep(rnd.uniform(0.8, 1.6))
+        time.sleep(rnd.uniform(0.8, 1.6) - SEEN_WITHIN)
         writer.rotated_while_down.clear()
         writer.down.set()
+        time.sleep(SEEN_WITHIN)  # a rotation now counts as one of the outage: it may not be seen before the stop
         collector.signal(stop_signal)
         code = collector.wait(timeout=20)
         assert stop_signal == signal.SIGKILL or code == 0, collector.stderr()

@@ -6,11 +6,12 @@ import asyncio
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from collector.testing import wait_for
 from collector_plugins.inputs.filetail.checkpoints import CheckpointStore, FileCheckpoint
-from collector_plugins.inputs.filetail.identity import Fingerprint
+from collector_plugins.inputs.filetail.identity import EMPTY, Fingerprint
 from tests.plugins.file_input_support import NAME, Harness, append, numbered
 
 
@@ -178,6 +179,56 @@ async def test_copytruncate_while_stopped_reads_the_tail_from_the_copy(tmp_path:
         )
         assert h.input is not None and h.input.counters()["stale_checkpoints"] == 1
     finally:
+        await h.stop()
+
+
+async def test_copytruncate_while_stopped_of_a_file_checkpointed_empty_reads_the_copy(tmp_path: Path) -> None:
+    # The state a SIGKILL left behind: app.log was checkpointed just after a truncation, still empty (an empty
+    # fingerprint matches any content); its next lines were read but not yet checkpointed when the process
+    # died, and while it was down logrotate copied and truncated it again. The new content starts over at
+    # offset 0, so only the time and name of the copy tell that its lines are ours.
+    h = Harness(tmp_path)
+    log = h.logs / "app.log"
+    old_copy = h.logs / "app.log.2"
+    append(old_copy, numbered("older", 0, 4))  # an earlier generation, read and released before the checkpoint
+    past = time.time() - 60
+    os.utime(old_copy, (past, past))
+    log.touch()
+    st = log.stat()
+    saved = time.time() - 1
+    write_checkpoint(h, [FileCheckpoint(str(log), st.st_dev, st.st_ino, EMPTY, 0, updated=saved)])
+    append(log, numbered("old", 0, 6))
+    shutil.copyfile(log, h.logs / "app.log.1")  # copytruncate while stopped
+    with open(log, "r+b") as f:
+        f.truncate(0)
+    append(log, numbered("new", 0, 3))
+    append(h.logs / "app.log.lock", "written since, but not a rotation of app.log\n")
+    await h.start()
+    try:
+        await h.wait_messages(9)
+        await asyncio.sleep(0.3)
+        assert sorted(h.messages) == sorted(numbered("old", 0, 6).splitlines() + numbered("new", 0, 3).splitlines())
+        assert h.input is not None and h.input.counters()["stale_checkpoints"] == 1
+    finally:
+        await h.stop()
+
+
+async def test_first_bytes_of_an_empty_file_are_checkpointed_at_once(tmp_path: Path) -> None:
+    # An empty fingerprint identifies nothing: once the file has content, its fingerprint is saved without
+    # waiting for an acknowledgement, so a truncation while the collector is down is seen by the fingerprint.
+    h = Harness(tmp_path)
+    log = h.logs / "app.log"
+    log.touch()
+    h.hold_acks = True  # no acknowledgement (no commit) triggers a save
+    await h.start()
+    try:
+        await wait_for(lambda: len(h.checkpoint()["files"]) == 1, timeout=3)
+        append(log, "first line\n")
+        await h.wait_messages(1)
+        await wait_for(lambda: h.checkpoint()["files"][0]["fingerprint"]["bytes"] > 0, timeout=3)
+        assert h.offsets() == {str(log): 0}
+    finally:
+        h.ack_all()
         await h.stop()
 
 

@@ -380,6 +380,10 @@ class FileSet:
             return False
         if fingerprint.length < self.config.fingerprint_bytes and size > fingerprint.length:
             tf.fingerprint = take_fingerprint(tf.fd, size, self.config.fingerprint_bytes)
+            if fingerprint.length == 0:
+                # Its first bytes: until they are checkpointed the file is known by inode only (an empty
+                # fingerprint matches anything), so a copytruncate while we are down would go unnoticed.
+                self.version += 1
         return True
 
     def _truncated(self, tf: TailedFile, st: os.stat_result) -> TailedFile | None:

@@ -6,7 +6,11 @@ For each checkpointed file (device + inode + fingerprint + acknowledged offset):
   if it still starts with its fingerprint and is at least that long; otherwise the
   checkpoint is *stale* (inode reused, truncated or rewritten while we were
   stopped): counted, logged, the file read from its start, and the rest of the old
-  content looked for in a copy (copytruncate while stopped);
+  content looked for in a copy (copytruncate while stopped). A file checkpointed
+  while shorter than `fingerprint_bytes` (empty, just after a truncation: its
+  fingerprint matches anything) may have been copied, truncated and written again
+  without its first bytes telling: a copy named after it, made after the checkpoint
+  was written and no longer like the file's start, makes the checkpoint stale too;
 - not matched any more: renamed while we were stopped? It is looked for by device +
   inode in its directory and its tail read (then released like any rotated file);
 - matched by name and fingerprint but under another device/inode number, while the
@@ -26,17 +30,21 @@ from typing import TYPE_CHECKING
 from collector.log import kv
 from collector_plugins.inputs.filetail.checkpoints import FileCheckpoint
 from collector_plugins.inputs.filetail.identity import Fingerprint
-from collector_plugins.inputs.filetail.search import find_by_inode, find_copy
+from collector_plugins.inputs.filetail.search import find_by_inode, find_copy, find_copy_since
 from collector_plugins.inputs.filetail.tailed import TailedFile
 
 if TYPE_CHECKING:
     from collector_plugins.inputs.filetail.files import FileSet
 
+Found = tuple[str, int, os.stat_result]
+"""A copy: its path, an open descriptor, its stat."""
+
 
 def restore_files(files: FileSet, entries: list[FileCheckpoint], scan: dict[str, os.stat_result]) -> None:
     by_key = {(e.dev, e.ino): e for e in entries}
     by_path = {e.path: e for e in entries if not e.rotated}
-    stale: list[FileCheckpoint] = []
+    known = {(e.dev, e.ino) for e in entries} | {(st.st_dev, st.st_ino) for st in scan.values()}
+    stale: list[tuple[FileCheckpoint, Found | None]] = []
     for path, st in sorted(scan.items()):
         key = (st.st_dev, st.st_ino)
         if key in files.files:
@@ -59,14 +67,15 @@ def restore_files(files: FileSet, entries: list[FileCheckpoint], scan: dict[str,
                 continue
             files.add_new(path, st, initial=True)
             continue
-        if _resume(files, path, entry) is None:
-            stale.append(entry)
+        copy = _copied_since(files, path, entry, known)
+        if copy is not None or _resume(files, path, entry) is None:
+            stale.append((entry, copy))
             _stale(files, entry, path)
             files.add_new(path, st, initial=False)
     for entry in by_key.values():
         _recover_renamed(files, entry)
-    for entry in stale:
-        _recover_copy(files, entry)
+    for entry, copy in stale:
+        _recover_copy(files, entry, copy)
 
 
 def _resume(files: FileSet, path: str, entry: FileCheckpoint) -> TailedFile | None:
@@ -86,6 +95,14 @@ def _resume(files: FileSet, path: str, entry: FileCheckpoint) -> TailedFile | No
     if tf.fd is not None:
         files.extend_fingerprint(tf, st.st_size)
     return tf
+
+
+def _copied_since(files: FileSet, path: str, entry: FileCheckpoint, known: set[tuple[int, int]]) -> Found | None:
+    """For a checkpoint whose fingerprint is too short to tell: the copy of a copytruncate made since it was written."""
+    limit = files.config.fingerprint_bytes
+    if entry.fingerprint.length >= limit or entry.updated <= 0:
+        return None  # the fingerprint tells; or an old checkpoint without its time
+    return find_copy_since(path, entry.fingerprint, entry.offset, entry.updated, known, limit)
 
 
 def _stale(files: FileSet, entry: FileCheckpoint, path: str) -> None:
@@ -117,9 +134,10 @@ def _recover_renamed(files: FileSet, entry: FileCheckpoint) -> None:
     )
 
 
-def _recover_copy(files: FileSet, entry: FileCheckpoint) -> None:
+def _recover_copy(files: FileSet, entry: FileCheckpoint, found: Found | None = None) -> None:
     """After a truncation while we were stopped: the rest of the old content from its copy, if there is one."""
-    found = find_copy(os.path.dirname(entry.path), entry.fingerprint, entry.offset, set(files.files))
+    if found is None:
+        found = find_copy(os.path.dirname(entry.path), entry.fingerprint, entry.offset, set(files.files))
     if found is None:
         return
     path, fd, st = found
