@@ -32,3 +32,14 @@ def moto(moto_server: MotoServer) -> MotoServer:
     """The session's moto server, emptied for this test."""
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_the_xray_sdks_global_socket() -> Iterator[None]:
+    """Importing aws_xray_sdk.core creates a global recorder whose UDP emitter opens a socket nobody closes."""
+    yield
+    import sys
+
+    core = sys.modules.get("aws_xray_sdk.core")
+    if core is not None:
+        core.xray_recorder.emitter._socket.close()
