@@ -25,9 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     default_config = os.environ.get("COLLECTOR_CONFIG", CONFIG_PATH)
-    config_help = f"config file (default: $COLLECTOR_CONFIG or {CONFIG_PATH})"
+
+    def add_config(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "-c", "--config", default=default_config, help=f"config file (default: $COLLECTOR_CONFIG or {CONFIG_PATH})"
+        )
+
     run = sub.add_parser("run", help="run the collector", description="Run the collector until SIGTERM.")
-    run.add_argument("-c", "--config", default=default_config, help=config_help)
+    add_config(run)
 
     validate = sub.add_parser(
         "validate",
@@ -35,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a config file and report every error with its line. Exit 0 if valid, 2 if not. "
         "Nothing is started, opened or written.",
     )
-    validate.add_argument("-c", "--config", default=default_config, help=config_help)
+    add_config(validate)
     validate.add_argument("--format", choices=["text", "json"], default="text", help="report format")
 
     schema = sub.add_parser(
@@ -54,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dlq_sub = dlq.add_subparsers(dest="dlq_command", metavar="COMMAND", required=True)
     dlq_list = dlq_sub.add_parser("list", help="dead letters per output", description="Dead letters per output.")
-    dlq_list.add_argument("-c", "--config", default=default_config, help=config_help)
+    add_config(dlq_list)
     dlq_list.add_argument("--format", choices=["text", "json"], default="text")
     dlq_show = dlq_sub.add_parser(
         "show",
@@ -62,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print an output's dead letters as JSON lines.",
     )
     dlq_show.add_argument("output", help="output name")
-    dlq_show.add_argument("-c", "--config", default=default_config, help=config_help)
+    add_config(dlq_show)
     dlq_show.add_argument("--limit", type=int, help="print at most this many")
     dlq_replay = dlq_sub.add_parser(
         "replay",
@@ -72,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "record was rejected again.",
     )
     dlq_replay.add_argument("output", help="output name")
-    dlq_replay.add_argument("-c", "--config", default=default_config, help=config_help)
+    add_config(dlq_replay)
     dlq_replay.add_argument(
         "--max-retries", type=int, default=5, help="retries per request before giving up on it (default: 5)"
     )
@@ -102,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="For every file-type input: each checkpointed or matching file with its device:inode, "
         "fingerprint, acknowledged offset, current size and unread bytes.",
     )
-    status_files.add_argument("-c", "--config", default=default_config, help=config_help)
+    add_config(status_files)
     status_files.add_argument("--format", choices=["text", "json"], default="text")
     athena = sub.add_parser(
         "athena-ddl",
@@ -111,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "output's objects queryable in Athena exactly as the output lays them out.",
     )
     athena.add_argument("output", help="name of an s3 output")
-    athena.add_argument("-c", "--config", default=default_config, help=config_help)
+    add_config(athena)
     athena.add_argument("--table", help="table name (default: the output's athena.table, else its name)")
     athena.add_argument("--database", help="database (default: the output's athena.database, else default)")
     trace = sub.add_parser(
@@ -121,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "of the config (works while the network is down). Exit 0 if found, 1 if not, 2 for a malformed id.",
     )
     trace.add_argument("trace_id", help="X-Ray (1-5759e988-bd86...) or W3C (5759e988bd86...) trace id")
-    trace.add_argument("-c", "--config", default=default_config, help=config_help)
+    add_config(trace)
     trace.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     return parser
 

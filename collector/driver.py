@@ -362,24 +362,26 @@ class _UnitFeeder:
         self.buffer = buffer
         self._pop: asyncio.Task[Unit | None] | None = None
 
-    async def ready(self) -> bool:
-        """Whether another unit is available without waiting (gives the pop one loop turn)."""
+    def _pending(self) -> asyncio.Task[Unit | None]:
         if self._pop is None:
             self._pop = asyncio.ensure_future(self.buffer.pop())
-        if not self._pop.done():
+        return self._pop
+
+    async def ready(self) -> bool:
+        """Whether another unit is available without waiting (gives the pop one loop turn)."""
+        pop = self._pending()
+        if not pop.done():
             await asyncio.sleep(0)
-        return self._pop.done()
+        return pop.done()
 
     async def next(self, timeout: float | None) -> Unit | Any | None:
         """A unit; None once the buffer is drained and closed; or `_TIMEOUT`."""
-        if self._pop is None:
-            self._pop = asyncio.ensure_future(self.buffer.pop())
-        if not self._pop.done():
-            await asyncio.wait({self._pop}, timeout=timeout)
-        if self._pop.done():
-            unit = self._pop.result()
+        pop = self._pending()
+        if not pop.done():
+            await asyncio.wait({pop}, timeout=timeout)
+        if pop.done():
             self._pop = None
-            return unit
+            return pop.result()
         return _TIMEOUT
 
     def cancel(self) -> None:
@@ -421,7 +423,7 @@ class _Batcher:
         state = _UnitState(unit)
         whole = len(records) <= limits.max_events and batch.nbytes <= limits.max_bytes
         if not limits.exact_sizes and whole:
-            if self.open is not None and not self._fits_whole(batch):
+            if self.open is not None and not self._fits_whole(self.open, batch):
                 full.append(self.open)
                 self.open = None
             whole_request = self.open or self._new_request(unit, 0)
@@ -461,8 +463,9 @@ class _Batcher:
             self.ack(unit)
         return full
 
-    def _fits_whole(self, batch: Batch) -> bool:
-        limits, request = self.limits, self.open
-        events = len(batch.records) + (len(request.records) if request else 0)
-        nbytes = batch.nbytes + (request.nbytes if request else 0)
-        return events <= limits.max_events and nbytes <= limits.max_bytes
+    def _fits_whole(self, request: _Request, batch: Batch) -> bool:
+        limits = self.limits
+        return (
+            len(request.records) + len(batch.records) <= limits.max_events
+            and request.nbytes + batch.nbytes <= limits.max_bytes
+        )

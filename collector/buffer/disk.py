@@ -75,12 +75,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from collector.acks import release
 from collector.buffer.base import Buffer, BufferClosedError, DropCallback, Unit
 from collector.buffer.codec import encode
-from collector.buffer.ledger import fsync_directory, write_ledger
+from collector.buffer.ledger import write_ledger
 from collector.buffer.recovery import recover
 from collector.buffer.segment import HEADER_SIZE, segment_name
 from collector.buffer.store import CorruptCallback, SegmentStore
+from collector.checkpoint import fsync_directory
 from collector.events import Batch
 from collector.log import kv
 
@@ -261,13 +263,13 @@ class DiskBuffer(Buffer):
             raise BufferClosedError("push after close_intake()")
         token = batch.ack
         if not batch.records:
-            _release(token)
+            release(token)
             return True
         parts, too_large = self._encode_parts(batch)
         if too_large:
             self._on_drop("too_large", too_large)
         if not parts:
-            _release(token)
+            release(token)
             return False
         async with self._write_lock:
             if self._closing:
@@ -276,23 +278,23 @@ class DiskBuffer(Buffer):
             full = store.total + need > self.max_bytes
             if full and self.when_full == "drop_newest" and not await self._room_soon(need):
                 self._on_drop("buffer_full", sum(p.records for p in parts))
-                _release(token)
+                release(token)
                 return False
             for i, part in enumerate(parts):
                 if store.total + part.size > self.max_bytes:
                     await self._wait_for_room(part.size)
                 if not await self._write(part):  # drop_newest, and the disk refuses writes
                     self._on_drop("write_error", sum(p.records for p in parts[i:]))
-                    _release(token)
+                    release(token)
                     return False
             if self.fsync == "always":
                 await self._sync_data()
-                _release(token)
+                release(token)
             elif self.fsync == "interval":
                 if token is not None:
                     self._awaiting_sync.append(token)
             else:
-                _release(token)
+                release(token)
         return not too_large
 
     def _encode_parts(self, batch: Batch) -> tuple[list[_Part], int]:
@@ -527,11 +529,6 @@ class DiskBuffer(Buffer):
 def _set_once(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-def _release(token: Any) -> None:
-    if token is not None:
-        token.release()
 
 
 def _fsync_all(fds: list[int], directory: Path | None) -> None:

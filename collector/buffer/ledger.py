@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector.checkpoint import replace_durably
+
 LEDGER_FILE = "ledger.json"
-_TMP_SUFFIX = ".tmp"
+_TMP_SUFFIX = ".tmp"  # the temporary file `replace_durably` writes
 _VERSION = 1
 
 
@@ -85,27 +87,9 @@ def read_ledger(directory: Path) -> LedgerState | None:
     return LedgerState.from_json(data)
 
 
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_ledger(directory: Path, data: bytes) -> None:
     """Replace the ledger atomically and durably (blocking: run it in a thread)."""
-    tmp = directory / (LEDGER_FILE + _TMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, directory / LEDGER_FILE)
-    fsync_directory(directory)
+    replace_durably(directory / LEDGER_FILE, data)
 
 
 def remove_stale_tmp(directory: Path) -> None:
