@@ -1,7 +1,7 @@
 """How a parsing processor puts what it extracted into a record, and tags what it could not parse.
 
-Shared by `parse_regex` and `parse_logfmt` so that they behave alike (and like
-`parse_json`): merged into the record root or stored under `target`; a parsed
+Shared by `parse_json`, `parse_regex` and `parse_logfmt` so that they behave
+alike: merged into the record root or stored under `target`; a parsed
 `timestamp` that is not a number never replaces the record's float
 `timestamp` but lands in `timestamp_raw` (feed it to `parse_timestamp`);
 failures keep the record, tagged with the reason in `error_field` (the first

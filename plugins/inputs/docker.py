@@ -157,12 +157,5 @@ class DockerInput(FileInput):
             self._lookup_wanted = False
             await asyncio.sleep(self.ecs.wait_before_lookup())
             if await self.ecs.refresh():
-                self._refresh_open_files()
-
-    def _refresh_open_files(self) -> None:
-        """Files already open got their fields before this lookup: give them new ones (the next chunk has them).
-
-        A new dict each, never an update in place: records already emitted share the old one.
-        """
-        for tailed in self.files.files.values():
-            tailed.fields = self._fields(tailed.source, look_up=False)
+                # Files already open got their fields before this lookup: their next chunk has the new ones.
+                self.refresh_source_fields(lambda path: self._fields(path, look_up=False))

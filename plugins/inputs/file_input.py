@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from collector.api import Input, InputContext
@@ -50,8 +51,7 @@ def load_line_format(name: str, max_message_bytes: int) -> Any:
     """The `docker` / `cri` line format, imported only when configured (another module provides them)."""
     from collector_plugins.common.container_formats import FORMATS
 
-    fmt = FORMATS[name]
-    return fmt(max_message_bytes=max_message_bytes) if isinstance(fmt, type) else fmt
+    return FORMATS[name](max_message_bytes=max_message_bytes)
 
 
 class FileInput(Input):
@@ -96,6 +96,14 @@ class FileInput(Input):
     def source_fields(self, path: str) -> dict[str, Any]:
         """Fields added to every record read from `path`; called once when the file is first opened."""
         return {}
+
+    def refresh_source_fields(self, fields_of: Callable[[str], dict[str, Any]]) -> None:
+        """Give every watched file the fields `fields_of(source)` from its next chunk on (facts learnt late).
+
+        A new dict each, never an update in place: records already emitted share the old one.
+        """
+        for tf in self.files.files.values():
+            tf.fields = fields_of(tf.source)
 
     # ----------------------------------------------------------------- figures
 

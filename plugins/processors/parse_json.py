@@ -20,12 +20,10 @@ from pydantic import Field, model_validator
 
 from collector.api import Processor, ProcessorConfig
 from collector.events import LOGS, Batch
+from collector_plugins.common.parsed_fields import Failures, store_fields
 
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
-
-RAW_TIMESTAMP_FIELD = "timestamp_raw"
-
 
 _FAILED: Any = object()  # marks a record whose source field did not parse
 
@@ -116,11 +114,11 @@ class ParseJson(Processor):
         kept = [r for r in records if id(r) not in bad]
         return batch.with_records(kept, batch.nbytes * len(kept) // len(records))
 
-    def _merge(self, records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    def _merge(self, records: list[dict[str, Any]]) -> Failures:
         """Parse and merge objects into their records; returns (record, reason) for the failures."""
         cfg = self.config
         drop, overwrite = cfg.drop_field, cfg.overwrite
-        failed: list[tuple[dict[str, Any], str]] = []
+        failed: Failures = []
         for r in records:
             parsed = self._parse_field(r, failed)
             if parsed is _FAILED:
@@ -130,34 +128,25 @@ class ParseJson(Processor):
                 continue
             if drop:
                 del r[cfg.field]
-            if "timestamp" in parsed:
-                ts = parsed["timestamp"]
-                if type(ts) is not float and (type(ts) is not int):
-                    parsed[RAW_TIMESTAMP_FIELD] = parsed.pop("timestamp")
-            if overwrite:
-                r.update(parsed)
-            else:
-                for key, value in parsed.items():
-                    r.setdefault(key, value)
+            store_fields(r, parsed, None, overwrite)
         return failed
 
-    def _store(self, records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    def _store(self, records: list[dict[str, Any]]) -> Failures:
         """Parse and store values under `target`; returns (record, reason) for the failures."""
         cfg = self.config
         target, drop, overwrite = cfg.target, cfg.drop_field, cfg.overwrite
         assert target is not None
-        failed: list[tuple[dict[str, Any], str]] = []
+        failed: Failures = []
         for r in records:
             parsed = self._parse_field(r, failed)
             if parsed is _FAILED:
                 continue
             if drop:
                 del r[cfg.field]
-            if overwrite or target not in r:
-                r[target] = parsed
+            store_fields(r, parsed, target, overwrite)
         return failed
 
-    def _parse_field(self, record: dict[str, Any], failed: list[tuple[dict[str, Any], str]]) -> Any:
+    def _parse_field(self, record: dict[str, Any], failed: Failures) -> Any:
         """The parsed value of the source field, or `_FAILED` (the reason appended to `failed`)."""
         text = record.get(self.config.field)
         if text is None:

@@ -36,7 +36,7 @@ from collector.log import RepeatLimiter, kv
 from collector_plugins.inputs.filetail.checkpoints import FileCheckpoint
 from collector_plugins.inputs.filetail.codec import FileCodec, file_codec, rfind_newline
 from collector_plugins.inputs.filetail.globs import GlobSet
-from collector_plugins.inputs.filetail.identity import Fingerprint, take_fingerprint
+from collector_plugins.inputs.filetail.identity import Fingerprint, still_matches, take_fingerprint
 from collector_plugins.inputs.filetail.search import find_by_inode, find_copy
 from collector_plugins.inputs.filetail.tailed import Shared, TailedFile
 
@@ -58,6 +58,15 @@ def line_aligned_end(fd: int, size: int, codec: FileCodec) -> int:
     tail = os.pread(fd, size - start, start)
     index = rfind_newline(tail, codec, start)
     return size if index < 0 else start + index + codec.unit
+
+
+def _holds(fd: int, tf: TailedFile) -> os.stat_result | None:
+    """The stat of `fd` if it is `tf`'s file (same device and inode, same first bytes), else None."""
+    try:
+        st = os.fstat(fd)
+        return st if (st.st_dev, st.st_ino) == tf.key and still_matches(fd, tf.fingerprint) else None
+    except OSError:
+        return None
 
 
 class FileSet:
@@ -184,13 +193,9 @@ class FileSet:
         if fd is None:
             return False
         try:
-            st = os.fstat(fd)
-            same = (st.st_dev, st.st_ino) == tf.key and Fingerprint.read(fd, tf.fingerprint.length) == tf.fingerprint
-        except OSError:
-            same = False
+            return _holds(fd, tf) is not None
         finally:
             os.close(fd)
-        return same
 
     def add_new(self, path: str, st: os.stat_result, initial: bool) -> TailedFile | None:
         """A file seen the first time. `initial`: found at start-up without a checkpoint (read_from applies)."""
@@ -376,7 +381,7 @@ class FileSet:
         """Check the fingerprint, and extend it while the file is shorter than fingerprint_bytes; False if changed."""
         assert tf.fd is not None
         fingerprint = tf.fingerprint
-        if Fingerprint.read(tf.fd, fingerprint.length) != fingerprint:
+        if not still_matches(tf.fd, fingerprint):
             return False
         if fingerprint.length < self.config.fingerprint_bytes and size > fingerprint.length:
             tf.fingerprint = take_fingerprint(tf.fd, size, self.config.fingerprint_bytes)
@@ -458,12 +463,8 @@ class FileSet:
         fd = self.open_fd(tf.path)
         if fd is None:
             return False
-        try:
-            st = os.fstat(fd)
-            same = (st.st_dev, st.st_ino) == tf.key and Fingerprint.read(fd, tf.fingerprint.length) == tf.fingerprint
-        except OSError:
-            same = False
-        if not same:
+        st = _holds(fd, tf)
+        if st is None:
             os.close(fd)
             self._lost_name(tf)
             self.refresh(tf.path)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from collector.log import kv
 from collector_plugins.inputs.filetail.checkpoints import FileCheckpoint
-from collector_plugins.inputs.filetail.identity import Fingerprint
+from collector_plugins.inputs.filetail.identity import still_matches
 from collector_plugins.inputs.filetail.search import find_by_inode, find_copy, find_copy_since
 from collector_plugins.inputs.filetail.tailed import TailedFile
 
@@ -85,7 +85,7 @@ def _resume(files: FileSet, path: str, entry: FileCheckpoint) -> TailedFile | No
         return None
     try:
         st = os.fstat(fd)
-        valid = st.st_size >= entry.offset and Fingerprint.read(fd, entry.fingerprint.length) == entry.fingerprint
+        valid = st.st_size >= entry.offset and still_matches(fd, entry.fingerprint)
     except OSError:
         valid = False
     if not valid:
@@ -123,7 +123,7 @@ def _recover_renamed(files: FileSet, entry: FileCheckpoint) -> None:
     if fd is None:
         return
     st = os.fstat(fd)
-    if st.st_size < entry.offset or Fingerprint.read(fd, entry.fingerprint.length) != entry.fingerprint:
+    if st.st_size < entry.offset or not still_matches(fd, entry.fingerprint):
         os.close(fd)  # not the checkpointed content any more; not matched by include: not ours
         return
     tf = files.adopt(path, st, entry.fingerprint, entry.offset, fd, source=entry.path)

@@ -19,7 +19,7 @@ import os
 import re
 import stat
 
-from collector_plugins.inputs.filetail.identity import Fingerprint
+from collector_plugins.inputs.filetail.identity import Fingerprint, still_matches
 
 ROTATED_SUFFIX = re.compile(r"[._-][0-9][0-9A-Za-z._:-]*")
 """What rotation tools append to a name: `.1`, `-20261127`, `.2026-11-27_08`."""
@@ -78,7 +78,7 @@ def find_copy(
             continue
         try:
             st = os.fstat(fd)
-            if st.st_size >= min_size and Fingerprint.read(fd, fingerprint.length) == fingerprint:
+            if st.st_size >= min_size and still_matches(fd, fingerprint):
                 return path, fd, st
         except OSError:
             pass
@@ -128,11 +128,7 @@ def find_copy_since(
         try:
             st = os.fstat(copy_fd)
             head = os.pread(copy_fd, head_bytes, 0)
-            if (
-                st.st_size >= min_size
-                and Fingerprint.read(copy_fd, fingerprint.length) == fingerprint
-                and not current.startswith(head)
-            ):
+            if st.st_size >= min_size and still_matches(copy_fd, fingerprint) and not current.startswith(head):
                 return candidate, copy_fd, st
         except OSError:
             pass

@@ -26,7 +26,7 @@ from typing import Any
 from collector_plugins.inputs.filetail.checkpoints import CheckpointStore, FileCheckpoint
 from collector_plugins.inputs.filetail.config import FileInputConfig
 from collector_plugins.inputs.filetail.globs import GlobSet
-from collector_plugins.inputs.filetail.identity import Fingerprint
+from collector_plugins.inputs.filetail.identity import Fingerprint, still_matches
 from collector_plugins.inputs.filetail.search import find_by_inode
 
 
@@ -36,7 +36,7 @@ def _same_start(path: str, fingerprint: Fingerprint) -> bool | None:
     except OSError:
         return None
     try:
-        return Fingerprint.read(fd, fingerprint.length) == fingerprint
+        return still_matches(fd, fingerprint)
     except OSError:
         return None
     finally:
