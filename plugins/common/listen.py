@@ -108,11 +108,6 @@ def bind(address: Address, socket_mode: int | None = None) -> socket.socket:
     return sock
 
 
-def bound_port(sock: socket.socket) -> int:
-    """The port a TCP/UDP socket is bound to (useful after binding port 0)."""
-    return int(sock.getsockname()[1])
-
-
 def release(address: Address, sock: socket.socket | None) -> None:
     """Close `sock` and remove the socket file of a unix address."""
     if sock is not None:

@@ -24,6 +24,7 @@ from pydantic import BeforeValidator
 
 from collector.api import Input, InputContext
 from collector.events import Batch
+from collector.log import RepeatLimiter, kv
 from collector_plugins.common.datagram import DatagramReader
 from collector_plugins.common.listen import Address, Scheme, bind, parse_address, release
 from collector_plugins.common.stream_server import Handler, StreamServer
@@ -31,6 +32,8 @@ from collector_plugins.common.stream_server import Handler, StreamServer
 DatagramHandler = Callable[[list[tuple[bytes, Any]]], None]
 # The largest UDP payload; also what a datagram reader receives at most.
 MAX_DATAGRAM_BYTES = 65535
+# How long a stopping input waits for its connections to hand on what they already received (and send acks).
+STOP_TIMEOUT = 5.0
 
 
 def as_list(value: Any) -> Any:
@@ -156,9 +159,15 @@ class Listeners:
 
 
 class ListeningInput(Input):
-    """An input that receives on `self.listeners`: bound in `start()`, released in `stop()`."""
+    """An input that receives on `self.listeners`: bound in `start()`, served in `run()`, released in `stop()`."""
 
     listeners: Listeners
+
+    def __init__(self, config: Any, ctx: Any) -> None:
+        super().__init__(config, ctx)
+        self._run_ctx: InputContext | None = None
+        """The context `run()` got; the connection and datagram handlers emit through it."""
+        self._limiter = RepeatLimiter()
 
     async def start(self) -> None:
         self.listeners.bind()
@@ -166,9 +175,33 @@ class ListeningInput(Input):
     async def stop(self) -> None:
         self.listeners.close()
 
+    async def run(self, ctx: InputContext) -> None:
+        self._run_ctx = ctx
+        async with self.listeners.serving(STOP_TIMEOUT):
+            self.log.info(
+                "listening", extra=kv(component=ctx.name, address=str(self.listeners), **self.listening_fields())
+            )
+            await ctx.stopping.wait()
+
+    def listening_fields(self) -> dict[str, Any]:
+        """More fields for the `listening` log line."""
+        return {}
+
+    def _warn(self, cause: str, message: str, **fields: Any) -> None:
+        """Log a warning at most once an interval per `cause`, with how many were held back."""
+        now, _, suppressed = self._limiter.check(cause)
+        if now:
+            if suppressed:
+                fields["repeats_suppressed"] = suppressed
+            self.log.warning(message, extra=kv(component=self.ctx.name, **fields))
+
 
 async def emit_received(ctx: InputContext, batch: Batch) -> None:
-    """`ctx.emit` for what a connection received: a batch a stop cancels is counted as lost (`stopped`)."""
+    """`ctx.emit` for what a connection received: a batch a stop cancels is counted as lost (`stopped`).
+
+    An empty batch is not emitted."""
+    if not batch.records:
+        return
     try:
         await ctx.emit(batch)
     except asyncio.CancelledError:

@@ -82,10 +82,6 @@ class SyslogParser:
         self._bsd_cache: dict[str, float] = {}
         self._bsd_year_checked = 0.0
 
-    def parse_many(self, texts: list[str], received: float) -> list[dict[str, Any]]:
-        parse = self.parse
-        return [parse(text, received) for text in texts]
-
     def parse(self, text: str, received: float) -> dict[str, Any]:
         try:
             if text.startswith("<"):

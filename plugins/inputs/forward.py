@@ -34,16 +34,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from collector.acks import AckTracker
 from collector.api import InputConfig, InputContext
 from collector.events import LOGS, Batch
-from collector.log import RepeatLimiter, kv
 from collector.units import Size
 from collector_plugins.common import forward_protocol as fp
 from collector_plugins.common.listen import Scheme
 from collector_plugins.common.listener_options import ListenerOptions, MaxConnections, SocketMode
-from collector_plugins.common.listeners import ListeningInput, ListenList, emit_received
+from collector_plugins.common.listeners import STOP_TIMEOUT, ListeningInput, ListenList, emit_received
 from collector_plugins.common.stream_server import Connection
 
-# How long a stopping input waits for its connections to hand on what they received and send their acks.
-STOP_TIMEOUT = 5.0
 # An unpacker holds a partial message plus one read (at most the stream server's high-water mark and a chunk).
 READ_SLACK = 2 * 1024 * 1024
 
@@ -216,8 +213,6 @@ class Forward(ListeningInput):
         self.auth_failures = 0
         self.acks_sent = 0
         self.acks_lost = 0
-        self._run_ctx: InputContext | None = None
-        self._limiter = RepeatLimiter()
 
     def counters(self) -> dict[str, float]:
         return {
@@ -231,19 +226,8 @@ class Forward(ListeningInput):
             **self.listeners.counters(),
         }
 
-    async def run(self, ctx: InputContext) -> None:
-        self._run_ctx = ctx
-        async with self.listeners.serving(STOP_TIMEOUT):
-            self.log.info(
-                "listening",
-                extra=kv(
-                    component=ctx.name,
-                    address=str(self.listeners),
-                    tls=self.config.tls is not None,
-                    handshake=self.credentials is not None,
-                ),
-            )
-            await ctx.stopping.wait()
+    def listening_fields(self) -> dict[str, Any]:
+        return {"tls": self.config.tls is not None, "handshake": self.credentials is not None}
 
     # -- one connection ----------------------------------------------------------------------------
 
@@ -351,10 +335,3 @@ class Forward(ListeningInput):
     def _protocol_error(self, reason: str) -> fp.ProtocolError:
         self.protocol_errors += 1
         return fp.ProtocolError(reason)
-
-    def _warn(self, cause: str, message: str, **fields: Any) -> None:
-        now, _, suppressed = self._limiter.check(cause)
-        if now:
-            if suppressed:
-                fields["repeats_suppressed"] = suppressed
-            self.log.warning(message, extra=kv(component=self.ctx.name, **fields))

@@ -25,9 +25,8 @@ from typing import Annotated, Any, ClassVar, Literal
 import orjson
 from pydantic import Field, field_validator
 
-from collector.api import InputConfig, InputContext
+from collector.api import InputConfig
 from collector.events import LOGS, Batch
-from collector.log import RepeatLimiter, kv
 from collector.units import Size
 from collector_plugins.common.framing import LineSplitter
 from collector_plugins.common.listen import Scheme
@@ -40,9 +39,6 @@ from collector_plugins.common.listeners import (
     emit_received,
 )
 from collector_plugins.common.stream_server import Connection
-
-# How long a stopping input waits for its connections to hand on what they already received.
-STOP_TIMEOUT = 5.0
 
 
 class SocketInputConfig(InputConfig, ListenerOptions):
@@ -101,8 +97,6 @@ class SocketInput(ListeningInput):
         self.lines = 0
         self.truncated = 0
         self.invalid_json = 0
-        self._run_ctx: InputContext | None = None
-        self._limiter = RepeatLimiter()
 
     def counters(self) -> dict[str, float]:
         return {
@@ -111,12 +105,6 @@ class SocketInput(ListeningInput):
             "invalid_json": self.invalid_json,
             **self.listeners.counters(),
         }
-
-    async def run(self, ctx: InputContext) -> None:
-        self._run_ctx = ctx
-        async with self.listeners.serving(STOP_TIMEOUT):
-            self.log.info("listening", extra=kv(component=ctx.name, address=str(self.listeners)))
-            await ctx.stopping.wait()
 
     # -- stream connections ------------------------------------------------------------------------
 
@@ -131,14 +119,10 @@ class SocketInput(ListeningInput):
                 break
             lines, cuts = splitter.feed(data)
             if lines:
-                await self._emit(ctx, self._records(lines, cuts, peer), len(data))
+                await emit_received(ctx, Batch(LOGS, self._records(lines, cuts, peer), len(data)))
         lines, cuts = splitter.finish()
         if lines:
-            await self._emit(ctx, self._records(lines, cuts, peer), sum(map(len, lines)))
-
-    async def _emit(self, ctx: InputContext, records: list[dict[str, Any]], nbytes: int) -> None:
-        if records:
-            await emit_received(ctx, Batch(LOGS, records, nbytes))
+            await emit_received(ctx, Batch(LOGS, self._records(lines, cuts, peer), sum(map(len, lines))))
 
     # -- datagrams ---------------------------------------------------------------------------------
 
@@ -222,10 +206,3 @@ class SocketInput(ListeningInput):
             return  # a cut JSON line does not parse: it was counted as invalid_json
         for i in cuts:
             records[i]["truncated"] = True
-
-    def _warn(self, cause: str, message: str, **fields: Any) -> None:
-        now, _, suppressed = self._limiter.check(cause)
-        if now:
-            if suppressed:
-                fields["repeats_suppressed"] = suppressed
-            self.log.warning(message, extra=kv(component=self.ctx.name, **fields))

@@ -24,9 +24,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import InputConfig, InputContext
+from collector.api import InputConfig
 from collector.events import LOGS, Batch
-from collector.log import RepeatLimiter, kv
 from collector.units import Size
 from collector_plugins.common.framing import LineSplitter, OctetCountingFramer
 from collector_plugins.common.listen import Scheme
@@ -41,7 +40,6 @@ from collector_plugins.common.listeners import (
 from collector_plugins.common.stream_server import Connection
 from collector_plugins.common.syslog_parser import SyslogParser
 
-STOP_TIMEOUT = 5.0
 _DIGITS = frozenset(b"0123456789")
 
 
@@ -104,8 +102,6 @@ class Syslog(ListeningInput):
         self.messages = 0
         self.truncated = 0
         self.framing_errors = 0
-        self._run_ctx: InputContext | None = None
-        self._limiter = RepeatLimiter()
 
     def counters(self) -> dict[str, float]:
         return {
@@ -115,12 +111,6 @@ class Syslog(ListeningInput):
             "framing_errors": self.framing_errors,
             **self.listeners.counters(),
         }
-
-    async def run(self, ctx: InputContext) -> None:
-        self._run_ctx = ctx
-        async with self.listeners.serving(STOP_TIMEOUT):
-            self.log.info("listening", extra=kv(component=ctx.name, address=str(self.listeners)))
-            await ctx.stopping.wait()
 
     # -- stream connections ------------------------------------------------------------------------
 
@@ -144,18 +134,15 @@ class Syslog(ListeningInput):
                 counted = isinstance(framer, OctetCountingFramer)
             frames, cuts = framer.feed(data)
             if frames:
-                await self._emit(ctx, self._records(frames, cuts, peer, counted), len(data))
+                await emit_received(ctx, Batch(LOGS, self._records(frames, cuts, peer, counted), len(data)))
             if framer.error:
                 self.framing_errors += 1
                 raise ValueError(f"syslog framing lost: {framer.error}")
         if framer is not None:
             frames, cuts = framer.finish()
             if frames:
-                await self._emit(ctx, self._records(frames, cuts, peer, counted), sum(map(len, frames)))
-
-    async def _emit(self, ctx: InputContext, records: list[dict[str, Any]], nbytes: int) -> None:
-        if records:
-            await emit_received(ctx, Batch(LOGS, records, nbytes))
+                records = self._records(frames, cuts, peer, counted)
+                await emit_received(ctx, Batch(LOGS, records, sum(map(len, frames))))
 
     # -- datagrams ---------------------------------------------------------------------------------
 
@@ -222,10 +209,3 @@ class Syslog(ListeningInput):
                 messages=len(cuts),
             )
         return records
-
-    def _warn(self, cause: str, message: str, **fields: Any) -> None:
-        now, _, suppressed = self._limiter.check(cause)
-        if now:
-            if suppressed:
-                fields["repeats_suppressed"] = suppressed
-            self.log.warning(message, extra=kv(component=self.ctx.name, **fields))

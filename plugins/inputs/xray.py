@@ -139,10 +139,7 @@ def _set_receive_buffer(sock: socket.socket, size: int) -> int:
         if force is None:
             raise PermissionError
         sock.setsockopt(socket.SOL_SOCKET, force, size)
-    except PermissionError:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-    except OSError:
+    except OSError:  # unprivileged (PermissionError) or not supported: the kernel caps at rmem_max
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
     return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))

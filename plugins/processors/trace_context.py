@@ -32,6 +32,7 @@ from pydantic import Field, field_validator
 
 from collector.api import Processor, ProcessorConfig
 from collector.events import LOGS, Batch
+from collector_plugins.common.trace_index import xray_form
 
 
 class TraceContext(NamedTuple):
@@ -41,7 +42,7 @@ class TraceContext(NamedTuple):
 
     @property
     def xray_trace_id(self) -> str:
-        return f"1-{self.trace_id[:8]}-{self.trace_id[8:]}"
+        return xray_form(self.trace_id)
 
 
 _XRAY_ROOT = r"Root=1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})"

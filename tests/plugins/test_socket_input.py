@@ -286,7 +286,7 @@ async def test_stop_hands_on_what_was_received_and_returns(tmp_path: Path) -> No
 async def test_stop_cancels_a_connection_stuck_downstream_and_counts_its_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("collector_plugins.inputs.socket.STOP_TIMEOUT", 0.2)
+    monkeypatch.setattr("collector_plugins.common.listeners.STOP_TIMEOUT", 0.2)
     sink = Sink()
     sink.open.clear()
     plugin, ctx = make(tmp_path, sink)
