@@ -33,11 +33,11 @@ from collector_plugins.common.listen import Scheme
 from collector_plugins.common.listener_options import ListenerOptions, MaxConnections
 from collector_plugins.common.listeners import ListeningInput, emit_received
 from collector_plugins.common.metrics.aggregator import Aggregator, check_interval
+from collector_plugins.common.metrics.batch import metric_batch
 from collector_plugins.common.metrics.emf import EmfChecker, to_metrics
 from collector_plugins.common.stream_server import Connection
 
 STOP_TIMEOUT = 5.0
-METRIC_NBYTES = 64
 # The largest CloudWatch Logs event (and so EMF document).
 MAX_DOCUMENT_BYTES = 1024 * 1024
 
@@ -186,14 +186,14 @@ class EmfInput(ListeningInput):
             if agg is None:
                 await ctx.stopping.wait()
             else:
-                while not await ctx.sleep(max(0.0, agg.current_start + agg.interval - time.time())):
+                while not await ctx.sleep(agg.until_window_end(time.time())):
                     await self._emit_points(ctx, agg.flush(time.time()))
         if agg is not None:
             await self._emit_points(ctx, agg.flush_all())
 
     async def _emit_points(self, ctx: InputContext, points: list[Metric]) -> None:
         if points:
-            await ctx.emit(Batch(METRICS, points, METRIC_NBYTES * len(points)))
+            await ctx.emit(metric_batch(points))
 
     # ----------------------------------------------------------------- receiving
 

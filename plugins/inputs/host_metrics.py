@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collector.api import Input, InputConfig, InputContext
-from collector.events import METRICS, Batch
+from collector.events import METRICS
 from collector.log import RepeatLimiter, kv
 from collector.units import Duration
 from collector_plugins.common.metrics.aggregator import check_interval
+from collector_plugins.common.metrics.batch import metric_batch
 
 if TYPE_CHECKING:
     # Imported where used at run time: host_metrics_collect imports psutil, which loading the registry should not.
@@ -62,7 +63,6 @@ PSEUDO_FSTYPES = (
     "tracefs",
     "iso9660",
 )
-METRIC_NBYTES = 64
 
 
 class ProcessSelector(BaseModel):
@@ -199,7 +199,7 @@ class HostMetrics(Input):
                     extra=kv(component=self.ctx.name, error=self.collector.last_error, repeats_suppressed=suppressed),
                 )
         if points:
-            await ctx.emit(Batch(METRICS, points, METRIC_NBYTES * len(points)))
+            await ctx.emit(metric_batch(points))
 
 
 def _timed(collect: Any, stamp: float, interval: float) -> tuple[Any, float]:

@@ -16,8 +16,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from collector.api import Input, InputConfig, InputContext
-from collector.events import METRICS, Batch, Metric
+from collector.events import METRICS, Metric
 from collector.units import Duration
+from collector_plugins.common.metrics.batch import metric_batch
 
 _COUNTERS = (
     "received_events",
@@ -49,7 +50,7 @@ class InternalMetrics(Input):
         while not await ctx.sleep(self.config.interval):
             metrics = self.collect(ctx.runtime_stats(), time.time())
             if metrics:
-                await ctx.emit(Batch(METRICS, metrics, nbytes=64 * len(metrics)))
+                await ctx.emit(metric_batch(metrics))
 
     def collect(self, stats: list[Any], now: float) -> list[Metric]:
         prefix = self.config.prefix

@@ -31,13 +31,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collector.api import Input, InputConfig, InputContext
-from collector.events import METRICS, Batch, Metric
+from collector.events import METRICS, Metric
 from collector.log import RepeatLimiter, kv
 from collector.units import Duration, Size
+from collector_plugins.common.metrics.batch import metric_batch
 from collector_plugins.inputs.prometheus_convert import Deltas
 
 ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
-METRIC_NBYTES = 64
 
 
 class BasicAuth(BaseModel):
@@ -221,7 +221,7 @@ class PrometheusInput(Input):
                 started = time.monotonic()
                 metrics = await self.scrape_all(session)
                 if metrics:
-                    await ctx.emit(Batch(METRICS, metrics, METRIC_NBYTES * len(metrics)))
+                    await ctx.emit(metric_batch(metrics))
                 if await ctx.sleep(max(0.0, self.config.interval - (time.monotonic() - started))):
                     return
 
@@ -244,7 +244,7 @@ class PrometheusInput(Input):
             if samples > self.config.sample_limit:
                 raise ValueError(f"{samples} samples, more than sample_limit {self.config.sample_limit}")
             deltas = self._deltas.setdefault(target.url, Deltas())
-            metrics, _ = deltas.convert(families, tags, now, self.config.interval)
+            metrics = deltas.convert(families, tags, now, self.config.interval)
             up = 1.0
             self.samples += samples
         except Exception as exc:  # any failure of one target: up 0, logged, the other targets unaffected

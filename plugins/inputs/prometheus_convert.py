@@ -44,29 +44,23 @@ class Deltas:
         self.known = False
         """Whether the target was scraped before: a series new in a known target started from zero."""
 
-    def convert(
-        self, families: Iterable[Any], tags: dict[str, str], now: float, interval: float
-    ) -> tuple[list[Metric], int]:
-        """(metric records, samples read) for one scrape's families."""
+    def convert(self, families: Iterable[Any], tags: dict[str, str], now: float, interval: float) -> list[Metric]:
+        """The metric records of one scrape's families."""
         current: dict[Key, Any] = {}
         out: list[Metric] = []
-        samples = 0
         for family in families:
-            samples += len(family.samples)
             kind = family.type
-            if kind == "counter":
-                self._counter(family, tags, now, interval, current, out)
+            if kind in ("counter", "summary"):
+                self._cumulative(family, tags, now, interval, current, out)
             elif kind == "histogram":
                 self._histogram(family, tags, now, interval, current, out)
-            elif kind == "summary":
-                self._summary(family, tags, now, interval, current, out)
             else:  # gauge, untyped / unknown, info, stateset, gaugehistogram samples
                 for sample in family.samples:
                     if math.isfinite(sample.value):
                         out.append(Metric(sample.name, "gauge", float(sample.value), _labels(sample.labels, tags), now))
         self.previous = current
         self.known = True
-        return out, samples
+        return out
 
     def _increase(self, key: Key, value: float, current: dict[Key, Any]) -> float | None:
         current[key] = value
@@ -75,32 +69,22 @@ class Deltas:
             return value if self.known else None
         return value - before if value >= before else value
 
-    def _counter(
+    def _cumulative(
         self, family: Any, tags: dict[str, str], now: float, interval: float, current: dict[Key, Any], out: list[Metric]
     ) -> None:
+        """A counter's samples and a summary's `_sum` / `_count` as increases; a summary's quantiles as gauges."""
+        summary = family.type == "summary"
         for sample in family.samples:
             if sample.name.endswith("_created") or not math.isfinite(sample.value):
                 continue
             labels = _labels(sample.labels, tags)
+            if summary and not sample.name.endswith(("_sum", "_count")):
+                out.append(Metric(sample.name, "gauge", float(sample.value), labels, now, None, interval))
+                continue
             key = (sample.name, tuple(sorted(labels.items())))
             increase = self._increase(key, float(sample.value), current)
             if increase is not None:
                 out.append(Metric(sample.name, "counter", increase, labels, now, None, interval))
-
-    def _summary(
-        self, family: Any, tags: dict[str, str], now: float, interval: float, current: dict[Key, Any], out: list[Metric]
-    ) -> None:
-        for sample in family.samples:
-            if sample.name.endswith("_created") or not math.isfinite(sample.value):
-                continue
-            labels = _labels(sample.labels, tags)
-            if sample.name.endswith(("_sum", "_count")):
-                key = (sample.name, tuple(sorted(labels.items())))
-                increase = self._increase(key, float(sample.value), current)
-                if increase is not None:
-                    out.append(Metric(sample.name, "counter", increase, labels, now, None, interval))
-            else:
-                out.append(Metric(sample.name, "gauge", float(sample.value), labels, now, None, interval))
 
     def _histogram(
         self, family: Any, tags: dict[str, str], now: float, interval: float, current: dict[Key, Any], out: list[Metric]

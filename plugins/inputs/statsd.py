@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from collector.api import InputConfig, InputContext
-from collector.events import METRICS, Batch, Metric
+from collector.events import METRICS, Metric
 from collector.log import kv
 from collector.units import Duration, Size
 from collector_plugins.common.framing import LineSplitter
@@ -31,13 +31,13 @@ from collector_plugins.common.listen import Scheme
 from collector_plugins.common.listener_options import ListenerOptions, MaxConnections
 from collector_plugins.common.listeners import ListeningInput
 from collector_plugins.common.metrics.aggregator import Aggregator, check_interval
+from collector_plugins.common.metrics.batch import metric_batch
 from collector_plugins.common.stream_server import Connection
 from collector_plugins.inputs.statsd_protocol import StatsdParser
 
 STOP_TIMEOUT = 5.0
 # Parsed line shapes cached per series (see statsd_protocol.py).
 CACHE_PER_SERIES = 4
-METRIC_NBYTES = 64  # what one aggregated point counts for in the byte counters
 
 
 class StatsdConfig(InputConfig, ListenerOptions):
@@ -148,7 +148,7 @@ class StatsdInput(ListeningInput):
                 "listening for StatsD",
                 extra=kv(component=ctx.name, addresses=",".join(self.config.listen), interval=self.config.interval),
             )
-            while not await ctx.sleep(max(0.0, agg.current_start + agg.interval - time.time())):
+            while not await ctx.sleep(agg.until_window_end(time.time())):
                 await self._emit(ctx, agg.flush(time.time()))
         # The open window too: a stop or a reload must not lose an interval's worth of points.
         await self._emit(ctx, agg.flush_all())
@@ -158,7 +158,7 @@ class StatsdInput(ListeningInput):
         if not points:
             return
         self.emitted += len(points)
-        await ctx.emit(Batch(METRICS, points, METRIC_NBYTES * len(points)))
+        await ctx.emit(metric_batch(points))
 
     def _report_malformed(self) -> None:
         first = self.parser.take_first_malformed()

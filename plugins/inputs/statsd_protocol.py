@@ -173,7 +173,6 @@ class StatsdParser:
         ignored = self.ignored - ignored_before
         malformed -= ignored  # events and service checks went through the malformed branch
         self.lines += count
-        agg.points += count - malformed - ignored
         self.malformed += malformed
         return malformed
 

@@ -41,7 +41,6 @@ MAX_VALUE_EXPONENT = Limit(360, PUT_METRIC_DATA, CHECKED)
 """Values must lie within -2**360 .. 2**360."""
 MAX_AGE_SECONDS = Limit(14 * 24 * 3600, PUT_METRIC_DATA, CHECKED)
 MAX_FUTURE_SECONDS = Limit(2 * 3600, PUT_METRIC_DATA, CHECKED)
-STORAGE_RESOLUTIONS = (1, 60)
 
 LIMITS = OutputLimits(max_events=MAX_DATUMS_PER_REQUEST, max_bytes=MAX_REQUEST_BYTES)
 """What the driver batches by: records (each usually one datum) and estimated request bytes."""

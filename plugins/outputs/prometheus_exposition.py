@@ -36,7 +36,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from collector.events import Metric
-from collector_plugins.common.metrics.distribution import as_distribution
+from collector_plugins.common.metrics.distribution import as_distribution, finite_number
 
 QUANTILES = (0.5, 0.9, 0.99)
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
@@ -118,9 +118,9 @@ class Exposition(Collector):  # type: ignore[misc]
             series = family.series[labels] = Series(now)
         series.updated = now
         if prom_kind == "counter":
-            series.value += _finite(value)
+            series.value += finite_number(value)
         elif prom_kind == "gauge":
-            series.value = float(len(value)) if kind == "set" and isinstance(value, list) else _finite(value)
+            series.value = float(len(value)) if kind == "set" and isinstance(value, list) else finite_number(value)
         elif prom_kind == "histogram":
             self._histogram(series, value)
         else:
@@ -198,9 +198,3 @@ def _values(keys: list[str], labels: Labels) -> list[str]:
 
 def _le(bound: float) -> str:
     return "+Inf" if bound == math.inf else repr(float(bound))
-
-
-def _finite(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{value!r} is not a finite number")
-    return float(value)

@@ -13,6 +13,7 @@ import pytest
 from collector.api import ComponentContext, HostFacts, InputContext
 from collector.events import Batch
 from collector.testing import wait_for as _wait_for
+from tests.plugins.prometheus_peers import app, node_exporter  # noqa: F401  (fixtures several modules use)
 
 
 @pytest.fixture

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collector.api import HostFacts, InputContext
 from collector.events import Batch, Metric
-from collector.testing import free_port, wait_for
+from collector.testing import wait_for
 from collector_plugins.inputs.host_metrics import HostMetrics, HostMetricsConfig
 from collector_plugins.inputs.host_metrics_collect import Collector, ProcessMatcher
 
@@ -151,40 +148,9 @@ def test_config_errors(options: dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------- against prometheus-node-exporter
 
-NODE_EXPORTER = shutil.which("prometheus-node-exporter")
 
-
-@pytest.fixture
-def node_exporter() -> Iterator[str]:
-    if NODE_EXPORTER is None:
-        pytest.skip("prometheus-node-exporter is not installed (apt-get install -y prometheus-node-exporter)")
-    port = free_port()
-    process = subprocess.Popen(
-        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}/metrics"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("prometheus-node-exporter did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def node(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def node(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -207,7 +173,7 @@ def node_idle_share(before: dict[Any, float], after: dict[Any, float]) -> float:
     return 100.0 * (idle1 - idle0) / (total1 - total0)
 
 
-def test_agrees_with_node_exporter(node_exporter: str) -> None:
+def test_agrees_with_node_exporter(node_exporter: int) -> None:
     collector = Collector(groups=["cpu", "mem", "disk", "netstat"], mount_points=["/"])
     before = node(node_exporter)
     collector.collect(0.0, 1.0)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.api import ComponentContext, HostFacts
 from collector.events import METRICS, Batch, Metric
-from collector.testing import free_port
 from collector_plugins.inputs.prometheus import PrometheusConfig, PrometheusInput
 from collector_plugins.outputs.prometheus_exporter import PrometheusExporter, PrometheusExporterConfig
 from collector_plugins.outputs.prometheus_exposition import Exposition, label_name, metric_name
@@ -115,19 +114,10 @@ def test_names() -> None:
     assert "hits" in exposition.families  # exposed as hits_total, not hits_total_total
 
 
-@pytest.fixture
-def app() -> Iterator[tuple[CollectorRegistry, int]]:
-    registry = CollectorRegistry()
-    port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    yield registry, port
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
 async def test_scraped_then_exported_histograms_keep_their_buckets(
-    tmp_path: Path, exporter: PrometheusExporter, app: tuple[CollectorRegistry, int]
+    tmp_path: Path,
+    exporter: PrometheusExporter,
+    app: tuple[CollectorRegistry, int],
 ) -> None:
     registry, port = app
     latency = Histogram("work_seconds", "Work.", ["op"], buckets=(0.1, 1.0, 10.0), registry=registry)

@@ -6,18 +6,15 @@ import asyncio
 import json
 import logging
 import os
-import shutil
-import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
 
 from collector.api import HostFacts, InputContext
 from collector.events import Batch, Metric
@@ -34,17 +31,6 @@ def make_input(tmp_path: Path, **options: Any) -> PrometheusInput:
 
 def by_name(metrics: list[Metric], name: str, **tags: str) -> list[Metric]:
     return [m for m in metrics if m.name == name and all(m.tags.get(k) == v for k, v in tags.items())]
-
-
-@pytest.fixture
-def app() -> Iterator[tuple[CollectorRegistry, int]]:
-    registry = CollectorRegistry()
-    port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    yield registry, port
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 async def scrape(inp: PrometheusInput) -> list[Metric]:
@@ -233,40 +219,6 @@ async def test_the_run_loop_emits_one_batch_per_round(tmp_path: Path, app: tuple
 
 
 # ----------------------------------------------------------------- Debian's prometheus-node-exporter
-
-NODE_EXPORTER = shutil.which("prometheus-node-exporter")
-
-
-@pytest.fixture
-def node_exporter() -> Iterator[int]:
-    if NODE_EXPORTER is None:
-        pytest.skip("prometheus-node-exporter is not installed (apt-get install -y prometheus-node-exporter)")
-    port = free_port()
-    process = subprocess.Popen(
-        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                import urllib.request
-
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("prometheus-node-exporter did not start") from None
-                time.sleep(0.1)
-        yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def test_node_exporter(tmp_path: Path, node_exporter: int) -> None:

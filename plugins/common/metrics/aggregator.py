@@ -32,7 +32,7 @@ from typing import Any
 
 from collector.events import Metric
 from collector.log import kv
-from collector_plugins.common.metrics.distribution import Distribution, as_distribution
+from collector_plugins.common.metrics.distribution import Distribution, as_distribution, finite_number
 
 SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
 """(type, name, sorted tag items)."""
@@ -80,10 +80,6 @@ class Series:
         return Metric(name, kind, value, dict(tags), start, self.unit, interval)  # type: ignore[arg-type]
 
 
-def series_key(kind: str, name: str, tags: dict[str, str]) -> SeriesKey:
-    return (kind, name, tuple(sorted(tags.items())))
-
-
 class Aggregator:
     """Aggregates points per series and window. Owned by one input; synchronous, never awaits."""
 
@@ -112,19 +108,19 @@ class Aggregator:
         self._other_series = 0
         # Last gauge values for deltas, least recently updated first: key -> (value, when).
         self._gauges: dict[SeriesKey, tuple[float, float]] = {}
-        self.points = 0
-        """Points taken in so far (dropped ones included)."""
         self.dropped = 0
         """Points dropped so far because the series limit was reached."""
         self._dropped_window = 0
         self._dropped_names: dict[str, int] = {}
-        self.invalid = 0
-        """Points whose value did not fit their type (counted in the loss ledger as `invalid_metric`)."""
 
     # ----------------------------------------------------------------- windows and series
 
     def window_of(self, timestamp: float) -> float:
         return math.floor(timestamp / self.interval) * self.interval
+
+    def until_window_end(self, now: float) -> float:
+        """Seconds until the open window ends (0 once it has): when its owner should `flush` next."""
+        return max(0.0, self.current_start + self.interval - now)
 
     @property
     def series_count(self) -> int:
@@ -173,7 +169,6 @@ class Aggregator:
         """Aggregate a batch of metric records, each into the window of its own timestamp."""
         current, current_start, window_of = self.current, self.current_start, self.window_of
         for metric in metrics:
-            self.points += 1
             ts = metric.timestamp
             table = current if not ts or window_of(ts) == current_start else self._table_for(ts)
             key = (metric.type, metric.name, tuple(sorted(metric.tags.items())))
@@ -184,17 +179,16 @@ class Aggregator:
                     continue
             try:
                 self._apply(series, metric.value)
-            except (TypeError, ValueError):
-                self.invalid += 1
+            except (TypeError, ValueError):  # a value that does not fit its type
                 self._loss("invalid_metric", 1)
 
     @staticmethod
     def _apply(series: Series, value: Any) -> None:
         kind = series.key[0]
         if kind == "counter":
-            series.value += _finite(value)
+            series.value += finite_number(value)
         elif kind == "gauge":
-            series.value = _finite(value)
+            series.value = finite_number(value)
         elif kind == "distribution":
             assert series.dist is not None
             series.dist.merge(as_distribution(value))
@@ -275,12 +269,3 @@ class Aggregator:
                 metrics=",".join(sorted(names)),
             ),
         )
-
-
-def _finite(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{value!r} is not a number")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError("not a finite number")
-    return number

@@ -76,11 +76,6 @@ class Distribution:
         for value in values:
             self.add(value, weight)
 
-    def add_weighted(self, values: Iterable[float], counts: Iterable[float]) -> None:
-        for value, count in zip(values, counts, strict=True):
-            if count > 0:
-                self.add(value, count)
-
     def merge(self, other: Distribution) -> None:
         """Add everything `other` observed (its exact statistics included)."""
         if not other.count:
@@ -221,3 +216,11 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{value!r} is not a number")
     return float(value)
+
+
+def finite_number(value: Any) -> float:
+    """`value` as a float; ValueError unless it is a finite int or float (a bool is not a number here)."""
+    number = _number(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
