@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import random
 import resource
@@ -28,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from collector.api import ComponentContext, HostFacts
 from collector.events import LOGS, Batch
+from collector.testing import component_context
 from collector_plugins.outputs.cloudwatch_logs import CloudWatchLogsConfig, CloudWatchLogsOutput
 from collector_plugins.outputs.cloudwatch_logs_limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 
@@ -100,7 +99,7 @@ async def run_mode(name: str, options: dict[str, Any], n: int) -> tuple[float, i
         {"type": "cloudwatch_logs", "inputs": ["app"], "region": "eu-west-1", "endpoint_url": NOWHERE, **options}
     )
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = ComponentContext("bench", logging.getLogger("bench"), Path(tmp), HostFacts("node-1"))
+        ctx = component_context("bench", Path(tmp), host="node-1")
         output = CloudWatchLogsOutput(config, ctx)
         await output.start()
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import resource
 import tempfile
 import time
@@ -25,8 +24,9 @@ from typing import Any
 import botocore.session
 from botocore.serialize import create_serializer
 
-from collector.api import ComponentContext, HostFacts, Output
+from collector.api import Output
 from collector.events import LOGS, Batch
+from collector.testing import component_context
 from collector_plugins.outputs.firehose import FirehoseOutput
 from collector_plugins.outputs.kinesis import KinesisOutput
 
@@ -81,7 +81,7 @@ def events(n: int) -> list[dict[str, Any]]:
 
 async def measure(name: str, cls: type[Output], options: dict[str, Any], records: list[dict[str, Any]]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as data_dir:
-        ctx = ComponentContext("bench", logging.getLogger("bench"), Path(data_dir), HostFacts("node-1"))
+        ctx = component_context("bench", Path(data_dir), host="node-1")
         body = {"type": cls.type_name, "inputs": ["x"], "region": "eu-west-1", **options}
         body["delivery_stream" if cls is FirehoseOutput else "stream"] = "bench"
         output = cls(cls.Config.model_validate(body), ctx)

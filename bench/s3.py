@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import random
 import resource
 import tempfile
@@ -28,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from collector.api import ComponentContext, HostFacts
 from collector.events import LOGS, Batch
+from collector.testing import component_context
 from collector_plugins.outputs import s3_encoding
 from collector_plugins.outputs.s3 import S3Config, S3Output
 from collector_plugins.outputs.s3_encoding import gzip_backend
@@ -98,7 +97,7 @@ def main() -> None:
     config = S3Config.model_validate(body)
     batch = request(args.batch_mib)
     with tempfile.TemporaryDirectory(prefix="bench-s3-") as data_dir:
-        ctx = ComponentContext("bench", logging.getLogger("bench"), Path(data_dir), HostFacts("ip-10-0-0-1"))
+        ctx = component_context("bench", Path(data_dir), host="ip-10-0-0-1")
         output = S3Output(config, ctx)
         output.prepare_objects(batch, "warm-up", set())  # threads started, code paths warm
         runs = 0

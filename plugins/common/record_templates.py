@@ -26,8 +26,12 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 _TIME_PARTS = {"%Y", "%m", "%d", "%H", "%M", "%S"}
 
 
-def parse_record_template(template: str) -> list[tuple[str, str]]:
-    """Split `template` into ("text", literal) and ("name", placeholder) parts; ValueError when malformed."""
+def split_template(template: str) -> list[tuple[str, str]]:
+    """Split `template` into ("text", literal) and ("name", placeholder) parts, `{{`/`}}` unescaped.
+
+    Raises ValueError on an unclosed `{` or a single `}`. The names are not checked: each kind of template
+    (record templates here, host-fact templates in `templates.py`) allows its own.
+    """
     parts: list[tuple[str, str]] = []
     literal: list[str] = []
     i, n = 0, len(template)
@@ -41,17 +45,10 @@ def parse_record_template(template: str) -> list[tuple[str, str]]:
             end = template.find("}", i + 1)
             if end < 0:
                 raise ValueError(f"invalid template {template!r}: '{{' at {i} is never closed (write '{{{{')")
-            name = template[i + 1 : end]
-            if name not in _TIME_PARTS and not _NAME_RE.match(name):
-                raise ValueError(
-                    f"invalid placeholder {{{name}}} in {template!r}: use a host fact ({{host}}), a record field "
-                    f"({{container_name}}, {{k8s.namespace}}) or a date part ({{%Y}} {{%m}} {{%d}} {{%H}} {{%M}} "
-                    "{%S}); write literal braces as '{{' and '}}'"
-                )
             if literal:
                 parts.append(("text", "".join(literal)))
                 literal = []
-            parts.append(("name", name))
+            parts.append(("name", template[i + 1 : end]))
             i = end + 1
         elif char == "}":
             if not template.startswith("}}", i):
@@ -63,6 +60,19 @@ def parse_record_template(template: str) -> list[tuple[str, str]]:
             i += 1
     if literal:
         parts.append(("text", "".join(literal)))
+    return parts
+
+
+def parse_record_template(template: str) -> list[tuple[str, str]]:
+    """Split `template` into ("text", literal) and ("name", placeholder) parts; ValueError when malformed."""
+    parts = split_template(template)
+    for kind, name in parts:
+        if kind == "name" and name not in _TIME_PARTS and not _NAME_RE.match(name):
+            raise ValueError(
+                f"invalid placeholder {{{name}}} in {template!r}: use a host fact ({{host}}), a record field "
+                f"({{container_name}}, {{k8s.namespace}}) or a date part ({{%Y}} {{%m}} {{%d}} {{%H}} {{%M}} "
+                "{%S}); write literal braces as '{{' and '}}'"
+            )
     return parts
 
 

@@ -37,15 +37,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator, model_validator
 
 from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, PermanentError, RetryableError, SendResult
+from collector.delivery import Outcome, SendResult
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter, kv
 from collector.units import Duration, Size
 from collector_plugins.common.aws.errors import classify_aws_error, error_code
-from collector_plugins.common.aws.metadata import METADATA_FACTS, instance_facts
+from collector_plugins.common.aws.metadata import template_host_facts
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
-from collector_plugins.common.record_templates import RecordTemplate, check_record_template, template_names
+from collector_plugins.common.record_templates import RecordTemplate, check_record_template
+from collector_plugins.outputs.aws_records import raise_unless_delivered
 from collector_plugins.outputs.cloudwatch_logs_limits import (
     EVENT_OVERHEAD,
     LIMITS,
@@ -251,16 +252,12 @@ class CloudWatchLogsOutput(Output):
 
     async def start(self) -> None:
         self.clients = AwsClients(self.config, self.ctx)
-        needs = set(template_names(self.config.log_group) + template_names(self.config.log_stream))
-        wanted = (needs & METADATA_FACTS) - self.ctx.host.as_dict().keys()
-        if wanted:
-            facts = await instance_facts(self.clients.session, wanted)
-            if wanted - facts.keys():
-                self.log.warning(
-                    "host facts not available from instance metadata; templates render them as missing",
-                    extra=kv(component=self.ctx.name, facts=",".join(sorted(wanted - facts.keys()))),
-                )
-            self._compile_templates({**self.ctx.host.as_dict(), **facts})
+        templates = (self.config.log_group, self.config.log_stream)
+        host = await template_host_facts(
+            self.clients.session, templates, self.ctx.host.as_dict(), self.log, self.ctx.name
+        )
+        if host is not None:
+            self._compile_templates(host)
         await self._logs()
 
     async def stop(self) -> None:
@@ -306,12 +303,7 @@ class CloudWatchLogsOutput(Output):
 
     async def write(self, batch: Batch) -> None:
         """Send without the driver (tests, tools): raise unless every record was accepted."""
-        result = await self.send(batch)
-        outcomes = result.per_record or [result.outcome] * len(batch.records)
-        if Outcome.RETRY in outcomes:
-            raise RetryableError(result.reason, result.retry_after)
-        if Outcome.DROP in outcomes:
-            raise PermanentError(result.reason)
+        raise_unless_delivered(await self.send(batch))
 
     async def send(self, batch: Batch) -> SendResult:
         records = batch.records

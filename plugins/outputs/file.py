@@ -86,6 +86,10 @@ class FileConfig(OutputConfig):
         return value
 
 
+def _open_for_append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
 def split_lines(data: bytes, limit: int) -> list[bytes]:
     """Cut newline-terminated `data` into pieces of at most `limit` bytes at line ends (a longer line stays whole)."""
     pieces = []
@@ -177,7 +181,7 @@ class FileOutput(Output):
             if self._fd is not None:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd = _open_for_append(self.path)
             self._size = os.fstat(self._fd).st_size
 
     def _close(self) -> None:
@@ -218,5 +222,5 @@ class FileOutput(Output):
             "rotated output file",
             extra=kv(component=self.ctx.name, path=str(self.path), max_bytes=self.config.max_bytes, kept=keep),
         )
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd = _open_for_append(self.path)
         self._size = 0

@@ -35,14 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from collector.api import Output, OutputConfig
 from collector.delivery import Outcome, SendResult
 from collector.events import KINDS, METRICS, Batch
-from collector.log import kv
 from collector.settings import BatchSettings, BufferSettings
 from collector.units import Size
 from collector_plugins.common.aws.errors import classify_aws_error
-from collector_plugins.common.aws.metadata import METADATA_FACTS, instance_facts
+from collector_plugins.common.aws.metadata import template_host_facts
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
-from collector_plugins.common.record_templates import check_record_template, template_names
+from collector_plugins.common.record_templates import check_record_template
 from collector_plugins.outputs.aws_records import raise_unless_delivered
 from collector_plugins.outputs.s3_encoding import (
     LEVELS,
@@ -299,16 +298,11 @@ class S3Output(Output):
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        host = self.ctx.host.as_dict()
-        wanted = (set(template_names(self.config.prefix)) & METADATA_FACTS) - host.keys()
-        if wanted:
-            facts = await instance_facts(self._aws().session, wanted)
-            if wanted - facts.keys():
-                self.log.warning(
-                    "host facts not available from instance metadata; the prefix renders them as unknown",
-                    extra=kv(component=self.ctx.name, facts=",".join(sorted(wanted - facts.keys()))),
-                )
-            self._keys = ObjectKeys(self.config.prefix, {**host, **facts}, self.encoding.extension)
+        host = await template_host_facts(
+            self._aws().session, [self.config.prefix], self.ctx.host.as_dict(), self.log, self.ctx.name
+        )
+        if host is not None:
+            self._keys = ObjectKeys(self.config.prefix, host, self.encoding.extension)
         await self._s3()
 
     async def stop(self) -> None:

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from collector_plugins.common.record_templates import RecordTemplate, parse_record_template
+from collector_plugins.common.record_templates import RecordTemplate, template_names
 from collector_plugins.outputs.s3_limits import MAX_KEY_BYTES
 
 # Seconds in the smallest time unit a prefix may change with, per date directive.
@@ -44,7 +44,7 @@ class ObjectKeys:
         self.prefix = prefix
         self.extension = extension
         self.template = RecordTemplate(prefix, host)
-        names = [value for kind, value in parse_record_template(prefix) if kind == "name"]
+        names = template_names(prefix)
         times = [n for n in names if n in _STEP]
         self._fields = [n for n in names if n not in _STEP and n not in host]
         self._step = min((_STEP[n] for n in times), default=0)
@@ -57,42 +57,32 @@ class ObjectKeys:
         if template.static:
             return {template.render(records[0]): list(records)}
         if self._fields or not self._step:
-            return self._group(records, [None] * len(records))
+            return template.group(records)
         step = self._step
         try:
-            buckets: list[int | None] = [int(r["timestamp"] // step) for r in records]
+            buckets = [int(r["timestamp"] // step) for r in records]
         except (KeyError, TypeError, ValueError, OverflowError):
-            return self._group(records, [None] * len(records))  # a record without a usable time
+            return template.group(records)  # a record without a usable time
         first = buckets[0]
         if buckets.count(first) == len(buckets):
-            return {self._render(records[0]): list(records)}
+            return {template.render(records[0]): list(records)}
         return self._group(records, buckets)
 
-    def _group(self, records: Sequence[dict[str, Any]], buckets: list[int | None]) -> dict[str, list[dict[str, Any]]]:
+    def _group(self, records: Sequence[dict[str, Any]], buckets: list[int]) -> dict[str, list[dict[str, Any]]]:
         """One pass; a record with a time bucket seen before is not rendered again."""
         rendered: dict[int, str] = {}
         groups: dict[str, list[dict[str, Any]]] = {}
-        render = self._render
+        render = self.template.render
         for bucket, record in zip(buckets, records, strict=True):
-            if bucket is None:
-                key = render(record)
-            else:
-                key = rendered.get(bucket)  # type: ignore[assignment]
-                if key is None:
-                    key = rendered[bucket] = render(record)
+            key = rendered.get(bucket)
+            if key is None:
+                key = rendered[bucket] = render(record)
             group = groups.get(key)
             if group is None:
                 groups[key] = [record]
             else:
                 group.append(record)
         return groups
-
-    def _render(self, record: dict[str, Any]) -> str:
-        try:
-            return self.template.render(record)
-        except (ValueError, OverflowError, OSError):
-            # A time that is not a date (NaN, out of range): the time of writing, as for a record without one.
-            return self.template.render({k: v for k, v in record.items() if k != "timestamp"})
 
     def key(self, prefix: str, origin: str | None) -> str:
         """The object key for records under `prefix` sent with `origin`."""

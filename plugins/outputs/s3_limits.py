@@ -4,7 +4,8 @@ Checked against the S3 user guide and API reference on 2026-11-26:
 
 - a multipart upload has at most 10,000 parts; each part but the last is 5 MiB
   to 5 GiB (the last may be smaller);
-- a single PutObject carries at most 5 GiB; an object is at most 5 TiB;
+- a single PutObject carries at most 5 GiB (more than `MAX_BATCH_BYTES`); an
+  object is at most 5 TiB;
 - an object key is at most 1,024 bytes of UTF-8.
 
 S3 has no limit on records per object, so the output declares no
@@ -19,7 +20,6 @@ from collector.delivery import Limit
 
 CHECKED = "2026-11-26"
 MULTIPART = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html"
-PUT_OBJECT = "https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html"
 KEYS = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html"
 
 MIB = 1024 * 1024
@@ -28,7 +28,6 @@ GIB = 1024 * MIB
 MAX_PARTS = Limit(10_000, MULTIPART, CHECKED)
 MIN_PART_BYTES = Limit(5 * MIB, MULTIPART, CHECKED)
 MAX_PART_BYTES = Limit(5 * GIB, MULTIPART, CHECKED)
-MAX_PUT_OBJECT_BYTES = Limit(5 * GIB, PUT_OBJECT, CHECKED)
 MAX_KEY_BYTES = Limit(1024, KEYS, CHECKED)
 
 # Ours, not S3's: one request (one object per partition) is held in memory, encoded and compressed.

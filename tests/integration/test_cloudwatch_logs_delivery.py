@@ -8,7 +8,6 @@ number of requests stays bounded (each fault costs exactly one extra request).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,17 +15,11 @@ from typing import Any
 
 import pytest
 
-from collector.buffer.memory import MemoryBuffer
-from collector.channel import Channel
-from collector.dlq import DeadLetterQueue, dead_letter_files, dlq_dir, read_dead_letters
-from collector.driver import OutputRunner
-from collector.events import LOGS, Batch
-from collector.log import RepeatLimiter
-from collector.stats import ComponentStats
-from collector.testing import component_context, wait_for
-from collector_plugins.outputs.cloudwatch_logs import CloudWatchLogsConfig, CloudWatchLogsOutput
+from collector.testing import wait_for
+from collector_plugins.outputs.cloudwatch_logs import CloudWatchLogsOutput
 from tests.aws_faults import FaultProxy
 from tests.moto import MotoServer
+from tests.plugins.aws_stream_fakes import DriverHarness
 
 
 @pytest.fixture
@@ -35,14 +28,13 @@ def proxy(moto: MotoServer) -> Iterator[FaultProxy]:
         yield p
 
 
-class Pipeline:
+class Pipeline(DriverHarness):
     """One cloudwatch_logs output run by the driver over a memory buffer, as the runtime runs it."""
 
     def __init__(self, tmp_path: Path, proxy: FaultProxy, **options: Any) -> None:
         body: dict[str, Any] = {
             "type": "cloudwatch_logs",
             "inputs": ["app"],
-            "region": "eu-west-1",
             "endpoint_url": proxy.url,
             "log_group": "/delivery",
             "log_stream": "{app}",
@@ -50,24 +42,12 @@ class Pipeline:
             "batch": {"timeout": "50ms"},
         }
         body.update(options)
-        self.config = CloudWatchLogsConfig.model_validate(body)
-        self.output = CloudWatchLogsOutput(self.config, component_context("cwl", tmp_path))
-        self.stats = ComponentStats("cwl", "outputs", "cloudwatch_logs")
-        buffer = MemoryBuffer(max_events=100_000, max_bytes=10**8, when_full="block", on_drop=self.stats.drop)
-        self.channel = Channel("cwl")
-        self.tmp_path = tmp_path
-        self.dlq = DeadLetterQueue(dlq_dir(tmp_path, "cwl"), "cwl", 10**7)
-        self.runner = OutputRunner(
-            "cwl", self.channel, buffer, self.dlq, self.stats, logging.getLogger("test.cwl"), RepeatLimiter(60)
-        )
-        self.buffer = buffer
-        self.stopping = asyncio.Event()
+        super().__init__(tmp_path, CloudWatchLogsOutput, body)
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Pipeline:
         await self.output.start()
-        self.runner.start_intake()
-        self.task = asyncio.create_task(self.runner.deliver(self.output, self.config, self.stopping))
+        self.task = self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -79,15 +59,8 @@ class Pipeline:
         await self.output.stop()
         self.dlq.close()
 
-    async def feed(self, records: list[dict[str, Any]]) -> None:
-        await self.channel.send(Batch(LOGS, records, nbytes=sum(len(r["message"]) for r in records)))
-
-    def settled(self, received: int) -> bool:
-        return self.stats.received_events == received and self.buffer.pending_events == 0
-
-    def dead(self) -> list[dict[str, Any]]:
-        self.dlq.close()
-        return [e for f in dead_letter_files(self.tmp_path, "cwl") for e in read_dead_letters(f)]
+    async def feed(self, records: list[dict[str, Any]], nbytes: int | None = None) -> None:
+        await super().feed(records, sum(len(r["message"]) for r in records) if nbytes is None else nbytes)
 
 
 def read_all(moto: MotoServer, group: str, stream: str) -> list[str]:

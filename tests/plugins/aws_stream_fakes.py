@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -30,6 +30,7 @@ from collector.testing import component_context, wait_for
 
 # call number (0-based), record index in that call -> per-record error code, or None when accepted
 Plan = Callable[[int, int], str | None]
+T = TypeVar("T")
 
 
 def invalid_argument(operation: str, message: str) -> ClientError:
@@ -40,6 +41,24 @@ def invalid_argument(operation: str, message: str) -> ClientError:
         },
         operation,
     )
+
+
+def answer(
+    plan: Plan | None, call: int, items: list[T], accepted: list[T], ok: Callable[[int], dict[str, Any]]
+) -> tuple[list[dict[str, Any]], int]:
+    """Per-record answers and failure count of one call: the plan's error code, or `ok(i)` once the item is
+    kept in `accepted`."""
+    answers: list[dict[str, Any]] = []
+    failed = 0
+    for i, item in enumerate(items):
+        code = plan(call, i) if plan else None
+        if code:
+            answers.append({"ErrorCode": code, "ErrorMessage": f"{code} for record {i}"})
+            failed += 1
+        else:
+            accepted.append(item)
+            answers.append(ok(i))
+    return answers, failed
 
 
 class FakeFirehose:
@@ -60,15 +79,7 @@ class FakeFirehose:
             raise invalid_argument("PutRecordBatch", "the request is larger than 4 MB")
         call = len(self.calls)
         self.calls.append(data)
-        answers = []
-        for i, d in enumerate(data):
-            code = self.plan(call, i) if self.plan else None
-            if code:
-                answers.append({"ErrorCode": code, "ErrorMessage": f"{code} for record {i}"})
-            else:
-                self.accepted.append(d)
-                answers.append({"RecordId": f"{call}-{i}"})
-        failed = sum(1 for a in answers if "ErrorCode" in a)
+        answers, failed = answer(self.plan, call, data, self.accepted, lambda i: {"RecordId": f"{call}-{i}"})
         return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": answers}
 
 
@@ -96,15 +107,13 @@ class FakeKinesis:
             raise invalid_argument("PutRecords", "request larger than 10 MiB")
         call = len(self.calls)
         self.calls.append(entries)
-        answers = []
-        for i, entry in enumerate(entries):
-            code = self.plan(call, i) if self.plan else None
-            if code:
-                answers.append({"ErrorCode": code, "ErrorMessage": f"{code} for record {i}"})
-            else:
-                self.accepted.append(entry)
-                answers.append({"SequenceNumber": str(len(self.accepted)), "ShardId": "shardId-000000000000"})
-        failed = sum(1 for a in answers if "ErrorCode" in a)
+        answers, failed = answer(
+            self.plan,
+            call,
+            entries,
+            self.accepted,
+            lambda i: {"SequenceNumber": str(len(self.accepted)), "ShardId": "shardId-000000000000"},
+        )
         return {"FailedRecordCount": failed, "Records": answers}
 
 
@@ -163,13 +172,14 @@ class DriverHarness:
             await asyncio.gather(task, return_exceptions=True)
             await self.output.stop()
 
-    async def feed(self, records: list[Any]) -> None:
+    async def feed(self, records: list[Any], nbytes: int | None = None) -> None:
         self.fed += len(records)
-        await self.channel.send(Batch(LOGS, records, nbytes=len(records)))
+        await self.channel.send(Batch(LOGS, records, nbytes=len(records) if nbytes is None else nbytes))
 
-    def settled(self) -> bool:
-        """Everything fed so far was taken in and resolved (delivered or dead-lettered)."""
-        return self.stats.received_events == self.fed and self.buffer.pending_events == 0
+    def settled(self, received: int | None = None) -> bool:
+        """Everything fed so far (or `received` events) was taken in and resolved (delivered or dead-lettered)."""
+        expected = self.fed if received is None else received
+        return self.stats.received_events == expected and self.buffer.pending_events == 0
 
     def dead(self) -> list[dict[str, Any]]:
         self.dlq.close()

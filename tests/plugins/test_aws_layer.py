@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +17,7 @@ from collector_plugins.common.aws.session import USER_AGENT, AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
 from tests.aws_faults import FaultProxy
 from tests.moto import MotoServer
+from tests.plugins.receiver_support import self_signed_cert
 
 
 @pytest.fixture
@@ -79,30 +79,7 @@ async def test_proxy_setting_sends_requests_through_the_proxy(moto: MotoServer, 
 
 @pytest.fixture(scope="module")
 def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("tls"))
     return str(cert), str(key)
 
 

@@ -1,7 +1,7 @@
 """Host facts from EC2 instance metadata (IMDSv2): `{instance_id}` for record templates.
 
-Looked up only when a component's templates use such a fact, and never when
-AWS_EC2_METADATA_DISABLED=true. The endpoint is botocore's
+Looked up only when a component's templates use such a fact (`template_host_facts`,
+called at start), and never when AWS_EC2_METADATA_DISABLED=true. The endpoint is botocore's
 (`AWS_EC2_METADATA_SERVICE_ENDPOINT` / `ec2_metadata_service_endpoint`, IPv4 or
 IPv6 mode), so a test points it at a local fake and nothing else changes.
 """
@@ -9,11 +9,15 @@ IPv6 mode), so a test points it at a local fake and nothing else changes.
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError
 
+from collector.log import kv
 from collector_plugins.common.aws.session import metadata_disabled
+from collector_plugins.common.record_templates import template_names
 
 if TYPE_CHECKING:
     from aiobotocore.session import AioSession
@@ -58,3 +62,22 @@ async def instance_facts(session: AioSession, names: set[str]) -> dict[str, str]
     )
     instance_id = await fetcher.retrieve_instance_id()
     return {"instance_id": instance_id} if instance_id else {}
+
+
+async def template_host_facts(
+    session: AioSession, templates: Iterable[str], host: dict[str, str], log: logging.Logger, component: str
+) -> dict[str, str] | None:
+    """`host` plus the metadata facts `templates` use and `host` lacks; None when they use none (keep `host`).
+
+    A fact instance metadata does not give is logged once, and left out: templates render it as missing.
+    """
+    wanted = {name for template in templates for name in template_names(template)} & METADATA_FACTS - host.keys()
+    if not wanted:
+        return None
+    facts = await instance_facts(session, wanted)
+    if wanted - facts.keys():
+        log.warning(
+            "host facts not available from instance metadata; templates render them as missing",
+            extra=kv(component=component, facts=",".join(sorted(wanted - facts.keys()))),
+        )
+    return {**host, **facts}
