@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.installed import installed
 from tests.moto import MotoServer
 
 # No test may reach instance metadata or a real AWS account.
@@ -43,3 +44,13 @@ def _close_the_xray_sdks_global_socket() -> Iterator[None]:
     core = sys.modules.get("aws_xray_sdk.core")
     if core is not None:
         core.xray_recorder.emitter._socket.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_the_installed_wheel() -> Iterator[None]:
+    """The wheel and venv of tests/installed.py are built on first use; remove them at the end."""
+    yield
+    if installed.cache_info().currsize:
+        import shutil
+
+        shutil.rmtree(installed().venv.parent, ignore_errors=True)

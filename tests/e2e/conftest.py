@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,31 +14,36 @@ from pathlib import Path
 import pytest
 
 from collector.testing import free_port, wait_for_sync
+from tests.installed import child_env as installed_child_env
+from tests.installed import installed
 
 THIRDPARTY = Path(__file__).parent / "thirdparty"
 REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(
-    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 60,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """The installed `collector` command (tests/installed.py), run outside the checkout."""
     return subprocess.run(
-        [sys.executable, "-m", "collector", *args],
+        [installed().collector, *args],
         capture_output=True,
         text=True,
         env=env or child_env(),
         input=input,
         timeout=timeout,
         check=False,
+        cwd=cwd or Path(tempfile.gettempdir()),
     )
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("NOTIFY_SOCKET", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(THIRDPARTY), str(REPO)])
-    env.update(extra)
-    return env
+    # The third-party test plugin is found on PYTHONPATH; the checkout never is.
+    return installed_child_env(THIRDPARTY, **extra)
 
 
 class Collector:
@@ -63,7 +67,7 @@ class Collector:
             self._stderr.close()
         self._stderr = self.stderr_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "collector", "run", "-c", str(self.config)],
+            [installed().collector, "run", "-c", str(self.config)],
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
             env=child_env(**env),

@@ -438,6 +438,18 @@ def test_containerfile_runs_as_the_service_uid(containerfile: list[Instruction])
     assert volumes == [defaults.DATA_DIR]
 
 
+def test_containerfile_smoke_step_runs_the_collector_as_the_service_uid(containerfile: list[Instruction]) -> None:
+    # `collector version` proved only that the CLI imports; the smoke step runs the image's config.
+    keywords = [i.keyword for i in containerfile]
+    smoke = next(n for n, i in enumerate(containerfile) if i.keyword == "RUN" and "smoke.sh" in i.args)
+    user = max(n for n, k in enumerate(keywords) if k == "USER" and n < smoke)
+    assert containerfile[user].args == f"{defaults.SERVICE_UID}:{defaults.SERVICE_UID}"
+    assert f"smoke.sh {defaults.CONFIG_PATH}" in containerfile[smoke].args
+    assert "source=packaging/container/smoke.sh" in containerfile[smoke].args
+    assert smoke < keywords.index("VOLUME"), "state written after VOLUME would be discarded or kept at random"
+    assert not any("collector version" in i.args for i in containerfile if i.keyword == "RUN")
+
+
 def test_containerfile_ports_config_and_command(containerfile: list[Instruction]) -> None:
     assert str(defaults.API_PORT) in _last(containerfile, "EXPOSE").args.split()
     assert _last(containerfile, "ENTRYPOINT").exec_form() == ["collector"]

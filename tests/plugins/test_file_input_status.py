@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.installed import child_env, installed
 from tests.plugins.file_input_support import NAME, Harness, append, numbered
 
 
 def status(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "collector", "status", "files", "-c", str(config), *extra],
+        [installed().collector, "status", "files", "-c", str(config), *extra],
+        cwd=config.parent,
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=60,
