@@ -18,17 +18,23 @@ becomes `%25`. A value made of dots only (`.`, `..`) is encoded whole
 - Injective: percent-decoding the output (as UTF-8) gives the value back, so
   two different values never render the same segment.
 - Fast: a value that is already safe (the usual case: host names, namespaces,
-  app names) is returned as is after one regex search.
+  app names) is returned as is after one regex search, and short values (the
+  ones keys are made of) are remembered in a bounded cache, since a batch
+  repeats the same few values over and over.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 SAFE_CHARACTERS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!-_.*'()")
 """S3's safe characters for object keys (Amazon S3 User Guide, "Object key naming guidelines")."""
 
 _UNSAFE = re.compile(r"[^0-9a-zA-Z!\-_.*'()]+")
+# Values up to this long are cached (so the cache holds at most CACHE_SIZE * CACHED_LENGTH characters).
+CACHED_LENGTH = 256
+CACHE_SIZE = 4096
 
 
 def _encode(match: re.Match[str]) -> str:
@@ -38,8 +44,17 @@ def _encode(match: re.Match[str]) -> str:
 
 def escape_value(value: str) -> str:
     """`value` with every character outside `SAFE_CHARACTERS` percent-encoded; dots-only values encoded whole."""
+    if len(value) <= CACHED_LENGTH:
+        return _escape_cached(value)
+    return _escape(value)
+
+
+def _escape(value: str) -> str:
     if _UNSAFE.search(value) is not None:
         return _UNSAFE.sub(_encode, value)
     if value and not value.strip("."):
         return "%2E" * len(value)
     return value
+
+
+_escape_cached = functools.lru_cache(maxsize=CACHE_SIZE)(_escape)
