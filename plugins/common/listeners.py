@@ -25,7 +25,8 @@ from pydantic import BeforeValidator
 from collector.api import Input, InputContext
 from collector.events import Batch
 from collector.log import RepeatLimiter, kv
-from collector_plugins.common.datagram import DatagramReader
+from collector_plugins.common.datagram import DatagramReader, LossCallback
+from collector_plugins.common.kernel_drops import KernelDrops
 from collector_plugins.common.listen import Address, Scheme, bind, parse_address, release
 from collector_plugins.common.stream_server import Handler, StreamServer
 
@@ -84,11 +85,18 @@ class Listeners:
         """Bound sockets, in the order of `addresses` (after `bind`)."""
         self.server: StreamServer | None = None
         self.readers: list[DatagramReader] = []
+        self.loss: LossCallback | None = None
+        """Where the datagram readers count the kernel's drops (`ListeningInput` sets the input's ledger)."""
+        self._drops: dict[int, KernelDrops] = {}
+        """The drop counter of each datagram socket (by index), made right after binding: drops from then on."""
 
     def bind(self) -> None:
         try:
             for address in self.addresses:
-                self.sockets.append(bind(address, self.socket_mode))
+                sock = bind(address, self.socket_mode)
+                self.sockets.append(sock)
+                if not address.stream:
+                    self._drops[len(self.sockets) - 1] = KernelDrops(sock)
         except OSError:
             self.close()
             raise
@@ -111,12 +119,20 @@ class Listeners:
                 raise ValueError("this input does not accept stream sockets")
             self.server = StreamServer(self.stream_handler, self.log, self.component, self.max_connections)
             await self.server.start(streams, self.ssl_context)
-        for address, sock in zip(self.addresses, self.sockets, strict=True):
+        for index, (address, sock) in enumerate(zip(self.addresses, self.sockets, strict=True)):
             if address.stream:
                 continue
             if self.datagram_handler is None:
                 raise ValueError("this input does not accept datagram sockets")
-            reader = DatagramReader(sock, self.datagram_handler, self.max_datagram_bytes, self.log, self.component)
+            reader = DatagramReader(
+                sock,
+                self.datagram_handler,
+                self.max_datagram_bytes,
+                self.log,
+                self.component,
+                loss=self.loss,
+                drops=self._drops.get(index),
+            )
             reader.start()
             self.readers.append(reader)
 
@@ -143,6 +159,7 @@ class Listeners:
         if self.server is not None:
             self.server.close()
         sockets, self.sockets = self.sockets, []
+        self._drops = {}
         for address, sock in zip(self.addresses, sockets, strict=False):
             release(address, sock)
 
@@ -155,6 +172,7 @@ class Listeners:
             out["connections_closed_on_error"] = self.server.closed_on_error
         if self.readers:
             out["receive_errors"] = sum(r.errors for r in self.readers)
+            out["kernel_drops"] = sum(r.kernel_drops for r in self.readers)
         return out
 
 
@@ -170,6 +188,7 @@ class ListeningInput(Input):
         self._limiter = RepeatLimiter()
 
     async def start(self) -> None:
+        self.listeners.loss = self.ctx.loss  # datagrams the kernel dropped are counted as `kernel_drops`
         self.listeners.bind()
 
     async def stop(self) -> None:

@@ -107,6 +107,13 @@ def _field_getter(name: str, missing: str) -> Callable[[dict[str, Any]], str]:
     return get
 
 
+def _escaped(get: Callable[[dict[str, Any]], str], escape: Callable[[str], str]) -> Callable[[dict[str, Any]], str]:
+    def get_escaped(record: dict[str, Any]) -> str:
+        return escape(get(record))
+
+    return get_escaped
+
+
 _MAX_TIMESTAMP = 253402300800  # 10000-01-01T00:00:00Z: strftime's years have four digits
 
 
@@ -141,10 +148,19 @@ def _date_part(clock: _Clock, directive: str, record: dict[str, Any]) -> str:
 class RecordTemplate:
     """A compiled record template (see the module docstring for the syntax)."""
 
-    def __init__(self, template: str, host: dict[str, str], *, missing: str = "unknown") -> None:
+    def __init__(
+        self,
+        template: str,
+        host: dict[str, str],
+        *,
+        missing: str = "unknown",
+        escape: Callable[[str], str] | None = None,
+    ) -> None:
         """`{host}`/`{instance_id}`... host facts; `{field}` or `{a.b}` a record field (nested dicts);
         `{%Y}` `{%m}` `{%d}` `{%H}` `{%M}` parts of the record's `timestamp` (UTC); `{{`/`}}` literal braces.
-        Raises ValueError with a clear message for a malformed template. A missing field renders as `missing`."""
+        Raises ValueError with a clear message for a malformed template. A missing field renders as `missing`.
+        `escape`, when given, is applied to every host fact and field value (not to the template's own text),
+        e.g. `key_escape.escape_value` where a value must not add path segments."""
         self.template = template
         clock = _Clock()
         pieces: list[str | Callable[[dict[str, Any]], str]] = []
@@ -152,11 +168,15 @@ class RecordTemplate:
             if kind == "text":
                 pieces.append(value)
             elif value in host:
-                pieces.append(host[value] or missing)
+                fact = host[value] or missing
+                pieces.append(escape(fact) if escape is not None else fact)
             elif value in _TIME_PARTS:
                 pieces.append(functools.partial(_date_part, clock, value))
             else:
-                pieces.append(_field_getter(value, missing))
+                getter = _field_getter(value, missing)
+                if escape is not None:
+                    getter = _escaped(getter, escape)
+                pieces.append(getter)
         # Merge neighbouring constant pieces so rendering touches as few parts as possible.
         merged: list[str | Callable[[dict[str, Any]], str]] = []
         for piece in pieces:

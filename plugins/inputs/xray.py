@@ -14,7 +14,8 @@ Nothing is lost without being counted: datagrams rejected by validation are
 counted per reason in the loss ledger; while downstream is full, records wait
 in a queue bounded by `max_pending_bytes` and, past it, are dropped and counted
 (`queue_full`) because UDP cannot slow a sender; datagrams the kernel dropped
-for a full socket buffer are read from /proc/net/udp and counted
+for a full socket buffer are read from the socket's drop counter
+(`common/kernel_drops.py`, the same as every UDP input) and counted
 (`kernel_drops`). Each reason is logged at most once a minute, with a sample.
 """
 
@@ -34,17 +35,16 @@ from collector.log import RepeatLimiter, kv
 from collector.units import Duration, Size
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
+from collector_plugins.common.kernel_drops import KERNEL_DROPS, KernelDrops
 from collector_plugins.common.listen import Address, bind, release
 from collector_plugins.inputs.xray_daemon.address import ENV_VAR, resolve_daemon_address
 from collector_plugins.inputs.xray_daemon.datagram import MAX_DOCUMENT_BYTES
-from collector_plugins.inputs.xray_daemon.kernel_drops import KernelDrops
 from collector_plugins.inputs.xray_daemon.receiver import SegmentReceiver
 from collector_plugins.inputs.xray_daemon.sampling_proxy import SamplingProxy
 
 MAX_BATCH_SIZE = 100_000
-KERNEL_DROPS = "kernel_drops"
 STOPPED = "stopped"
-# How often the kernel's drop counter is read (a small /proc read).
+# How often the kernel's drop counter is read (one getsockopt, see common/kernel_drops.py).
 KERNEL_DROPS_INTERVAL = 1.0
 # At stop, at most this many datagrams still in the kernel's buffer are read (more than a 64MiB buffer holds).
 DRAIN_LIMIT = 200_000
@@ -176,6 +176,7 @@ class XRayInput(Input):
         self._udp: socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._kernel: KernelDrops | None = None
+        self._kernel_drops = 0
         self._clients: AwsClients | None = None
         self._proxy: SamplingProxy | None = None
         self._limiter = RepeatLimiter(interval=60.0)
@@ -189,6 +190,7 @@ class XRayInput(Input):
             "rejected": self.rejected,
             "pending_bytes": self.receiver.pending_bytes,
             "receive_buffer_bytes": self.receive_buffer,
+            "kernel_drops": self._kernel_drops,
             "sampling_requests": proxy.requests if proxy else 0,
             "sampling_failures": proxy.failures if proxy else 0,
         }
@@ -262,6 +264,8 @@ class XRayInput(Input):
             receive(data, addr)
 
     def _close_udp(self) -> None:
+        self._count_kernel_drops()  # while the socket is still open
+        self._kernel = None
         transport, self._transport = self._transport, None
         if transport is not None:
             transport.close()  # closes the socket too
@@ -283,8 +287,7 @@ class XRayInput(Input):
                 if ctx.stopping.is_set():
                     # Take what the kernel still holds, stop receiving, then emit everything received below.
                     self._drain_socket()
-                    self._count_kernel_drops()
-                    self._close_udp()
+                    self._close_udp()  # counts the kernel's drops one last time
                     await self._flush(ctx)
                     return
                 await self._flush(ctx)
@@ -348,6 +351,7 @@ class XRayInput(Input):
             return
         dropped = self._kernel.delta()
         if dropped:
+            self._kernel_drops += dropped
             self.rejected += dropped
             self.ctx.loss(KERNEL_DROPS, dropped)
             self._log_drop(KERNEL_DROPS, dropped, None)

@@ -1,10 +1,20 @@
-"""`file`: append records to a local file as JSON lines (or message text), with size rotation.
+"""`file`: append records to local files as JSON lines (or message text), with size rotation.
 
-Each batch is encoded in one pass (`encoding.py`) and written with one
-`os.write` on an `O_APPEND` descriptor: a batch is never split into per-record
-writes, and lines from one batch are never interleaved with anyone else's.
-Writing, rotating and the optional fsync run in a worker thread, so a slow disk
-delays this output only, not the event loop every other component runs on.
+Each batch is encoded in one pass (`encoding.py`) per file it goes to and
+written with one `os.write` per file on an `O_APPEND` descriptor: a batch is
+never split into per-record writes, and lines from one batch are never
+interleaved with anyone else's. Writing, rotating and the optional fsync run
+in a worker thread, so a slow disk delays this output only, not the event loop
+every other component runs on.
+
+`path` may name record fields and date parts (`out/{app}/{%Y}-{%m}-{%d}.jsonl`):
+records go to the file their values render, escaped so that no value can
+leave the output's directory (`file_paths.py`). At most `max_open_files` files
+are open at once; the least recently written is closed to open another. A
+group of records whose file cannot be opened or written does not cost the
+other groups of the batch: the driver retries it alone, or dead-letters it if
+its name is longer than the file system allows. Created files are 0600 and
+directories 0700, whatever the umask.
 
 Rotation by size, like logrotate's numbering: before a write that would take
 the file past `max_bytes`, `path.{n-1}` becomes `path.{n}` ... `path` becomes
@@ -17,19 +27,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from collector.api import Output, OutputConfig
+from collector.delivery import Outcome, RetryableError, SendResult
 from collector.events import KINDS, Batch
 from collector.log import kv
 from collector.units import Size
 from collector_plugins.outputs.encoding import encoder_for
-from collector_plugins.templates import check_template, render_template
+from collector_plugins.outputs.file_paths import FilePaths, check_path_template, make_private_dirs, open_private_append
 
 MIN_MAX_BYTES = 1024
 
@@ -39,10 +52,12 @@ class FileConfig(OutputConfig):
     path: str = Field(
         min_length=1,
         description=(
-            "File to append to. May use host facts such as `{host}`; a relative path is relative to the "
-            "data directory. Missing parent directories are created."
+            "File to append to: a record template with host facts (`{host}`), record fields (`{app}`, "
+            "`{kubernetes.namespace}`) and date parts of the record's time (`{%Y}` `{%m}` `{%d}` `{%H}`); values "
+            "are escaped so they never leave the directory. A relative path is relative to the data directory. "
+            "Missing directories are created (mode 0700; files 0600)."
         ),
-        examples=["/var/log/collector/{host}.jsonl", "out/events.jsonl"],
+        examples=["/var/log/collector/{host}.jsonl", "out/events.jsonl", "out/{app}/{%Y}-{%m}-{%d}.jsonl"],
     )
     codec: Literal["json", "text"] = Field(
         default="json",
@@ -69,14 +84,18 @@ class FileConfig(OutputConfig):
         description="fsync the file after every batch (durable across power loss, much slower).",
         examples=[False, True],
     )
+    max_open_files: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="With record fields in `path`: most files open at once; the least recently written is closed.",
+        examples=[100],
+    )
 
     @field_validator("path")
     @classmethod
     def _check_path(cls, value: str) -> str:
-        check_template(value)
-        if value.endswith(("/", os.sep)):
-            raise ValueError(f"path {value!r} names a directory; give a file name")
-        return value
+        return check_path_template(value)
 
     @field_validator("max_bytes")
     @classmethod
@@ -84,10 +103,6 @@ class FileConfig(OutputConfig):
         if value is not None and value < MIN_MAX_BYTES:
             raise ValueError(f"max_bytes must be at least {MIN_MAX_BYTES} bytes (or null to never rotate)")
         return value
-
-
-def _open_for_append(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
 def split_lines(data: bytes, limit: int) -> list[bytes]:
@@ -107,9 +122,17 @@ def split_lines(data: bytes, limit: int) -> list[bytes]:
     return pieces
 
 
+class _OpenFile:
+    __slots__ = ("fd", "size")
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd = fd
+        self.size = size
+
+
 class FileOutput(Output):
     type_name: ClassVar[str] = "file"
-    description: ClassVar[str] = "Appends records to a local file as JSON lines or text, with size-based rotation."
+    description: ClassVar[str] = "Appends records to local files as JSON lines or text, with size-based rotation."
     Config: ClassVar[type[FileConfig]] = FileConfig
     accepts: ClassVar[frozenset[str]] = frozenset(KINDS)
 
@@ -117,110 +140,164 @@ class FileOutput(Output):
 
     def __init__(self, config: FileConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
-        try:
-            rendered = render_template(config.path, ctx.host.as_dict())
-        except ValueError as exc:
-            raise ValueError(f"file output {ctx.name!r}: {exc}") from None
-        path = Path(rendered).expanduser()
-        self.path = path if path.is_absolute() else Path(ctx.data_dir) / path
-        """The resolved file path."""
+        self.paths = FilePaths(config.path, ctx.host.as_dict(), Path(ctx.data_dir))
+        self.path: Path | None = self.paths.static
+        """The file, when `path` names no record field or date (else None: one file per rendered path)."""
         self.events = 0
         self.bytes = 0
         """Encoded bytes written so far."""
         self.rotations = 0
-        self._fd: int | None = None
-        self._size = 0
+        self.files_opened = 0
+        self.files_closed = 0
+        """Files closed to stay under `max_open_files`."""
+        self._files: OrderedDict[Path, _OpenFile] = OrderedDict()  # least recently written first
         self._encode = encoder_for(config.codec)
-        # write() and stop() may overlap during a shutdown; the descriptor is used by one thread at a time.
+        # write() and stop() may overlap during a shutdown; the descriptors are used by one thread at a time.
         self._lock = threading.RLock()
 
+    def counters(self) -> dict[str, float]:
+        return {
+            "events": self.events,
+            "bytes": self.bytes,
+            "rotations": self.rotations,
+            "open_files": len(self._files),
+            "files_opened": self.files_opened,
+        }
+
     async def start(self) -> None:
-        await asyncio.to_thread(self._open)
+        if self.path is not None:
+            await asyncio.to_thread(self._file, self.path)
 
     async def stop(self) -> None:
-        await asyncio.to_thread(self._close)
+        await asyncio.to_thread(self._close_all)
 
     async def write(self, batch: Batch) -> None:
-        if not batch.records:
-            return
-        data = self._encode(batch.records)
-        await asyncio.to_thread(self.write_bytes, data)
-        self.events += len(batch.records)
+        """Write the whole batch or raise (for callers without the driver)."""
+        result = await self.send(batch)
+        if result is not None and result.per_record is not None:
+            reasons = result.record_reasons or [result.reason] * len(result.per_record)
+            failed = [r for r, o in zip(reasons, result.per_record, strict=True) if o is not Outcome.OK]
+            if failed:
+                raise OSError(f"{len(failed)} records were not written: {failed[0]}")
+
+    async def send(self, batch: Batch) -> SendResult | None:
+        records = batch.records
+        if not records:
+            return None
+        if self.path is not None:
+            data = self._encode(records)
+            await asyncio.to_thread(self.write_bytes, data, self.path)  # raises: the driver retries
+            self.events += len(records)
+            return None
+        groups = self.paths.group(records)
+        encoded = [
+            (Path(path), indices, self._encode([records[i] for i in indices])) for path, indices in groups.items()
+        ]
+        failures = await asyncio.to_thread(self._write_groups, encoded)
+        self.events += len(records) - sum(len(encoded[g][1]) for g in failures)
+        if not failures:
+            return None
+        outcomes = [Outcome.OK] * len(records)
+        reasons = [""] * len(records)
+        for group, (outcome, reason) in failures.items():
+            for i in encoded[group][1]:
+                outcomes[i], reasons[i] = outcome, reason
+        if len(failures) == len(encoded) and all(o is Outcome.RETRY for o, _ in failures.values()):
+            raise RetryableError(next(iter(failures.values()))[1])
+        return SendResult.partial(outcomes, reasons)
 
     # ----------------------------------------------------------------- synchronous file work (worker thread)
 
-    def write_bytes(self, data: bytes) -> None:
-        """Append encoded lines, rotating as needed. Blocking; runs in a worker thread."""
+    def _write_groups(self, groups: list[tuple[Path, list[int], bytes]]) -> dict[int, tuple[Outcome, str]]:
+        """Write each group to its file; the groups that failed, with their outcome. Blocking."""
+        failures: dict[int, tuple[Outcome, str]] = {}
+        for n, (path, _, data) in enumerate(groups):
+            try:
+                self.write_bytes(data, path)
+            except OSError as exc:
+                reason = f"{errno.errorcode.get(exc.errno or 0, type(exc).__name__)}: {exc.strerror or exc}"
+                # A name the file system refuses stays refused; anything else (disk full, permissions) may pass.
+                permanent = exc.errno in (errno.ENAMETOOLONG, errno.EILSEQ)
+                failures[n] = (Outcome.DROP if permanent else Outcome.RETRY, reason)
+        return failures
+
+    def write_bytes(self, data: bytes, path: Path) -> None:
+        """Append encoded lines to `path`, rotating as needed. Blocking; runs in a worker thread."""
         with self._lock:
-            if self._fd is None:
-                self._open()
+            file = self._file(path)
             limit = self.config.max_bytes
-            if limit is None or self._size + len(data) <= limit:
-                self._write(data)
+            if limit is None or file.size + len(data) <= limit:
+                self._write(file, data)
             else:
                 for piece in split_lines(data, limit):
-                    if self._size and self._size + len(piece) > limit:
-                        self._rotate()
-                    self._write(piece)
+                    if file.size and file.size + len(piece) > limit:
+                        file = self._rotate(path)
+                    self._write(file, piece)
             if self.config.fsync:
-                assert self._fd is not None
-                os.fsync(self._fd)
+                os.fsync(file.fd)
 
-    def _write(self, data: bytes) -> None:
-        fd = self._fd
-        assert fd is not None
+    def _write(self, file: _OpenFile, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            written = os.write(fd, view)
+            written = os.write(file.fd, view)
             view = view[written:]
-        self._size += len(data)
+        file.size += len(data)
         self.bytes += len(data)
 
-    def _open(self) -> None:
+    def _file(self, path: Path) -> _OpenFile:
+        """The open file for `path` (opened now if needed, closing the least recently written past the cap)."""
         with self._lock:
-            if self._fd is not None:
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = _open_for_append(self.path)
-            self._size = os.fstat(self._fd).st_size
+            file = self._files.get(path)
+            if file is not None:
+                self._files.move_to_end(path)
+                return file
+            make_private_dirs(path.parent)
+            fd = open_private_append(path)
+            file = self._files[path] = _OpenFile(fd, os.fstat(fd).st_size)
+            self.files_opened += 1
+            while len(self._files) > self.config.max_open_files:
+                _, oldest = self._files.popitem(last=False)
+                self._close(oldest)
+                self.files_closed += 1
+            return file
 
-    def _close(self) -> None:
-        with self._lock:
-            fd, self._fd = self._fd, None
-            if fd is None:
-                return
-            try:
-                if self.config.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def _rotated(self, n: int) -> Path:
-        return self.path.with_name(f"{self.path.name}.{n}")
-
-    def _rotate(self) -> None:
-        """path -> path.1 -> ... -> path.{max_files}; the oldest is deleted. Called with the lock held."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
+    def _close(self, file: _OpenFile) -> None:
+        try:
             if self.config.fsync:
-                os.fsync(fd)
-            os.close(fd)
+                os.fsync(file.fd)
+        finally:
+            os.close(file.fd)
+
+    def _close_all(self) -> None:
+        with self._lock:
+            while self._files:
+                _, file = self._files.popitem(last=False)
+                self._close(file)
+
+    def _rotate(self, path: Path) -> _OpenFile:
+        """path -> path.1 -> ... -> path.{max_files}; the oldest is deleted. Called with the lock held."""
+        file = self._files.pop(path, None)
+        if file is not None:
+            self._close(file)
         keep = self.config.max_files
         if keep == 0:
             with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+                path.unlink()
         else:
             with contextlib.suppress(FileNotFoundError):
-                self._rotated(keep).unlink()
+                _rotated(path, keep).unlink()
             for n in range(keep - 1, 0, -1):
                 with contextlib.suppress(FileNotFoundError):
-                    os.replace(self._rotated(n), self._rotated(n + 1))
+                    os.replace(_rotated(path, n), _rotated(path, n + 1))
             with contextlib.suppress(FileNotFoundError):  # removed behind our back: nothing to keep
-                os.replace(self.path, self._rotated(1))
+                os.replace(path, _rotated(path, 1))
         self.rotations += 1
         self.log.info(
             "rotated output file",
-            extra=kv(component=self.ctx.name, path=str(self.path), max_bytes=self.config.max_bytes, kept=keep),
+            extra=kv(component=self.ctx.name, path=str(path), max_bytes=self.config.max_bytes, kept=keep),
         )
-        self._fd = _open_for_append(self.path)
-        self._size = 0
+        return self._file(path)
+
+
+def _rotated(path: Path, n: int) -> Path:
+    return path.with_name(f"{path.name}.{n}")

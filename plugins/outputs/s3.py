@@ -41,7 +41,6 @@ from collector_plugins.common.aws.errors import classify_aws_error
 from collector_plugins.common.aws.metadata import template_host_facts
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
-from collector_plugins.common.record_templates import check_record_template
 from collector_plugins.outputs.aws_records import raise_unless_delivered
 from collector_plugins.outputs.s3_encoding import (
     LEVELS,
@@ -53,7 +52,7 @@ from collector_plugins.outputs.s3_encoding import (
     parquet_available,
     zstd_available,
 )
-from collector_plugins.outputs.s3_keys import KeyTooLongError, ObjectKeys
+from collector_plugins.outputs.s3_keys import KeyTooLongError, ObjectKeys, check_prefix
 from collector_plugins.outputs.s3_limits import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_TIMEOUT,
@@ -189,10 +188,7 @@ class S3Config(AwsSettings, OutputConfig):
     @field_validator("prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
-        check_record_template(value)
-        if value.startswith("/"):
-            raise ValueError("prefix must not start with '/' (S3 keys have no leading slash)")
-        return value
+        return check_prefix(value)
 
     @field_validator("columns")
     @classmethod

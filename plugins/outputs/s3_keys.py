@@ -7,6 +7,12 @@ A key is `PREFIX + NAME + EXTENSION`:
   `logs/year={%Y}/month={%m}/day={%d}/hour={%H}/host={host}/`. A request whose
   records render to several prefixes (it spans an hour boundary) becomes one
   object per prefix, records in their order.
+  Every value put into the prefix (record fields and host facts) is escaped
+  (`common.key_escape`): it keeps S3's safe characters and percent-encodes
+  the rest, `/` included, so a value can never add a segment, spoof a Hive
+  partition (`x/year=1999`), be a `.`/`..` step or carry NUL, TAB or newline;
+  distinct values stay distinct. A key therefore always has as many `/` as
+  the template's own text.
 - `NAME` is the request's `origin` (see `collector.driver`): the same when the
   same buffered data is sent again after a retry, a rewind or a restart, so a
   replay overwrites the object it wrote before instead of adding a duplicate.
@@ -26,7 +32,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from collector_plugins.common.record_templates import RecordTemplate, template_names
+from collector_plugins.common.key_escape import escape_value
+from collector_plugins.common.record_templates import RecordTemplate, parse_record_template, template_names
 from collector_plugins.outputs.s3_limits import MAX_KEY_BYTES
 
 # Seconds in the smallest time unit a prefix may change with, per date directive.
@@ -37,13 +44,27 @@ class KeyTooLongError(ValueError):
     """A rendered key is longer than S3 allows."""
 
 
+def check_prefix(prefix: str) -> str:
+    """Config check of a key prefix template: its syntax, and no `.`/`..` or empty segment of its own text."""
+    parse_record_template(prefix)
+    if prefix.startswith("/"):
+        raise ValueError("prefix must not start with '/' (S3 keys have no leading slash)")
+    for segment in prefix.split("/")[:-1]:
+        if segment in ("", ".", ".."):
+            raise ValueError(
+                f"prefix {prefix!r} has an empty, '.' or '..' segment: S3 keeps them literally, but tools that "
+                "copy keys to disk or build URLs from them do not"
+            )
+    return prefix
+
+
 class ObjectKeys:
     """Splits a request's records by key prefix and names the objects."""
 
     def __init__(self, prefix: str, host: dict[str, str], extension: str) -> None:
         self.prefix = prefix
         self.extension = extension
-        self.template = RecordTemplate(prefix, host)
+        self.template = RecordTemplate(prefix, host, escape=escape_value)
         names = template_names(prefix)
         times = [n for n in names if n in _STEP]
         self._fields = [n for n in names if n not in _STEP and n not in host]

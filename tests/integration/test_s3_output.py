@@ -196,6 +196,24 @@ async def test_only_the_records_of_an_unstorable_key_are_dead_lettered(bucket: M
     assert list(stored(bucket)) == ["apps/web/19ab0c0ffee-7-0.json.gz"]
 
 
+async def test_hostile_field_values_cannot_leave_their_partition(bucket: MotoServer, tmp_path: Path) -> None:
+    output = S3Output(s3_config(bucket.endpoint_url, prefix="apps/app={app}/dt={%Y}/"), ctx(tmp_path))
+    apps = ["web", "../../etc", "x/dt=1999", "tab\tnl\nnul\x00", "..", "a%2Fb"]
+    records = [{"timestamp": T0, "message": str(i), "app": app} for i, app in enumerate(apps)]
+    try:
+        assert (await output.send(batch(records, "19ab0c0ffee-8-0"))).outcome is Outcome.OK
+    finally:
+        await output.stop()
+    objects = stored(bucket)
+    assert sorted(objects) == sorted(
+        f"apps/app={escaped}/dt=2025/19ab0c0ffee-8-0.json.gz"
+        for escaped in ("web", "..%2F..%2Fetc", "x%2Fdt%3D1999", "tab%09nl%0Anul%00", "%2E%2E", "a%252Fb")
+    )
+    for key, held in objects.items():
+        (record,) = held
+        assert unquote(key.split("/")[1].removeprefix("app=")) == record["app"]  # decodes back to the value
+
+
 async def test_a_replay_after_a_crash_overwrites_instead_of_duplicating(bucket: MotoServer, tmp_path: Path) -> None:
     """Objects stored, the process dies before the buffer's ledger records it: the replay writes the same keys."""
     config = s3_config(bucket.endpoint_url, batch={"max_bytes": "40KiB", "timeout": "50ms"})

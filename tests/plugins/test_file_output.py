@@ -58,9 +58,9 @@ async def test_write_without_start_opens_lazily_and_stop_closes(ctx: ComponentCo
     out = make(ctx, path="lazy.jsonl")
     await out.stop()  # safe without start
     await out.write(logs(0, 3))
-    assert out._fd is not None
+    assert out.counters()["open_files"] == 1
     await out.stop()
-    assert out._fd is None
+    assert out.counters()["open_files"] == 0
     assert sequences(out.path) == [0, 1, 2]
 
 
@@ -159,7 +159,13 @@ def test_split_lines() -> None:
     [
         ({"path": ""}, "path"),
         ({"path": "out/"}, "names a directory"),
-        ({"path": "{nope.x}"}, "invalid placeholder"),
+        ({"path": "{nope x}.log"}, "invalid placeholder"),
+        ({"path": "out/{app}"}, "must end with literal text"),
+        ({"path": "out/{app}.1"}, "must end with literal text"),
+        ({"path": "out/{app}/../x.jsonl"}, "'..' level after a placeholder"),
+        ({"path": "out/{app}//x.jsonl"}, "'..' level after a placeholder"),
+        ({"path": "out/{app}/./x.jsonl"}, "'..' level after a placeholder"),
+        ({"path": "a", "max_open_files": 0}, "max_open_files"),
         ({"path": "a", "max_bytes": 100}, "at least 1024"),
         ({"path": "a", "max_files": -1}, "max_files"),
         ({"path": "a", "codec": "csv"}, "codec"),
@@ -170,9 +176,12 @@ def test_config_errors(options: dict[str, Any], error: str) -> None:
         FileConfig(type="file", inputs=["s"], **options)
 
 
-def test_unknown_host_fact_fails_at_construction(ctx: ComponentContext) -> None:
-    with pytest.raises(ValueError, match="unknown host fact"):
-        make(ctx, path="{zone}.log")
+async def test_a_name_that_is_no_host_fact_is_a_record_field(ctx: ComponentContext, tmp_path: Path) -> None:
+    out = make(ctx, path="{zone}.log")
+    assert out.path is None
+    await out.write(Batch(LOGS, [{"zone": "a", "message": "1"}, {"message": "2"}]))
+    await out.stop()
+    assert (tmp_path / "a.log").exists() and (tmp_path / "unknown.log").exists()
 
 
 def test_config_units() -> None:

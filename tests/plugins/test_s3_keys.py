@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector_plugins.common.key_escape import SAFE_CHARACTERS, escape_value
 from collector_plugins.common.record_templates import RecordTemplate
 from collector_plugins.outputs.s3 import DEFAULT_PREFIX
-from collector_plugins.outputs.s3_keys import KeyTooLongError, ObjectKeys
+from collector_plugins.outputs.s3_keys import KeyTooLongError, ObjectKeys, check_prefix
 
 HOST = {"host": "node-1"}
 T0 = 1764151200.0  # 2025-11-26T10:00:00Z
@@ -96,3 +98,69 @@ def test_keys_longer_than_s3_allows_are_refused() -> None:
         keys.key("a" + ok_prefix, "-o")
     with pytest.raises(KeyTooLongError):
         keys.key("é" * 510 + "/", "-o")  # 2 bytes each in UTF-8
+
+
+# ----------------------------------------------------------------- hostile values in the prefix
+
+SAFE_OR_ESCAPE = SAFE_CHARACTERS | {"%"}
+HOSTILE = ["../../etc", "..", ".", "a/b", "x/year=1999", "\x00", "tab\there", "new\nline", "%2F", "", "é/ü", "~{}"]
+
+
+def decode(segment: str) -> str:
+    return unquote_to_bytes(segment).decode("utf-8", "surrogatepass")
+
+
+def test_hostile_field_values_stay_inside_their_segment() -> None:
+    keys = ObjectKeys("logs/app={app}/dt={%Y}-{%m}-{%d}/", HOST, ".json")
+    records = [rec(T0, i, app=value) for i, value in enumerate(HOSTILE)]
+    groups = keys.partition(records)
+    assert list(groups) == [
+        "logs/app=..%2F..%2Fetc/dt=2025-11-26/",
+        "logs/app=%2E%2E/dt=2025-11-26/",
+        "logs/app=%2E/dt=2025-11-26/",
+        "logs/app=a%2Fb/dt=2025-11-26/",
+        "logs/app=x%2Fyear%3D1999/dt=2025-11-26/",
+        "logs/app=%00/dt=2025-11-26/",
+        "logs/app=tab%09here/dt=2025-11-26/",
+        "logs/app=new%0Aline/dt=2025-11-26/",
+        "logs/app=%252F/dt=2025-11-26/",  # an already-escaped value is escaped again: it stays distinct
+        "logs/app=unknown/dt=2025-11-26/",  # empty renders as missing, as before
+        "logs/app=%C3%A9%2F%C3%BC/dt=2025-11-26/",
+        "logs/app=%7E%7B%7D/dt=2025-11-26/",
+    ]
+    for prefix in groups:
+        assert prefix.count("/") == 3
+
+
+def test_host_facts_are_escaped_too() -> None:
+    keys = ObjectKeys("task={task_arn}/", {**HOST, "task_arn": "arn:aws:ecs:us-east-1:1:task/c/abc"}, ".json")
+    assert list(keys.partition([rec(T0)])) == ["task=arn%3Aaws%3Aecs%3Aus-east-1%3A1%3Atask%2Fc%2Fabc/"]
+
+
+values = st.one_of(st.text(), st.sampled_from(HOSTILE), st.text(alphabet="./%\x00\t\n", max_size=6))
+
+
+@settings(max_examples=500, deadline=None)
+@given(values, values)
+def test_any_value_keeps_the_segment_count_safe_characters_and_distinctness(a: str, b: str) -> None:
+    template = "logs/{app}/x={b.c}-{app}/{%Y}/"
+    keys = ObjectKeys(template, HOST, ".json")
+    for value in (a, b):
+        (prefix,) = keys.partition([rec(T0, app=value, b={"c": value})])
+        key = keys.key(prefix, "19ab3c4d5e6-1-0") if len(prefix) < 900 else prefix
+        segments = key.split("/")
+        assert len(segments) == template.count("/") + 1
+        assert all(segment not in ("", ".", "..") for segment in segments[:-1])
+        assert segments[2].startswith("x=")  # the template's own text is where it was
+        assert set(segments[1] + segments[2][2:] + segments[4]) <= SAFE_OR_ESCAPE  # the values: safe characters
+        if value:
+            assert decode(segments[1]) == value  # percent-decoding gives the value back: escaping is injective
+    assert escape_value(a) != escape_value(b) or a == b
+    assert decode(escape_value(a)) == a
+
+
+def test_a_prefix_with_dot_or_empty_segments_is_refused() -> None:
+    assert check_prefix("logs/{app}/") == "logs/{app}/"
+    for bad in ("logs/../{app}/", "./{app}/", "logs//{app}/", "/logs/"):
+        with pytest.raises(ValueError):
+            check_prefix(bad)
