@@ -7,10 +7,11 @@ graph to the running one. Applying a diff:
 1. stop inputs that were removed or changed (they may hold ports or files);
 2. stop processors and outputs that changed, after the batch in hand; their
    channel (and what is queued in it) stays for the replacement;
-3. start added and changed outputs, then processors (downstream first, so every
-   component starts with its consumers already running);
-4. rewire every router to the new graph in one step;
-5. start added and changed inputs;
+3. prepare added and changed outputs and processors: channels, stats, buffers;
+4. switch to the new graph and rewire every router to it in one step, before
+   any new component runs (its loop looks itself up in the graph);
+5. start added and changed outputs, then processors (downstream first, so every
+   component starts with its consumers already running), then inputs;
 6. close the channels of removed processors and outputs: they drain what is
    queued and stop.
 Unchanged components keep running untouched, with their counters.
@@ -165,19 +166,21 @@ class Runtime:
 
         order = new.order()
         starting = set(changed) | set(added)
-        # 3. Start consumers, sinks first.
-        for name in reversed(order):
-            spec = target[name]
-            if name in starting and spec.section != "inputs":
-                self.channels.setdefault(name, Channel(name, self.channel_events))
-                self._ensure_stats(spec)
-                if spec.section == "outputs":
-                    await self._prepare_output(spec, old.get(name))
-                self._start(spec)
-        # 4. Rewire.
+        # 3. Give the new consumers their channels, stats and output buffers (this awaits).
+        consumers = [target[n] for n in reversed(order) if n in starting and target[n].section != "inputs"]
+        for spec in consumers:
+            self.channels.setdefault(spec.name, Channel(spec.name, self.channel_events))
+            self._ensure_stats(spec)
+            if spec.section == "outputs":
+                await self._prepare_output(spec, old.get(spec.name))
+        # 4. Switch to the new graph and rewire before anything new runs: a component's loop looks
+        # itself up in `self.graph` and `self.routers` as soon as it starts. No await from here to
+        # the last start, so no component ever sees a half-applied topology.
         self.graph = new
         self._wire()
-        # 5. Start inputs.
+        # 5. Start consumers, sinks first, then inputs.
+        for spec in consumers:
+            self._start(spec)
         for name in order:
             spec = target[name]
             if name in starting and spec.section == "inputs":
