@@ -22,6 +22,7 @@ from collector import __version__
 from collector.api import HostFacts
 from collector.config import Config, ConfigError, load_config
 from collector.config.model import parse_listen
+from collector.config.secrets import redact, secret_values
 from collector.http import ApiServer
 from collector.log import RepeatLimiter, configure_logging, kv
 from collector.notify import Notifier
@@ -227,7 +228,11 @@ class Daemon:
             }
             if st is not None:
                 entry["state"] = st.state
-                entry["last_error"] = st.last_error
+                # An exception's text may quote the config (a proxy URL with its password): never a secret.
+                last_error = st.last_error
+                if last_error:
+                    last_error = redact(last_error, secret_values(spec.plugin.Config, spec.config))
+                entry["last_error"] = last_error
                 entry.update(st.snapshot())
             components.append(entry)
         return {
