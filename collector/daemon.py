@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
+import sys
+import threading
 import time
 from typing import Any
 
@@ -23,6 +26,7 @@ from collector.api import HostFacts
 from collector.config import Config, ConfigError, load_config
 from collector.config.model import parse_listen
 from collector.config.secrets import redact, secret_values
+from collector.defaults import SHUTDOWN_SLACK_SECONDS
 from collector.http import ApiServer
 from collector.log import RepeatLimiter, configure_logging, kv
 from collector.notify import Notifier
@@ -146,9 +150,16 @@ class Daemon:
         self.notifier.stopping()
         grace = self.config.root.shutdown_grace
         log.info("shutting down", extra=kv(reason=reason, grace_seconds=grace))
-        clean = await self.runtime.shutdown(grace)
+        # The bound is grace + SHUTDOWN_SLACK_SECONDS: the runtime gets half the slack to cancel
+        # and close, the API a quarter, and the backstop fires at the bound whatever still hangs
+        # (a thread blocked in a system call keeps the interpreter from exiting).
+        _arm_backstop(grace + SHUTDOWN_SLACK_SECONDS)
+        clean = await self.runtime.shutdown(grace, slack=SHUTDOWN_SLACK_SECONDS / 2)
         if self.api is not None:
-            await self.api.stop()
+            try:
+                await asyncio.wait_for(self.api.stop(), timeout=SHUTDOWN_SLACK_SECONDS / 4)
+            except TimeoutError:
+                log.warning("the API did not stop in time; leaving it")
         log.info("collector stopped", extra=kv(drained=clean))
         self.notifier.close()
 
@@ -244,6 +255,23 @@ class Daemon:
             "reloads": dict(self.reloads),
             "components": components,
         }
+
+
+def _arm_backstop(seconds: float) -> None:
+    """Exit with status 1 after `seconds` unless the process has exited by then.
+
+    The last resort behind the runtime's own bounded stop: only something that ignores
+    cancellation, or a thread stuck in a system call, can bring the process this far.
+    """
+
+    def fire() -> None:
+        log.error("stop overran shutdown_grace and its slack; exiting now", extra=kv(after_seconds=seconds))
+        sys.stderr.flush()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
 
 
 async def run_daemon(config_path: str, config: Config, registry: Registry) -> int:
