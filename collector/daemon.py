@@ -38,8 +38,11 @@ log = logging.getLogger("collector.daemon")
 
 
 class Daemon:
-    def __init__(self, config_path: str, config: Config, registry: Registry) -> None:
+    def __init__(self, config_path: str, config: Config, registry: Registry, backstop: bool = False) -> None:
+        """`backstop`: at a stop, exit the process at the bound whatever hangs (the CLI's daemon only,
+        never a daemon run inside another program, such as a test)."""
         self.config_path = config_path
+        self.backstop = backstop
         self.config = config
         self.registry = registry
         self.notifier = Notifier()
@@ -153,7 +156,8 @@ class Daemon:
         # The bound is grace + SHUTDOWN_SLACK_SECONDS: the runtime gets half the slack to cancel
         # and close, the API a quarter, and the backstop fires at the bound whatever still hangs
         # (a thread blocked in a system call keeps the interpreter from exiting).
-        _arm_backstop(grace + SHUTDOWN_SLACK_SECONDS)
+        if self.backstop:
+            _arm_backstop(grace + SHUTDOWN_SLACK_SECONDS)
         clean = await self.runtime.shutdown(grace, slack=SHUTDOWN_SLACK_SECONDS / 2)
         if self.api is not None:
             try:
@@ -275,4 +279,4 @@ def _arm_backstop(seconds: float) -> None:
 
 
 async def run_daemon(config_path: str, config: Config, registry: Registry) -> int:
-    return await Daemon(config_path, config, registry).run()
+    return await Daemon(config_path, config, registry, backstop=True).run()

@@ -13,7 +13,6 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -80,7 +79,7 @@ def test_sigterm_with_a_peer_that_never_reads_exits_within_the_grace(collector: 
 
 
 def test_sigterm_with_an_aws_endpoint_that_hangs_exits_within_the_grace_and_keeps_the_data(
-    collector: Collector, silent_peer: int, tmp_path: Path
+    collector: Collector, silent_peer: int
 ) -> None:
     write_config(
         collector,
