@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
+import sys
+import threading
 import time
 from typing import Any
 
@@ -22,6 +25,8 @@ from collector import __version__
 from collector.api import HostFacts
 from collector.config import Config, ConfigError, load_config
 from collector.config.model import parse_listen
+from collector.config.secrets import redact, secret_values
+from collector.defaults import SHUTDOWN_SLACK_SECONDS
 from collector.http import ApiServer
 from collector.log import RepeatLimiter, configure_logging, kv
 from collector.notify import Notifier
@@ -33,8 +38,11 @@ log = logging.getLogger("collector.daemon")
 
 
 class Daemon:
-    def __init__(self, config_path: str, config: Config, registry: Registry) -> None:
+    def __init__(self, config_path: str, config: Config, registry: Registry, backstop: bool = False) -> None:
+        """`backstop`: at a stop, exit the process at the bound whatever hangs (the CLI's daemon only,
+        never a daemon run inside another program, such as a test)."""
         self.config_path = config_path
+        self.backstop = backstop
         self.config = config
         self.registry = registry
         self.notifier = Notifier()
@@ -145,9 +153,17 @@ class Daemon:
         self.notifier.stopping()
         grace = self.config.root.shutdown_grace
         log.info("shutting down", extra=kv(reason=reason, grace_seconds=grace))
-        clean = await self.runtime.shutdown(grace)
+        # The bound is grace + SHUTDOWN_SLACK_SECONDS: the runtime gets half the slack to cancel
+        # and close, the API a quarter, and the backstop fires at the bound whatever still hangs
+        # (a thread blocked in a system call keeps the interpreter from exiting).
+        if self.backstop:
+            _arm_backstop(grace + SHUTDOWN_SLACK_SECONDS)
+        clean = await self.runtime.shutdown(grace, slack=SHUTDOWN_SLACK_SECONDS / 2)
         if self.api is not None:
-            await self.api.stop()
+            try:
+                await asyncio.wait_for(self.api.stop(), timeout=SHUTDOWN_SLACK_SECONDS / 4)
+            except TimeoutError:
+                log.warning("the API did not stop in time; leaving it")
         log.info("collector stopped", extra=kv(drained=clean))
         self.notifier.close()
 
@@ -227,7 +243,11 @@ class Daemon:
             }
             if st is not None:
                 entry["state"] = st.state
-                entry["last_error"] = st.last_error
+                # An exception's text may quote the config (a proxy URL with its password): never a secret.
+                last_error = st.last_error
+                if last_error:
+                    last_error = redact(last_error, secret_values(spec.plugin.Config, spec.config))
+                entry["last_error"] = last_error
                 entry.update(st.snapshot())
             components.append(entry)
         return {
@@ -241,5 +261,22 @@ class Daemon:
         }
 
 
+def _arm_backstop(seconds: float) -> None:
+    """Exit with status 1 after `seconds` unless the process has exited by then.
+
+    The last resort behind the runtime's own bounded stop: only something that ignores
+    cancellation, or a thread stuck in a system call, can bring the process this far.
+    """
+
+    def fire() -> None:
+        log.error("stop overran shutdown_grace and its slack; exiting now", extra=kv(after_seconds=seconds))
+        sys.stderr.flush()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+
+
 async def run_daemon(config_path: str, config: Config, registry: Registry) -> int:
-    return await Daemon(config_path, config, registry).run()
+    return await Daemon(config_path, config, registry, backstop=True).run()

@@ -26,6 +26,9 @@ SERVICE_UID = 10001
 
 # How long SIGTERM may take to drain in-flight data before the rest is cancelled.
 SHUTDOWN_GRACE_SECONDS = 30.0
+# The stop ends within shutdown_grace plus this: the time to cancel what is still running at the
+# deadline, close the buffers (a disk buffer syncs) and stop the API.
+SHUTDOWN_SLACK_SECONDS = 2.0
 
 # Entry-point group through which installed distributions add plugins.
 PLUGIN_ENTRY_POINT_GROUP = "node_collector.plugins"

@@ -7,10 +7,11 @@ graph to the running one. Applying a diff:
 1. stop inputs that were removed or changed (they may hold ports or files);
 2. stop processors and outputs that changed, after the batch in hand; their
    channel (and what is queued in it) stays for the replacement;
-3. start added and changed outputs, then processors (downstream first, so every
-   component starts with its consumers already running);
-4. rewire every router to the new graph in one step;
-5. start added and changed inputs;
+3. prepare added and changed outputs and processors: channels, stats, buffers;
+4. switch to the new graph and rewire every router to it in one step, before
+   any new component runs (its loop looks itself up in the graph);
+5. start added and changed outputs, then processors (downstream first, so every
+   component starts with its consumers already running), then inputs;
 6. close the channels of removed processors and outputs: they drain what is
    queued and stop.
 Unchanged components keep running untouched, with their counters.
@@ -50,6 +51,7 @@ from collector.api import Component, ComponentContext, HostFacts, Input, InputCo
 from collector.buffer.base import Buffer
 from collector.buffer.memory import MemoryBuffer
 from collector.channel import DEFAULT_CHANNEL_EVENTS, Channel, ChannelClosed
+from collector.defaults import SHUTDOWN_SLACK_SECONDS
 from collector.dlq import DeadLetterQueue, dlq_dir
 from collector.driver import OutputRunner
 from collector.events import Batch
@@ -60,6 +62,11 @@ from collector.stats import ComponentStats
 from collector.supervisor import Supervised
 
 log = logging.getLogger("collector.runtime")
+
+# After the grace deadline (within SHUTDOWN_SLACK_SECONDS): how long components asked to stop may
+# take before they are cancelled, and how long cancelled ones may take to unwind.
+_STOP_REQUEST_WAIT = 0.5
+_CANCEL_WAIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -165,19 +172,21 @@ class Runtime:
 
         order = new.order()
         starting = set(changed) | set(added)
-        # 3. Start consumers, sinks first.
-        for name in reversed(order):
-            spec = target[name]
-            if name in starting and spec.section != "inputs":
-                self.channels.setdefault(name, Channel(name, self.channel_events))
-                self._ensure_stats(spec)
-                if spec.section == "outputs":
-                    await self._prepare_output(spec, old.get(name))
-                self._start(spec)
-        # 4. Rewire.
+        # 3. Give the new consumers their channels, stats and output buffers (this awaits).
+        consumers = [target[n] for n in reversed(order) if n in starting and target[n].section != "inputs"]
+        for spec in consumers:
+            self.channels.setdefault(spec.name, Channel(spec.name, self.channel_events))
+            self._ensure_stats(spec)
+            if spec.section == "outputs":
+                await self._prepare_output(spec, old.get(spec.name))
+        # 4. Switch to the new graph and rewire before anything new runs: a component's loop looks
+        # itself up in `self.graph` and `self.routers` as soon as it starts. No await from here to
+        # the last start, so no component ever sees a half-applied topology.
         self.graph = new
         self._wire()
-        # 5. Start inputs.
+        # 5. Start consumers, sinks first, then inputs.
+        for spec in consumers:
+            self._start(spec)
         for name in order:
             spec = target[name]
             if name in starting and spec.section == "inputs":
@@ -391,10 +400,18 @@ class Runtime:
 
     # -- shutdown ----------------------------------------------------------------------------------
 
-    async def shutdown(self, grace: float) -> bool:
-        """Stop inputs, drain everything downstream within `grace` seconds; True if nothing was cut short."""
+    async def shutdown(self, grace: float, slack: float = SHUTDOWN_SLACK_SECONDS) -> bool:
+        """Stop inputs, drain everything downstream within `grace` seconds; True if nothing was cut short.
+
+        `grace` bounds the drain, all stages together; the whole call returns within `grace + slack`.
+        At the grace deadline every component still running is asked to stop (an output's delivery
+        leaves its unsent units in the buffer), then cancelled a moment later, whatever it was doing
+        (a write to a peer that stopped reading, an AWS call waiting for its read timeout, its own
+        `stop()`). What is then left in memory is counted as dropped; a disk buffer keeps it.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
+        final = deadline + slack  # the upper bound of this whole call
         components = self.graph.components
         order = self.graph.order()
         clean = True
@@ -418,32 +435,17 @@ class Runtime:
             if sup.task is not None:
                 clean &= await self._await_until([sup.task], deadline)
 
-        for name, sup in list(self.running.items()):
-            if sup.task is not None and not sup.task.done():
-                sup.request_stop()  # an output's delivery stops and leaves its units in the buffer
-                if components[name].section != "outputs":
-                    sup.task.cancel()
-            channel = self.channels.get(name)
-            if channel is not None and channel.events:
-                left = channel.events
-                self.stats[name].drop("shutdown_timeout", left)
-                log.error(
-                    "shutdown grace period ran out; events still queued were dropped",
-                    extra=kv(component=name, events=left),
-                )
-        pending = [s.task for s in self.running.values() if s.task is not None]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._cut_short(deadline, final)
         for runner in self.outputs.values():
             if runner.intake_task is not None and not runner.intake_task.done():
                 runner.intake_task.cancel()
             await runner.buffer.close()  # memory: counts what is left; disk: keeps it
             runner.dlq.close()
-        # Acknowledgements that arrived during the drain: let inputs commit them.
+        # Acknowledgements that arrived during the drain: let inputs commit them, within the bound.
         for sup in inputs:
             if isinstance(sup.retired, Input):
                 try:
-                    await asyncio.wait_for(sup.retired.drained(), timeout=max(1.0, deadline - loop.time()))
+                    await asyncio.wait_for(sup.retired.drained(), timeout=max(0.0, final - loop.time()))
                 except Exception as exc:
                     log.error(
                         "input failed to commit its position at shutdown",
@@ -451,6 +453,39 @@ class Runtime:
                     )
         self.running.clear()
         return clean
+
+    async def _cut_short(self, deadline: float, final: float) -> None:
+        """At the grace deadline: ask what still runs to stop, cancel it shortly after, count what is queued."""
+        loop = asyncio.get_running_loop()
+        late = {name: sup for name, sup in self.running.items() if sup.task is not None and not sup.task.done()}
+        for name, sup in late.items():
+            sup.request_stop()  # an output's delivery stops and leaves its units in the buffer
+            if self.graph.components[name].section != "outputs":
+                sup.task.cancel()  # type: ignore[union-attr]
+        for name, channel in self.channels.items():
+            if channel.events and name in self.stats:
+                left = channel.events
+                self.stats[name].drop("shutdown_timeout", left)
+                log.error(
+                    "shutdown grace period ran out; events still queued were dropped",
+                    extra=kv(component=name, events=left),
+                )
+        tasks = [sup.task for sup in late.values() if sup.task is not None]
+        # A stop request ends delivery at once, but an output's own stop() may wait on its peer.
+        await self._await_until(tasks, min(final, loop.time() + _STOP_REQUEST_WAIT))
+        stuck = [t for t in tasks if not t.done()]
+        for task in stuck:
+            task.cancel()
+        if stuck and not await self._await_until(stuck, min(final, loop.time() + _CANCEL_WAIT)):
+            # A task that swallows cancellation is left behind rather than holding up the exit.
+            names = [name for name, sup in late.items() if sup.task is not None and not sup.task.done()]
+            log.error("components did not stop when cancelled; leaving them", extra=kv(components=",".join(names)))
+        for name, sup in late.items():
+            if sup.task is not None and sup.task.done() and not sup.task.cancelled() and sup.task.exception():
+                log.error(
+                    "component failed while stopping",
+                    extra=kv(component=name, error=repr(sup.task.exception())),
+                )
 
     @staticmethod
     async def _await_until(tasks: list[Any], deadline: float) -> bool:

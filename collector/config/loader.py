@@ -5,21 +5,25 @@ Validation runs in three passes and reports every problem at once:
 2. each component against its plugin's own schema;
 3. the topology (references, cycles, consumers, kinds).
 Each problem names file:line:column, the key path, and a hint where one helps.
+No problem shows the value of a secret field, nor a value that came from `${VAR}`
+substitution (collector/config/secrets.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from collector.config.errors import ConfigError, ConfigIssue, did_you_mean
 from collector.config.model import RootConfig
+from collector.config.secrets import is_secret_path, redact, secret_values
 from collector.config.source import SourceMap, load_yaml
 from collector.graph import ComponentSpec, Graph, effective_kinds, find_cycles, resolve_references
 from collector.registry import Registry, load_registry
@@ -29,6 +33,7 @@ __all__ = ["Config", "load_config", "parse_config"]
 SECTION_NAMES = ("inputs", "processors", "outputs")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _SINGULAR = {"inputs": "input", "processors": "processor", "outputs": "output"}
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -65,19 +70,67 @@ def parse_config(
         raise ConfigError([*issues, _at(smap, (), "the config must be a mapping of settings")])
 
     root = _validate_root(data, smap, issues)
-    specs, raw_refs, sections = _validate_components(data, smap, registry, issues)
+    secrets: set[str] = set()
+    specs, raw_refs, sections = _validate_components(data, smap, registry, issues, secrets)
     graph = _validate_topology(specs, raw_refs, sections, smap, issues)
     if root is not None:
         issues.extend(_check_limits_and_budgets(root, specs, smap))
     if not graph.components and not issues:
         issues.append(_at(smap, (), "no components configured", "add at least one input and one output"))
     if issues or root is None:
-        raise ConfigError(issues)
+        raise ConfigError(_without_secrets(issues, secrets, smap))
 
     data_dir = Path(root.data_dir)
     if not data_dir.is_absolute():
         data_dir = (Path(file).resolve().parent / data_dir).resolve()
     return Config(root=root, graph=graph, file=file, data_dir=data_dir)
+
+
+def _without_secrets(issues: list[ConfigIssue], secrets: set[str], smap: SourceMap) -> list[ConfigIssue]:
+    """Every issue with secret values, and substituted values near its key, taken out of its text.
+
+    The last line of defence: messages built from a value (a validator's `{value!r}`, a limit
+    check's number) lose it here even where the code that built them did not know it was secret.
+    """
+    out = []
+    for issue in issues:
+        hidden = secrets | smap.substitutions_near(issue.path)
+        if not hidden:
+            out.append(issue)
+            continue
+        hint = redact(issue.hint, hidden) if issue.hint is not None else None
+        out.append(dataclasses.replace(issue, message=redact(issue.message, hidden), hint=hint))
+    return out
+
+
+def _validate_model(model: type[ModelT], body: dict[str, Any], base: tuple[str | int, ...], smap: SourceMap) -> ModelT:
+    """`model.model_validate(body)`; where a string was expected but a `${VAR}` scalar was re-typed
+    (a digits-only key became an int), validate again with the variable's exact text."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        fixes = {}
+        for err in exc.errors():
+            path = (*base, *err["loc"])
+            if err["type"] == "string_type" and path in smap.retyped:
+                fixes[tuple(err["loc"])] = smap.retyped[path]
+        if not fixes:
+            raise
+    for loc, text in fixes.items():
+        body = _replaced(body, loc, text)
+    return model.model_validate(body)
+
+
+def _replaced(data: Any, loc: tuple[Any, ...], value: Any) -> Any:
+    """A copy of `data` with the value at `loc` replaced (the copies go only along `loc`)."""
+    if not loc:
+        return value
+    head, rest = loc[0], loc[1:]
+    if isinstance(data, dict) and head in data:
+        return {**data, head: _replaced(data[head], rest, value)}
+    if isinstance(data, list) and isinstance(head, int) and 0 <= head < len(data):
+        return [*data[:head], _replaced(data[head], rest, value), *data[head + 1 :]]
+    return data  # a union member tag in the location: the value is one level further
 
 
 def _at(
@@ -94,16 +147,20 @@ def _validate_root(data: dict[str, Any], smap: SourceMap, issues: list[ConfigIss
         if value is not None and not isinstance(value, dict):
             issues.append(_at(smap, (section,), f"`{section}` must be a mapping of component names to settings"))
     try:
-        return RootConfig.model_validate(settings)
+        return _validate_model(RootConfig, settings, (), smap)
     except ValidationError as exc:
         issues.extend(_pydantic_issues(exc, RootConfig, (), smap))
         return None
 
 
 def _validate_components(
-    data: dict[str, Any], smap: SourceMap, registry: Registry, issues: list[ConfigIssue]
+    data: dict[str, Any], smap: SourceMap, registry: Registry, issues: list[ConfigIssue], secrets: set[str]
 ) -> tuple[dict[str, tuple[str, Any, Any]], dict[str, list[Any]], dict[str, str]]:
-    """Pass 2. Returns valid specs (name -> (section, plugin, config)), raw `inputs` lists, sections."""
+    """Pass 2. Returns valid specs (name -> (section, plugin, config)), raw `inputs` lists, sections.
+
+    Adds to `secrets` the text of every value written at a secret path of a component, and of
+    every substitution that went into one.
+    """
     specs: dict[str, tuple[str, Any, Any]] = {}
     raw_refs: dict[str, list[Any]] = {}
     sections: dict[str, str] = {}
@@ -144,8 +201,12 @@ def _validate_components(
                 issues.append(_unknown_type(smap, (*path, "type"), section, type_name, registry))
 
                 continue
+            secrets.update(secret_values(plugin.Config, body))
+            for where, texts in smap.substituted_texts.items():
+                if where[:2] == path and is_secret_path(plugin.Config, where[2:]):
+                    secrets.update(texts)
             try:
-                config = plugin.Config.model_validate(body)
+                config = _validate_model(plugin.Config, body, path, smap)
             except ValidationError as exc:
                 issues.extend(_pydantic_issues(exc, plugin.Config, path, smap))
                 continue
@@ -320,6 +381,8 @@ def _pydantic_issues(
         kind = err["type"]
         path = (*base, *loc)
         hint = None
+        # Never echo a secret or a substituted value: say where and what kind of problem instead.
+        hidden = _why_hidden(model, loc, path, kind, smap)
         if kind == "extra_forbidden":
             key = str(loc[-1])
             known = _fields_at(model, loc[:-1])
@@ -331,12 +394,28 @@ def _pydantic_issues(
             continue
         else:
             message = str(err["msg"]).removeprefix("Value error, ")
-            if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], dict | list):
+            if hidden is not None:
+                hint = hidden
+            elif "input" in err and kind not in ("value_error",) and not isinstance(err["input"], dict | list):
                 message += f" (got {err['input']!r})"
             out.append(_at(smap, path, message, hint, value=True))
             continue
         out.append(_at(smap, path, message, hint))
     return out
+
+
+def _why_hidden(
+    model: type[BaseModel], loc: tuple[Any, ...], path: tuple[str | int, ...], kind: str, smap: SourceMap
+) -> str | None:
+    """The hint to give instead of the value, when the value at `path` must not be shown."""
+    expressions = smap.substituted.get(path)
+    if expressions is not None:
+        names = ", ".join(f"${{{e.partition(':-')[0]}}}" for e in expressions)
+        return f"the value comes from {names} and is not shown; check what it holds"
+    if is_secret_path(model, loc):
+        hint = "the value is secret and is not shown"
+        return hint + ("; quote it to keep it text" if kind == "string_type" else "; check what was written there")
+    return None
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:

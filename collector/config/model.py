@@ -100,7 +100,9 @@ class RootConfig(BaseModel):
     )
     shutdown_grace: Duration = Field(
         SHUTDOWN_GRACE_SECONDS,
-        description="On SIGTERM, how long in-flight data may take to drain before what is left is cancelled.",
+        description="On SIGTERM, the upper bound of the whole stop: in-flight data may drain this long, then "
+        "what is left is cancelled (a disk buffer keeps it, the rest is counted); the process exits within "
+        "this plus 2s.",
         examples=["30s"],
     )
     inputs: dict[str, Any] = Field(default_factory=dict, description="Named inputs: where data comes from.")

@@ -13,6 +13,11 @@ Substitution, inside any scalar:
 - `$$`: a literal `$`.
 A plain (unquoted) scalar that is exactly one substitution is re-typed after
 substitution, so `port: ${PORT:-8080}` is the integer 8080.
+
+Provenance: the source map remembers which scalars had substitutions (the
+expressions and the text each one brought in), so that no error message ever
+echoes a substituted value, and the text of a re-typed scalar, so that a
+string field given `${KEY}` gets exactly the variable's text (`007`, not 7).
 """
 
 from __future__ import annotations
@@ -41,6 +46,22 @@ class SourceMap:
     file: str
     positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)  # where each key is written
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)  # where each value starts
+    # Scalars with substitutions: path -> the expressions (`KEY`, `file:/run/key`), and the texts
+    # they brought in (each expression's value and the whole scalar after substitution).
+    substituted: dict[Path_, tuple[str, ...]] = field(default_factory=dict)
+    substituted_texts: dict[Path_, set[str]] = field(default_factory=dict)
+    # Plain scalars re-typed after substitution (`${PORT}` -> 8080): path -> the substituted text.
+    retyped: dict[Path_, str] = field(default_factory=dict)
+
+    def substitutions_near(self, path: Path_) -> set[str]:
+        """The substituted texts at `path`, above it or below it (what an issue there could echo)."""
+        n = len(path)
+        return {
+            text
+            for where, texts in self.substituted_texts.items()
+            if where[:n] == path or path[: len(where)] == where
+            for text in texts
+        }
 
     def locate(self, path: Path_, value: bool = False) -> tuple[int | None, int | None]:
         """The position of `path` (its value's, if asked), or of its nearest written ancestor."""
@@ -113,19 +134,33 @@ class _Builder:
     def _scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
         text = node.value
         if "$" in text and node.tag == "tag:yaml.org,2002:str":
-            substituted = self._substitute(text, node, path)
+            expressions: list[str] = []
+            texts: set[str] = set()
+            substituted = self._substitute(text, node, path, expressions, texts)
+            if expressions:
+                self.source_map.substituted[path] = tuple(expressions)
+                self.source_map.substituted_texts[path] = {t for t in (*texts, substituted) if t}
             if node.style is None:
                 # Plain scalar: type it as if the substituted text had been written.
                 tag = self._resolver.resolve(yaml.ScalarNode, substituted, (True, False))
-                return self._constructor.construct_object(yaml.ScalarNode(tag, substituted))
+                value = self._constructor.construct_object(yaml.ScalarNode(tag, substituted))
+                if expressions and not isinstance(value, str):
+                    self.source_map.retyped[path] = substituted
+                return value
             return substituted
         return self._constructor.construct_object(node)
 
-    def _substitute(self, text: str, node: yaml.Node, path: Path_) -> str:
+    def _substitute(self, text: str, node: yaml.Node, path: Path_, expressions: list[str], texts: set[str]) -> str:
         def replace(match: re.Match[str]) -> str:
             if match.group(0) == "$$":
                 return "$"
             expr = match.group(1)
+            expressions.append(expr)
+            value = resolve(expr)
+            texts.add(value)
+            return value
+
+        def resolve(expr: str) -> str:
             if expr.startswith("file:"):
                 file_path = expr[5:]
                 try:

@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collector.api import Input, InputConfig, InputContext
+from collector.config.secrets import SECRET
 from collector.events import METRICS, Metric
 from collector.log import RepeatLimiter, kv
 from collector.units import Duration, Size
@@ -44,7 +45,13 @@ class BasicAuth(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     username: str = Field(description="User name.", examples=["prometheus"])
-    password: str | None = Field(None, description="Password (better: `password_file`).", examples=["${PROM_PASS}"])
+    password: str | None = Field(
+        None,
+        description="Password (better: `password_file`).",
+        examples=["${PROM_PASS}"],
+        json_schema_extra=SECRET,
+        repr=False,
+    )
     password_file: str | None = Field(None, description="File holding the password.", examples=["/etc/prom/pass"])
 
     @model_validator(mode="after")
@@ -79,7 +86,13 @@ class PrometheusConfig(InputConfig):
     basic_auth: BasicAuth | None = Field(
         None, description="HTTP basic authentication.", examples=[{"username": "u", "password_file": "/run/pw"}]
     )
-    bearer_token: str | None = Field(None, description="A bearer token (better: the file).", examples=["${TOKEN}"])
+    bearer_token: str | None = Field(
+        None,
+        description="A bearer token (better: the file).",
+        examples=["${TOKEN}"],
+        json_schema_extra=SECRET,
+        repr=False,
+    )
     bearer_token_file: str | None = Field(
         None,
         description="File holding a bearer token, read at every scrape (rotated tokens work).",

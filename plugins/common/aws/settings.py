@@ -12,6 +12,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from collector.config.secrets import SECRET
 from collector.units import Duration
 
 _ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -57,8 +58,11 @@ class AwsSettings(BaseModel):
     )
     proxy: str | None = Field(
         None,
-        description="HTTP(S) proxy URL for AWS requests (else HTTPS_PROXY / NO_PROXY from the environment).",
-        examples=["http://proxy.internal:3128"],
+        description="HTTP(S) proxy URL for AWS requests (else HTTPS_PROXY / NO_PROXY from the environment). "
+        "Secret (it may carry credentials): never shown in errors; give credentials through `${VAR}`.",
+        examples=["http://${PROXY_USER}:${PROXY_PASSWORD}@proxy.internal:3128"],
+        json_schema_extra=SECRET,
+        repr=False,
     )
     ca_bundle: str | None = Field(
         None,
