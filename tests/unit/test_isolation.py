@@ -7,6 +7,7 @@ through a real `AckTracker`, so the tests see what the input would commit.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -21,6 +22,7 @@ from collector.graph import Graph
 from collector.isolation import ERROR_FIELD, MAX_REASON_CHARS, isolate
 from collector.runtime import Runtime
 from collector.testing import CaptureOutput, wait_for
+from collector_plugins.inputs.file_input import FileInput
 from tests.unit.fakes import make_registry
 
 
@@ -189,3 +191,34 @@ def test_a_one_record_batch_is_not_run_again() -> None:
     out = isolate(process, Batch(LOGS, [{"message": "m"}]), "p", frozenset({LOGS}), ValueError("x"))
     assert not calls and out.kept == 1 and not out.component_broken
     assert out.batches[0].records == [{"message": "m", ERROR_FIELD: "p: ValueError: x"}]
+
+
+async def test_file_input_commits_past_a_failing_line_only_once_every_line_is_through(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # The issue's case: 10,000 lines, a few of which made a parser raise. The batch used to be dropped as
+    # component_error and the file position committed anyway: 10,000 lines lost. Now every line arrives
+    # and the committed offset is the end of the file.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lines = [f"n={i} level=info" if i % 1000 != 7 else "bad" for i in range(10_000)]
+    data = ("\n".join(lines) + "\n").encode()
+    (logs / "app.log").write_bytes(data)
+    registry = make_registry()
+    registry.add(FileInput)
+    registry.add(Fragile)
+    config = f"""
+inputs: {{files: {{type: file, include: ["{logs}/*.log"], read_from: beginning}}}}
+processors: {{p: {{type: fragile, inputs: [files]}}}}
+outputs: {{out: {{type: capture, inputs: [p]}}}}
+"""
+    runtime.data_dir = tmp_path / "data"
+    await runtime.apply(parse_config(config, "c.yaml", registry, environ={}).graph)
+    await wait_for(lambda: len(captured("out")) == 10_000, timeout=15)
+    out = captured("out")
+    assert [r["message"] for r in out] == lines
+    assert [r.get(ERROR_FIELD) is not None for r in out] == [line == "bad" for line in lines]
+    assert runtime.stats["p"].isolated_events == 10 and not runtime.stats["p"].dropped
+    assert await runtime.shutdown(5)
+    checkpoint = json.loads((tmp_path / "data" / "components" / "files" / "files.json").read_text())
+    assert [e["offset"] for e in checkpoint["files"]] == [len(data)]
