@@ -1,11 +1,12 @@
-"""Hostile records mixed into good ones: every built-in processor and line format keeps every good record.
+"""Hostile records mixed into good ones: every built-in processor, line format and input decoder keeps every good one.
 
 The processors are enumerated from the plugin registry (a new one is covered
 without editing this file), each built from the first example of its required
 options and again with the first example of every option. A processor must not
 raise on any of the corpus (its own contract: bad input is kept and tagged, or
-dropped and counted), and a good record must come out of the mixed batch
-exactly as it comes out alone.
+dropped and counted), and every good record that comes out of a fresh instance
+alone must come out of the mixed batch too. The inputs' decoders (EMF, statsd,
+syslog, forward) get the same corpus as bytes on the wire.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import orjson
 import pytest
 from pydantic import ValidationError
@@ -25,6 +27,11 @@ from collector.api import ComponentContext, HostFacts, Processor
 from collector.events import LOGS, METRICS, TRACES, Batch, Metric
 from collector.registry import load_registry
 from collector_plugins.common.container_formats import FORMATS
+from collector_plugins.common.forward_protocol import EventDecoder, encode_event_time, make_unpacker
+from collector_plugins.common.metrics.aggregator import Aggregator
+from collector_plugins.common.syslog_parser import SyslogParser
+from collector_plugins.inputs.emf import EmfConfig, EmfInput
+from collector_plugins.inputs.statsd_protocol import StatsdParser
 
 DEEP = 5000
 
@@ -313,3 +320,84 @@ def test_hostile_lines_cost_no_good_line(name: str) -> None:
     messages = [r["message"] for r in records]
     assert [m for m in messages if m.startswith("good")] == [f"good{i}" for i in range(40)]
     assert all(isinstance(r["message"], str) and isinstance(r["timestamp"], float) for r in records)
+
+
+# ----------------------------------------------------------------------------------------------- inputs' decoders
+
+
+def hostile_documents() -> list[bytes]:
+    """Lines for the document decoders (EMF, statsd, syslog): the corpus above, as bytes on the wire."""
+    out = [
+        m if type(m) is bytes else str(m).encode("utf-8", "surrogatepass")
+        for m in (r["message"] for r in hostile_logs()[:25] if "message" in r)
+    ]
+    stamp = b'{"_aws":{"Timestamp":%s,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[[]],'
+    stamp += b'"Metrics":[{"Name":"v"}]}]},"v":1}'
+    out += [stamp % v for v in (b"1e300", b"-1e300", b"NaN", b'"x"', b"18446744073709551615", b"[]", b"{}")]
+    out += [b'{"_aws": 1e300}', b'{"_aws": {"CloudWatchMetrics": ' + b"[" * DEEP + b"]" * DEEP + b"}}"]
+    return [line.replace(b"\n", b" ") for line in out]
+
+
+def test_emf_documents_cost_no_good_document() -> None:
+    losses: dict[str, int] = {}
+    ctx = ComponentContext("emf", logging.getLogger("test.hostile"), Path("/nonexistent"), HostFacts("h"))
+    ctx.loss = lambda reason, n: losses.__setitem__(reason, losses.get(reason, 0) + n)
+    inp = EmfInput(EmfConfig.model_validate({"type": "emf", "emit": ["logs", "metrics"]}), ctx)
+    good = [
+        orjson.dumps(
+            {
+                "_aws": {
+                    "Timestamp": int(time.time() * 1000),
+                    "CloudWatchMetrics": [{"Namespace": "A", "Dimensions": [["g"]], "Metrics": [{"Name": "v"}]}],
+                },
+                "g": f"good{i}",
+                "v": i,
+            }
+        )
+        for i in range(40)
+    ]
+    records, _ = inp.process(interleave(good, hostile_documents()))
+    assert markers(records) == {str(i) for i in range(40)}
+    assert inp.failed == 0 and "emf_document_error" not in losses
+
+
+def test_statsd_lines_cost_no_good_line() -> None:
+    agg = Aggregator(10.0, 1000, loss=lambda reason, n: None, log=logging.getLogger("t"), component="statsd")
+    parser = StatsdParser(agg, 4000)
+    good = [f"good{i}:{i}|c|#k:v".encode() for i in range(40)]
+    hostile = [*hostile_documents(), b"x:nan|c", b"x:1e999|g", b"x:1|c|@0", b"x:" + b"9" * 400 + b"|ms", b":1|c"]
+    parser.feed(b"\n".join(interleave(good, hostile)))
+    points = {p.name: p.value for p in agg.flush_all()}
+    assert all(points[f"good{i}"] == i for i in range(40))
+
+
+def test_syslog_messages_cost_no_good_message() -> None:
+    parser = SyslogParser()
+    good = [f"<13>1 2026-11-26T10:00:00Z host app - - - good{i}" for i in range(40)]
+    hostile = [line.decode("utf-8", "replace") for line in hostile_documents()]
+    hostile += ["<13>1 9999-99-99T99:99:99Z", "<999>x", "<13>Feb 30 25:61:61 h t: m", '<13>1 - - - - - [a x="\\']
+    records = [parser.parse(text, 1764150000.0) for text in interleave(good, hostile)]
+    assert [r["message"] for r in records if r["message"].startswith("good")] == [f"good{i}" for i in range(40)]
+
+
+def test_forward_events_cost_no_good_event() -> None:
+    good = [[encode_event_time(1764150000.5), {"log": f"good{i}"}] for i in range(40)]
+    hostile: list[Any] = [[], [1], ["t", {}], [None, {"a": 1}], [1.0, "not a map"], [1, {"a": 1e300}], [2**63, {}]]
+    hostile += [[1, {"x": float("nan"), "y": b"\xff\xfe", 7: "int key"}], [1, {"d": _deep_list(200)}]]
+    entries = interleave(good, hostile)
+    decoder = EventDecoder(1 << 24, "tag", "log")
+    for message in (["app", entries], ["app", b"".join(msgpack.packb(e) for e in entries)]):
+        unpacker = make_unpacker(1 << 24)  # as the input reads the stream: EventTime becomes float seconds
+        unpacker.feed(msgpack.packb(message))
+        decoded = decoder.decode(next(unpacker), 100)
+        assert [r["message"] for r in decoded.records if str(r.get("message")).startswith("good")] == [
+            f"good{i}" for i in range(40)
+        ]
+        assert decoded.invalid >= 4
+
+
+def _deep_list(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
