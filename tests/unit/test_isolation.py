@@ -57,6 +57,9 @@ class AckedInput(Input):
 class FragileConfig(ProcessorConfig):
     type: Literal["fragile"] = Field(description="Plugin type.", examples=["fragile"])
     always: bool = Field(False, description="Raise on every record.", examples=[False])
+    batch_faults: int = Field(
+        0, description="Raise on this many multi-record batches, whatever they hold.", examples=[1]
+    )
 
 
 class Fragile(Processor):
@@ -68,7 +71,12 @@ class Fragile(Processor):
     accepts: ClassVar[frozenset[str]] = ALL_KINDS
     emits: ClassVar[frozenset[str]] = ALL_KINDS
 
+    faults = 0
+
     def process(self, batch: Batch) -> Batch | None:
+        if len(batch.records) > 1 and Fragile.faults < self.config.batch_faults:
+            Fragile.faults += 1
+            raise RuntimeError("transient")
         for record in batch.records:
             if self.config.always:
                 raise RuntimeError("always")
@@ -92,6 +100,7 @@ def graph(text: str) -> Graph:
 def _reset() -> None:
     CaptureOutput.captured.clear()
     AckedInput.committed.clear()
+    Fragile.faults = 0
 
 
 @pytest.fixture
@@ -142,6 +151,21 @@ outputs: {out: {type: capture, inputs: [p]}}
     assert sorted(m.value for m in captured("out")) == [s for s in range(20) if s not in (3, 4, 12)]
     st = runtime.stats["p"]
     assert st.dropped["component_error"] == 3 and st.isolated_events == 0 and st.restarts == 0
+    assert await runtime.shutdown(5)
+
+
+async def test_a_batch_fault_that_no_record_repeats_costs_nothing(runtime: Runtime) -> None:
+    await runtime.apply(
+        graph("""
+inputs: {src: {type: acked, batches: 3}}
+processors: {p: {type: fragile, inputs: [src], batch_faults: 2}}
+outputs: {out: {type: capture, inputs: [p]}}
+""")
+    )
+    await wait_for(lambda: len(captured("out")) == 30 and AckedInput.committed[-1:] == [29])
+    assert all(r["parsed"] and ERROR_FIELD not in r for r in captured("out"))
+    st = runtime.stats["p"]
+    assert (st.errors, st.isolated_events, st.restarts, st.last_error) == (2, 0, 0, "RuntimeError: transient")
     assert await runtime.shutdown(5)
 
 
