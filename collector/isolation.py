@@ -9,14 +9,21 @@ the processor raise on its own is isolated by one rule:
 - a **log record** (a dict, when the processor emits logs) is passed on as it
   is, with `processing_error` set to `<component>: <ExceptionType>: <message>`
   (unless an earlier processor already set it: the first failure is the cause);
-  it is counted in the component's `isolated_records`;
+  the runtime counts it in the component's `isolated_events`;
 - a **metric or trace record** (or a log record whose processor turns logs into
   another kind) is dropped and counted in the loss ledger as `component_error`:
   a field added to a metric or to an X-Ray segment would make it invalid.
 
 Records the processor handled before it raised are run through it again from
-the state it left them in; the built-in processors are idempotent per record
-(a re-parsed field parses the same), so this repeats work but loses nothing.
+the state it left them in (a copy of every record before each call would cost
+the hot path an allocation per record, to serve a path that only a bug takes).
+Re-running loses nothing: a re-parsed field parses the same; a record whose
+source field a parser already removed (`drop_field`) keeps its parsed fields and
+is tagged as missing the source.
+
+When every record of a batch of several fails alone too, the fault is the
+component's rather than the records': the runtime then lets the supervisor
+restart it (`Isolated.component_broken`).
 
 The acknowledgement of the batch is unchanged: every part passed on carries
 the batch's token, and the runtime releases its own reference only after the
