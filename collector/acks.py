@@ -7,8 +7,13 @@ once when it is done with the batch:
 - the runtime, while routing: it retains one reference per consumer that
   receives the batch (fan-out) and releases its own;
 - a processor's loop: it passes its reference on with the batch it returns, or
-  releases it when the batch is filtered out, fails or is split (each part
-  retains);
+  releases it when the batch is filtered out or split (each part retains).
+  When the processor raises, the batch is run record by record
+  (`collector/isolation.py`): the parts that come back are routed, each
+  retaining the token, the records that fail alone are passed on tagged or
+  counted as dropped, and only then is the loop's reference released, so the
+  input never commits a position for records that were neither delivered nor
+  counted;
 - an output's buffer: a disk buffer releases once the batch is durable on disk
   (per its fsync policy); a memory buffer once the output delivered it (or it
   was dead-lettered or dropped, both counted in the loss ledger).

@@ -22,7 +22,9 @@ only does its job:
 
 Any exception escaping these methods is caught by the supervisor: logged once
 with the component name, counted, and the component rebuilt from its config and
-restarted with backoff.
+restarted with backoff. Except from `Processor.process`: there the runtime first
+isolates the records the processor raises on (collector/isolation.py) and passes
+the rest on; a processor should still keep, tag or count bad input itself.
 """
 
 from __future__ import annotations

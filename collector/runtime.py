@@ -56,6 +56,7 @@ from collector.dlq import DeadLetterQueue, dlq_dir
 from collector.driver import OutputRunner
 from collector.events import Batch
 from collector.graph import ComponentSpec, Graph
+from collector.isolation import DROP_REASON, Isolated, describe, isolate
 from collector.log import RepeatLimiter, kv
 from collector.settings import BufferSettings
 from collector.stats import ComponentStats
@@ -383,14 +384,53 @@ class Runtime:
             stats.received(batch)
             try:
                 out = process(batch)
-            except Exception:
-                stats.drop("component_error", len(batch.records))
-                release(batch.ack)
-                raise
+            except Exception as exc:
+                # One bad record must not cost its neighbours: run the batch record by record (collector/isolation.py).
+                # The graph's kinds are resolved (a pass-through processor emits what it gets); one that a
+                # reload removed drains its channel under a graph without it.
+                spec = self.graph.components.get(sup.name)
+                emits = spec.emits if spec is not None else frozenset((batch.kind,))
+                isolated = isolate(process, batch, sup.name, emits, exc)
+                for part in isolated.batches:
+                    stats.sent(part)
+                    await router.send(part)
+                release(batch.ack)  # after routing: the good records are in flight, the isolated ones counted
+                if self._isolated(sup, isolated, exc):
+                    raise
+                continue
             if out is not None and out.records:
                 stats.sent(out)
                 await router.send(out)
             release(batch.ack)  # routing retained what the consumers need
+
+    def _isolated(self, sup: Supervised, isolated: Isolated, exc: Exception) -> bool:
+        """Count and log what a processor's exception cost; True if every record failed alone too.
+
+        Then the component itself is broken, not a record: the supervisor restarts it (with backoff).
+        Otherwise the exception is counted and logged here, once per interval, and the loop goes on.
+        """
+        stats = sup.stats
+        if isolated.dropped:
+            stats.drop(DROP_REASON, isolated.dropped)
+        stats.isolated_events += isolated.kept
+        if isolated.component_broken:
+            return True
+        stats.errors += 1
+        stats.last_error = isolated.error or describe(exc)  # no record failed alone: a fault of the batch call
+        now, _, suppressed = self.limiter.check(sup.name, "isolated")
+        if now:
+            sup.log.warning(
+                "processor raised on a batch; its records were run one by one and the failing ones isolated",
+                extra=kv(
+                    component=sup.name,
+                    error=stats.last_error,
+                    failed=isolated.failed,
+                    tagged=isolated.kept,
+                    dropped=isolated.dropped,
+                    repeats_suppressed=suppressed,
+                ),
+            )
+        return False
 
     async def _run_output(self, sup: Supervised) -> None:
         instance = sup.instance

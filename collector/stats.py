@@ -28,6 +28,7 @@ class ComponentStats:
         "dropped",
         "errors",
         "extra",
+        "isolated_events",
         "last_error",
         "name",
         "queue_depth",
@@ -51,6 +52,8 @@ class ComponentStats:
         self.sent_events = 0
         self.sent_bytes = 0
         self.errors = 0
+        # Processors: records a processor raised on alone, passed on tagged (collector/isolation.py).
+        self.isolated_events = 0
         self.restarts = 0
         self.retries = 0
         self.dropped: defaultdict[str, int] = defaultdict(int)
@@ -81,6 +84,7 @@ class ComponentStats:
             "sent_events": self.sent_events,
             "sent_bytes": self.sent_bytes,
             "errors": self.errors,
+            "isolated_events": self.isolated_events,
             "restarts": self.restarts,
             "retries": self.retries,
             "dropped_events": dict(self.dropped),
@@ -115,6 +119,11 @@ class RuntimeCollector(Collector):
             ),
             "errors": CounterMetricFamily(
                 "collector_component_errors", "Unexpected exceptions raised by the component.", labels=labels
+            ),
+            "isolated_events": CounterMetricFamily(
+                "collector_component_isolated_events",
+                "Records a processor raised on alone, passed on with `processing_error` set.",
+                labels=labels,
             ),
             "restarts": CounterMetricFamily(
                 "collector_component_restarts", "Times the supervisor restarted the component.", labels=labels

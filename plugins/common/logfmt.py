@@ -9,7 +9,8 @@ logfmt has no formal spec; this follows the de facto one, `github.com/go-logfmt/
   `"` (it may contain `=`, which go-logfmt rejects: found in URLs, kept here);
 - `key="..."`: a quoted value with Go string escapes (`\\"`, `\\\\`, `\\n`, `\\t`,
   `\\uXXXX`, ...; surrogates and invalid code points become U+FFFD as in Go, an
-  unknown escape is kept as written);
+  unknown escape, or `\\u`, `\\U`, `\\x` without enough hex digits (`C:\\Users`), is
+  kept as written);
 - `key=` is the empty string, a bare `key` is `True`;
 - a repeated key keeps its last value.
 
@@ -54,6 +55,10 @@ class LogfmtError(ValueError):
 def _unescape_one(match: re.Match[str]) -> str:
     escape = match[0]
     kind = escape[1]
+    if len(escape) == 2 and kind in "uUx":
+        # Too few hex digits (`C:\Users`, `\x` at the end): Go rejects the string, we keep the escape as
+        # written, like an unknown one; the pair (and every other pair of the line) stays.
+        return escape
     if kind in "uU":
         code = int(escape[2:], 16)
         if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:

@@ -149,6 +149,8 @@ class EmfInput(ListeningInput):
         self.invalid = 0
         """Lines that are not JSON objects (dropped)."""
         self.too_large = 0
+        self.failed = 0
+        """Documents dropped because checking or serialising them raised (counted as `emf_document_error`)."""
         self.datagrams = 0
         self._limiter = RepeatLimiter(interval=60.0)
         self._run_ctx: InputContext | None = None
@@ -165,6 +167,8 @@ class EmfInput(ListeningInput):
             "too_large_documents": self.too_large,
             "split_documents": self.checker.split,
             "repaired_documents": self.checker.repaired,
+            "invalid_timestamps": self.checker.invalid_timestamps,
+            "failed_documents": self.failed,
             "datagrams": self.datagrams,
             **self.listeners.counters(),
         }
@@ -242,7 +246,8 @@ class EmfInput(ListeningInput):
         want_logs, agg, namespace_tag = self.want_logs, self.aggregator, self.config.namespace_tag
         records: list[dict[str, Any]] = []
         nbytes = 0
-        invalid = 0
+        invalid = failed = 0
+        failure = ""
         losses: dict[str, int] = {}
         points: list[Metric] = []
         for line in lines:
@@ -257,26 +262,43 @@ class EmfInput(ListeningInput):
             if type(doc) is not dict:
                 invalid += 1
                 continue
-            result = check(doc, now_ms)
+            try:
+                result = check(doc, now_ms)
+                if not result.emf:
+                    doc_records = [{"timestamp": now, "message": line.decode()}] if want_logs else []
+                    doc_points: list[Metric] = []
+                else:
+                    doc_records, doc_points = [], []
+                    for piece in result.documents:
+                        if agg is not None:
+                            doc_points.extend(to_metrics(piece, namespace_tag))
+                        if want_logs:
+                            doc_records.append(
+                                _record(piece, dumps(piece).decode() if result.changed else line.decode())
+                            )
+            except Exception as exc:
+                # A document the checks did not foresee: it alone is dropped and counted (never the batch,
+                # never the connection); the error is logged once per interval.
+                failed += 1
+                failure = f"{type(exc).__name__}: {exc}"
+                continue
             for reason, count in result.losses.items():
                 losses[reason] = losses.get(reason, 0) + count
-            if not result.emf:
+            if result.emf:
+                self.emf_documents += 1
+            else:
                 self.plain_documents += 1
-                if want_logs:
-                    text = line.decode()
-                    records.append({"timestamp": now, "message": text})
-                    nbytes += len(text)
-                continue
-            self.emf_documents += 1
-            for piece in result.documents:
-                if agg is not None:
-                    points.extend(to_metrics(piece, namespace_tag))
-                if want_logs:
-                    text = dumps(piece).decode() if result.changed else line.decode()
-                    records.append(_record(piece, text))
-                    nbytes += len(text)
+            records.extend(doc_records)
+            nbytes += sum(len(r["message"]) for r in doc_records)
+            points.extend(doc_points)
         if agg is not None and points:
             agg.add(points)
+        if failed:
+            self.failed += failed
+            self.ctx.loss("emf_document_error", failed)
+            self._warn(
+                "failed", "EMF documents that could not be processed were dropped", documents=failed, error=failure
+            )
         if invalid:
             self.invalid += invalid
             self.ctx.loss("invalid_json", invalid)

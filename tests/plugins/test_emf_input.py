@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,59 @@ async def test_metrics_only(harness: Any) -> None:
 def test_config_errors(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         EmfConfig.model_validate({"type": "emf", **options})
+
+
+def emf_doc(i: int, stamp: int) -> bytes:
+    doc = {
+        "_aws": {
+            "Timestamp": stamp,
+            "CloudWatchMetrics": [{"Namespace": "App", "Dimensions": [["S"]], "Metrics": [{"Name": "n"}]}],
+        },
+        "S": "a",
+        "n": i,
+    }
+    return orjson.dumps(doc)
+
+
+async def test_unrepresentable_timestamps_cost_only_their_document(harness: Any) -> None:
+    # `1e300` used to become an integer wider than 64 bits that orjson could not write back: the exception
+    # closed the connection and the rest of the stream was lost, uncounted.
+    h = await harness()
+    port = h.inp.ports()[0]
+    hostile = [b"1e300", b"-1e300", b"-5", b"1e19", b"18446744073709551615", b'"yesterday"', b"true", b"[1]"]
+    lines = []
+    for i in range(2000):
+        stamp = hostile[i // 8 % len(hostile)] if i % 8 == 3 else str(1764150000000 + i).encode()
+        lines.append(emf_doc(i, 1).replace(b'"Timestamp":1,', b'"Timestamp":' + stamp + b","))
+
+    def send() -> None:
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(b"\n".join(lines) + b"\n")
+
+    before = int(time.time() * 1000)
+    await asyncio.to_thread(send)
+    await wait_for(lambda: h.inp.documents >= 2000, timeout=10)
+    await h.stop()
+    docs = [orjson.loads(r["message"]) for r in h.records()]
+    assert sorted(d["n"] for d in docs) == list(range(2000)), "every document, the hostile ones too"
+    repaired = [d for d in docs if d["n"] % 8 == 3]
+    assert all(before <= d["_aws"]["Timestamp"] <= int(time.time() * 1000) for d in repaired), "receipt time"
+    assert all(d["_aws"]["Timestamp"] == 1764150000000 + d["n"] for d in docs if d["n"] % 8 != 3)
+    counters = h.inp.counters()
+    assert counters["invalid_timestamps"] == 250 and counters["failed_documents"] == 0
+    assert h.losses == {}
+
+
+async def test_a_document_that_fails_unforeseen_is_dropped_alone_and_counted(harness: Any) -> None:
+    h = await harness()
+    check = h.inp.checker.check
+
+    def flaky_check(doc: dict[str, Any], now_ms: int) -> Any:
+        if doc.get("n") == 5:
+            raise OverflowError("an unforeseen bug")
+        return check(doc, now_ms)
+
+    h.inp.checker.check = flaky_check
+    records, _ = h.inp.process([emf_doc(i, 1764150000000) for i in range(10)])
+    assert [orjson.loads(r["message"])["n"] for r in records] == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    assert h.losses == {"emf_document_error": 1} and h.inp.counters()["failed_documents"] == 1

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from collector.testing import wait_for
 from tests.plugins.file_input_support import Harness, append
 
 pytest.importorskip("collector_plugins.common.container_formats")
@@ -87,5 +89,37 @@ async def test_cri_lines(tmp_path: Path) -> None:
             ("part one, part two", "stdout"),
             ("other", "stderr"),
         ]
+    finally:
+        await h.stop()
+
+
+async def test_a_line_the_format_raises_on_costs_only_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A line format must never raise; if one does (a bug), the input would fail on the same bytes after every
+    # restart and never read on. The chunk is parsed line by line instead, the failing line kept as text.
+    from collector_plugins.common.container_formats import DockerFormat
+
+    real = DockerFormat.parse
+
+    def parse(self: DockerFormat, state: Any, lines: Any, offset: int) -> Any:
+        if any(b"BOOM" in line for line in lines):
+            raise OverflowError("a bug in the format")
+        return real(self, state, lines, offset)
+
+    monkeypatch.setattr(DockerFormat, "parse", parse)
+    h = Harness(tmp_path, format="docker")
+    log = h.logs / "c-json.log"
+    text = "".join(docker_line(f"line {i}\n") if i != 500 else docker_line("BOOM\n") for i in range(1000))
+    append(log, text)
+    await h.start()
+    try:
+        messages = await h.wait_messages(1000)
+        assert messages[:500] == [f"line {i}" for i in range(500)] and messages[501:] == [
+            f"line {i}" for i in range(501, 1000)
+        ]
+        boom = h.records[500]
+        assert json.loads(boom["message"])["log"] == "BOOM\n"
+        assert boom["parse_error"] == "docker format failed: OverflowError: a bug in the format"
+        assert h.input is not None and h.input.counters()["parse_errors"] == 1
+        await wait_for(lambda: h.offsets() == {str(log): len(text.encode())})
     finally:
         await h.stop()

@@ -35,6 +35,11 @@ def logs(*messages: Any, **fields: Any) -> Batch:
         ('e=""', {"e": ""}),
         ("ключ=значение ü=ö", {"ключ": "значение", "ü": "ö"}),
         ("", {}),
+        # Too few hex digits: kept as written (this used to raise ValueError and cost the whole batch).
+        (
+            r'path="C:\Users\bob" u="\u12" x="\x4" end="\U"',
+            {"path": "C:\\Users\bob", "u": "\\u12", "x": "\\x4", "end": "\\U"},
+        ),
     ],
 )
 def test_decoder_follows_go_logfmt(text: str, expected: dict[str, Any]) -> None:
@@ -150,3 +155,13 @@ def test_config_rules() -> None:
         ParseLogfmtConfig(type="parse_logfmt", inputs=["s"], target="message", drop_field=True)
     with pytest.raises(ValidationError):
         ParseLogfmtConfig(type="parse_logfmt", inputs=["s"], unknown=1)
+
+
+def test_a_windows_path_costs_nothing(ctx: ComponentContext) -> None:
+    # 10,000 lines with one `C:\Users\bob`: each line parsed, that one too (its escapes kept as written).
+    messages = [f"n={i} level=info" for i in range(10_000)]
+    messages[4321] = r'n=4321 path="C:\Users\bob\x" msg="\u00e9"'
+    out = make(ctx).process(logs(*messages))
+    assert out is not None and [r["n"] for r in out.records] == [str(i) for i in range(10_000)]
+    assert out.records[4321]["path"] == "C:\\Users\bob\\x" and out.records[4321]["msg"] == "\u00e9"
+    assert not any("parse_error" in r for r in out.records)

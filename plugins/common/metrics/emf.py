@@ -11,7 +11,9 @@ CloudWatch will extract, and says what could not be saved:
   every one carrying the other members unchanged (a metric's values appear in
   exactly one of them);
 - **repaired** (safe): a missing or non-integer `Timestamp` is set (the
-  receipt time, or the float rounded); an invalid `Unit` or `StorageResolution`
+  receipt time, or the float rounded); one that is not a number or lies
+  outside epoch 0 .. year 9999 (NaN, `1e300`, negative) is set to the receipt
+  time and counted in `invalid_timestamps`; an invalid `Unit` or `StorageResolution`
   is removed (CloudWatch's defaults, None and 60, then apply);
 - **dropped and counted** (not safe to guess): a metric whose value is
   missing or not a number / array of numbers (`emf_metric_without_value`); a
@@ -45,6 +47,9 @@ MAX_DIMENSIONS_PER_SET: Final = 30  # "A DimensionSet MUST NOT contain more than
 MAX_NAME_LENGTH: Final = 1024  # metric names (the aws-embedded-metrics libraries' limit)
 MAX_NAMESPACE_LENGTH: Final = 255  # CloudWatch namespaces: 1-255 characters, not starting with ':'
 MAX_DIMENSION_VALUE_LENGTH: Final = 1024  # CloudWatch Dimension.Value: 1-1024
+# 9999-12-31T23:59:59.999Z in epoch milliseconds: the last instant a date type (and CloudWatch) can name; far
+# below 2**63, so a checked Timestamp always serialises as a 64-bit JSON integer.
+MAX_TIMESTAMP_MS: Final = 253_402_300_799_999
 
 
 @dataclass
@@ -175,6 +180,9 @@ class EmfChecker:
         """Documents split into several."""
         self.repaired = 0
         """Documents with a repaired timestamp, unit or storage resolution."""
+        self.invalid_timestamps = 0
+        """Documents whose `Timestamp` was there but unusable (not a number, or outside 0..year 9999): set to
+        the receipt time."""
         self._blocks: dict[bytes, _Block] = {}
 
     def check(self, doc: dict[str, Any], now_ms: int) -> Checked:
@@ -184,8 +192,15 @@ class EmfChecker:
         losses: dict[str, int] = {}
         repairs = 0
         stamp = aws.get("Timestamp")
-        if type(stamp) is not int:
-            aws["Timestamp"] = int(stamp) if type(stamp) is float and math.isfinite(stamp) else now_ms
+        if type(stamp) is not int or not 0 <= stamp <= MAX_TIMESTAMP_MS:
+            if type(stamp) is float and 0.0 <= stamp <= MAX_TIMESTAMP_MS:
+                aws["Timestamp"] = int(stamp)
+            else:
+                # Missing, not a number, NaN, negative or past year 9999 (`1e300` would become an integer wider
+                # than 64 bits that no JSON encoder writes): the receipt time, and counted.
+                if stamp is not None:
+                    self.invalid_timestamps += 1
+                aws["Timestamp"] = now_ms
             repairs += 1
         raw_directives = aws.get("CloudWatchMetrics")
         if type(raw_directives) is not list:
