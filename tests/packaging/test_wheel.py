@@ -155,16 +155,6 @@ outputs:
     assert any(p.is_file() for p in (outside / "data").rglob("*") if "buffer" in p.as_posix())
 
 
-def _as_service_user(command: list[str]) -> list[str]:
-    return [
-        str(shutil.which("setpriv")),
-        f"--reuid={SERVICE_UID}",
-        f"--regid={SERVICE_UID}",
-        "--clear-groups",
-        *command,
-    ]
-
-
 @pytest.fixture(scope="module")
 def service_installation() -> Installation:
     """The wheel in a venv the service uid can execute (the image's venv is /opt/collector)."""
@@ -176,59 +166,58 @@ def service_installation() -> Installation:
     return found
 
 
-def test_the_container_smoke_step_runs_the_image_config_as_the_service_uid(service_installation: Installation) -> None:
-    installation = service_installation
+@pytest.fixture
+def service_state() -> Iterator[Path]:
+    """A directory the service uid owns, outside pytest's private tmp (in the image: the VOLUME)."""
+    state = Path(tempfile.mkdtemp(prefix="collector-smoke-"))
+    os.chown(state, SERVICE_UID, SERVICE_UID)
+    yield state
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def run_smoke_step(
+    installation: Installation, config: str, state: Path, seconds: int
+) -> subprocess.CompletedProcess[str]:
+    """packaging/container/smoke.sh on `config`, as the service uid, with the installation on PATH."""
+    config_path = state / "collector.yaml"
+    config_path.write_text(config)
+    config_path.chmod(0o644)
+    setpriv = str(shutil.which("setpriv"))
+    as_service = [setpriv, f"--reuid={SERVICE_UID}", f"--regid={SERVICE_UID}", "--clear-groups"]
+    env = child_env(
+        PATH=f"{installation.bin}{os.pathsep}{os.environ['PATH']}",
+        COLLECTOR_API_LISTEN=f"127.0.0.1:{free_port()}",
+        SMOKE_SECONDS=str(seconds),
+    )
+    return subprocess.run(
+        [*as_service, "sh", str(CONTAINER / "smoke.sh"), str(config_path)],
+        cwd=state,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_the_container_smoke_step_runs_the_image_config_as_the_service_uid(
+    service_installation: Installation, service_state: Path
+) -> None:
     # The image's config, with only data_dir moved to a directory the service uid owns (in the image
     # it is the VOLUME /var/lib/collector, owned by 10001).
-    state = Path(tempfile.mkdtemp(prefix="collector-smoke-"))
-    try:
-        os.chown(state, SERVICE_UID, SERVICE_UID)
-        config = yaml.safe_load((CONTAINER / "collector.yaml").read_text())
-        config["data_dir"] = str(state / "data")
-        config_path = state / "collector.yaml"
-        config_path.write_text(yaml.safe_dump(config))
-        config_path.chmod(0o644)
-        port = free_port()
-        env = child_env(
-            PATH=f"{installation.bin}{os.pathsep}{os.environ['PATH']}",
-            COLLECTOR_API_LISTEN=f"127.0.0.1:{port}",
-            SMOKE_SECONDS="3",
-        )
-        done = subprocess.run(
-            _as_service_user(["sh", str(CONTAINER / "smoke.sh"), str(config_path)]),
-            cwd=state,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "smoke: ready" in done.stdout and "smoke: stopped cleanly" in done.stdout
-        # It ran as the service uid: the state it wrote belongs to 10001.
-        assert (state / "data").stat().st_uid == SERVICE_UID
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+    config = yaml.safe_load((CONTAINER / "collector.yaml").read_text())
+    config["data_dir"] = str(service_state / "data")
+    done = run_smoke_step(service_installation, yaml.safe_dump(config), service_state, seconds=3)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "smoke: ready" in done.stdout and "smoke: stopped cleanly" in done.stdout
+    # It ran as the service uid: the state it wrote belongs to 10001.
+    assert (service_state / "data").stat().st_uid == SERVICE_UID
 
 
-def test_the_container_smoke_step_fails_when_the_collector_cannot_start(service_installation: Installation) -> None:
-    installation = service_installation
-    state = Path(tempfile.mkdtemp(prefix="collector-smoke-"))
-    try:
-        os.chown(state, SERVICE_UID, SERVICE_UID)
-        broken = state / "collector.yaml"
-        broken.write_text(f"data_dir: {state / 'data'}\noutputs:\n  x: {{type: nonsense}}\n")
-        broken.chmod(0o644)
-        env = child_env(PATH=f"{installation.bin}{os.pathsep}{os.environ['PATH']}", SMOKE_SECONDS="1")
-        done = subprocess.run(
-            _as_service_user(["sh", str(CONTAINER / "smoke.sh"), str(broken)]),
-            cwd=state,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode != 0
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+def test_the_container_smoke_step_fails_when_the_collector_cannot_start(
+    service_installation: Installation, service_state: Path
+) -> None:
+    broken = f"data_dir: {service_state / 'data'}\noutputs:\n  x: {{type: nonsense}}\n"
+    done = run_smoke_step(service_installation, broken, service_state, seconds=1)
+    assert done.returncode != 0
+    assert "before it was ready" in done.stderr
