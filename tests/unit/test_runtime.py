@@ -66,6 +66,7 @@ outputs:
     await wait_for(lambda: len(captured("oa")) == len(captured("ob")) == len(captured("raw")) == 20)
     assert {r["tag"] for r in captured("oa")} == {"a"}
     assert {r["tag"] for r in captured("ob")} == {"b"}
+    assert not any("tag" in r for r in captured("raw"))  # the shared branch sees neither
     await runtime.shutdown(5)
 
 
