@@ -387,8 +387,8 @@ class Runtime:
     async def _run_output(self, sup: Supervised) -> None:
         instance = sup.instance
         assert isinstance(instance, Output)
-        spec = self.graph.components[sup.name]
-        await self.outputs[sup.name].deliver(instance, spec.config, sup.stopping)
+        # The instance's own config: outputs start before `apply` rewires `self.graph` to the new graph.
+        await self.outputs[sup.name].deliver(instance, instance.config, sup.stopping)
 
     # -- shutdown ----------------------------------------------------------------------------------
 
