@@ -164,3 +164,25 @@ outputs:
     await wait_for(lambda: len(CaptureOutput.captured.get("raw", [])) == len(CaptureOutput.captured.get("s", [])) == 30)
     assert await runtime.shutdown(5)
     assert not any("scribbled" in r for r in CaptureOutput.captured["raw"])
+
+
+async def test_branches_that_only_read_share_the_same_record_objects(tmp_path: Path) -> None:
+    """The fast path: no copy where no branch modifies, whatever the buffers."""
+    runtime = Runtime(tmp_path, HostFacts("h"))
+    await runtime.apply(
+        graph("""
+inputs: {src: {type: counting, batches: 2}}
+processors: {p: {type: pass, inputs: [src]}}
+outputs:
+  a: {type: capture, inputs: [p]}
+  b: {type: capture, inputs: [src]}
+  c: {type: capture, inputs: [src], buffer: {type: disk}}
+""")
+    )
+    await wait_for(lambda: all(len(CaptureOutput.captured.get(n, [])) == 20 for n in "abc"))
+    assert await runtime.shutdown(5)
+    a, b, c = (CaptureOutput.captured[n] for n in "abc")
+    assert all(x is y for x, y in zip(a, b, strict=True))
+    # The disk buffer hands out the very records it was given while delivery keeps up (its in-memory tail):
+    # the reason a disk-buffered output is no more isolated than a memory-buffered one.
+    assert any(x is y for x, y in zip(a, c, strict=True))
