@@ -232,8 +232,13 @@ class Input(Component):
 class Processor(Component):
     Config: ClassVar[type[ProcessorConfig]]
 
-    # False for processors that never modify records: fan-out then skips the copy.
+    # Declarations fan-out relies on (collector/graph.py, `copy_plan`); wrong ones let branches see each other.
+    # mutates_records: `process` may modify the records it receives, or the batch and its list, in place
+    # (top-level keys only: nested values are replaced, never changed in place). False lets fan-out share them.
     mutates_records: ClassVar[bool] = True
+    # forwards_records: the batches it returns may hold records it received (the same objects). False when
+    # every record it returns is new: what happens downstream of it then cannot reach its input.
+    forwards_records: ClassVar[bool] = True
 
     def process(self, batch: Batch) -> Batch | None:
         raise NotImplementedError
@@ -249,6 +254,10 @@ class Output(Component):
 
     Config: ClassVar[type[OutputConfig]]
     limits: ClassVar[OutputLimits] = OutputLimits()
+    # True if `send`/`write` modify the records they are given. Both buffer types hand the output the very
+    # records routed to it (a disk buffer its in-memory tail), shared with other branches unless fan-out
+    # copies them: fan-out copies for an output that declares this (collector/graph.py, `copy_plan`).
+    mutates_records: ClassVar[bool] = False
     # Seconds a request may wait to fill up by default; 0 sends whatever is ready at once.
     default_batch_timeout: ClassVar[float] = 0.0
     # Request size when the user sets none, for outputs whose destination has no API limit (`limits`

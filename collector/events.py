@@ -16,9 +16,13 @@ Record shapes, one per signal kind:
   forward documents byte for byte keep the original under `raw` (`bytes`).
 
 Contract for processors: a processor may add, replace or delete top-level keys
-of the records it receives, but must not mutate nested containers in place
-(replace them instead). Fan-out relies on this: it hands each mutating
-consumer a shallow copy of every record.
+of the records it receives (a Metric's attributes and tags), but must not
+mutate nested containers in place (replace them instead). Fan-out relies on
+this: a branch that may modify records gets `Batch.copy()`, a new list of new
+record dicts and Metrics whose nested values are still shared (see
+`Graph.copy_plan` in collector/graph.py for who gets a copy). Copying nested
+values too would cost several times as much per record on every copied
+branch, for no built-in processor's sake.
 """
 
 from __future__ import annotations
@@ -129,7 +133,11 @@ class Batch:
         return Batch(self.kind, records, self.nbytes if nbytes is None else nbytes, self.ack)
 
     def copy(self) -> Batch:
-        """A copy whose records can be mutated without affecting this batch."""
+        """A copy whose list and records can be modified without affecting this batch.
+
+        Every record is a new object (a dict copy, or a new Metric with its own `tags`); nested values
+        (a parsed object under a key, a distribution's values) are shared, per the contract above.
+        """
         if self.kind == METRICS:
             records = [m.copy() for m in self.records]
         else:

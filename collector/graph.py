@@ -10,6 +10,24 @@ Invariants a validated `Graph` guarantees (the runtime relies on them):
 
 A processor passes on the kinds it receives that it also accepts, unless its
 plugin declares a fixed `emits` set (a processor turning logs into metrics).
+
+Fan-out isolation (`Graph.copy_plan`, applied by `runtime.Router`): no
+consumer may observe another branch's changes to a record, and nothing is
+copied where no branch changes records. A producer's batch of kind k goes to
+every consumer that accepts k. When two or more consumers get it, each one
+whose branch *may modify* records of kind k gets its own copy (`Batch.copy`);
+the others share the producer's batch, which therefore is only ever read.
+With one consumer, that consumer gets the batch itself. A branch may modify
+the records it is given when its consumer
+- is a processor or an output that declares `mutates_records`; or
+- is a processor that declares `forwards_records` (it may return records it
+  received) and has exactly one consumer of kind k, whose branch may modify
+  them. With two or more, that processor's own router copies for each of
+  them that may, so nothing downstream reaches back to its input; with none,
+  nothing does either.
+Buffers change nothing here: a memory buffer keeps the batch it is given and
+a disk buffer hands out its in-memory tail (the records it was given) when the
+reader has caught up, so an output always sees the record objects routed to it.
 """
 
 from __future__ import annotations
@@ -20,8 +38,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from collector.api import Component, Processor
+from collector.api import Component, Output, Processor
 from collector.config.errors import ConfigIssue, did_you_mean
+from collector.events import KINDS
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,41 @@ class Graph:
         for name in self.components:
             visit(name)
         return done
+
+    def copy_plan(self) -> dict[tuple[str, str], frozenset[str]]:
+        """(producer, consumer) -> the kinds of batches that consumer gets its own copy of (see the module note).
+
+        Edges without copies are left out. Assumes a validated graph (no cycles).
+        """
+        consumers = {name: self.consumers(name) for name in self.components}
+        memo: dict[tuple[str, str], bool] = {}
+
+        def may_modify(spec: ComponentSpec, kind: str) -> bool:
+            key = (spec.name, kind)
+            if key not in memo:
+                plugin = spec.plugin
+                if issubclass(plugin, Processor | Output) and plugin.mutates_records:
+                    memo[key] = True
+                elif issubclass(plugin, Processor) and plugin.forwards_records:
+                    fed = [c for c in consumers[spec.name] if kind in c.accepts]
+                    memo[key] = len(fed) == 1 and may_modify(fed[0], kind)
+                else:
+                    memo[key] = False
+            return memo[key]
+
+        plan: dict[tuple[str, str], frozenset[str]] = {}
+        for name, spec in self.components.items():
+            if spec.section == "outputs":
+                continue
+            for kind in KINDS:  # every kind, not just the declared `emits`: a copy too many costs nothing here
+                fed = [c for c in consumers[name] if kind in c.accepts]
+                if len(fed) < 2:
+                    continue
+                for consumer in fed:
+                    if may_modify(consumer, kind):
+                        edge = (name, consumer.name)
+                        plan[edge] = plan.get(edge, frozenset()) | {kind}
+        return plan
 
 
 def resolve_references(

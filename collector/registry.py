@@ -9,12 +9,17 @@ Type names are unique per section, not overall: the `file` input tails files
 and the `file` output writes them. An entry point is named after the type
 (`generator`), or, where an input and an output share a type name, after the
 section and the type (`inputs.file`, `outputs.file`).
+
+Two distributions registering the same section and type name is an error,
+not a choice: which one would win depends on the order of `sys.path`. Neither
+is used; the type is reported as broken with both distributions named, so a
+config that uses it fails validation with that message and the others run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from collector.api import SECTIONS, Component
 from collector.defaults import PLUGIN_ENTRY_POINT_GROUP
@@ -33,14 +38,37 @@ def entry_point_type(name: str) -> str:
     return type_name if dot and section in SECTIONS else name
 
 
+class DuplicatePluginError(ValueError):
+    """A second plugin for a section and type name that already has one."""
+
+
+def origin_of(ep: EntryPoint) -> str:
+    """Where an entry point comes from, for messages: `distribution (module:Class)`."""
+    dist = getattr(ep, "dist", None)
+    return f"{dist.name if dist is not None else 'an unknown distribution'} ({ep.value})"
+
+
 @dataclass
 class Registry:
     plugins: dict[tuple[str, str], type[Component]] = field(default_factory=dict)
     """(section, type name) -> plugin class."""
     broken: dict[str, str] = field(default_factory=dict)  # type name -> why it failed to load
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(section, type name) -> where the plugin came from (see `origin_of`)."""
 
-    def add(self, cls: type[Component]) -> None:
-        self.plugins[(section_of(cls), cls.type_name)] = cls
+    def add(self, cls: type[Component], origin: str = "") -> None:
+        """Register `cls`; raises `DuplicatePluginError` if another class has its section and type name."""
+        key = (section_of(cls), cls.type_name)
+        known = self.plugins.get(key)
+        if known is not None and known is not cls:
+            first = self.origins.get(key) or f"{known.__module__}:{known.__qualname__}"
+            second = origin or f"{cls.__module__}:{cls.__qualname__}"
+            raise DuplicatePluginError(
+                f"the {key[0][:-1]} type `{key[1]}` is registered twice, by {first} and by {second}; "
+                "uninstall one of them"
+            )
+        self.plugins[key] = cls
+        self.origins[key] = origin or self.origins.get(key, "")
 
     def get(self, type_name: str) -> type[Component] | None:
         """The plugin of that type in whichever section has it (the first, when several do)."""
@@ -56,6 +84,7 @@ class Registry:
 
 def load_registry(group: str = PLUGIN_ENTRY_POINT_GROUP) -> Registry:
     registry = Registry()
+    conflicts: dict[tuple[str, str], list[str]] = {}  # (section, type) -> every conflicting registration
     for ep in entry_points(group=group):
         try:
             cls = ep.load()
@@ -72,5 +101,17 @@ def load_registry(group: str = PLUGIN_ENTRY_POINT_GROUP) -> Registry:
         if dot and section in SECTIONS and section_of(cls) != section:
             registry.broken[ep.name] = f"entry point {ep.name!r} names the section {section}, but {ep.value} is not"
             continue
-        registry.add(cls)
+        origin = origin_of(ep)
+        try:
+            registry.add(cls, origin)
+        except DuplicatePluginError:
+            key = (section_of(cls), cls.type_name)
+            conflicts.setdefault(key, [registry.origins[key]]).append(origin)
+    for (where, type_name), origins in conflicts.items():
+        del registry.plugins[(where, type_name)]
+        del registry.origins[(where, type_name)]
+        registry.broken[type_name] = (
+            f"the {where[:-1]} type `{type_name}` is registered by more than one distribution: "
+            f"{' and '.join(origins)}; uninstall all but one"
+        )
     return registry

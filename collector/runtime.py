@@ -33,9 +33,11 @@ batch it returns and releases it when done; an output's buffer releases once
 the batch is durable (disk) or delivered (memory).
 
 Routing: a producer's `Router` holds the channels of its consumers. A batch
-goes only to consumers that accept its kind. With several consumers, every
-mutating consumer but one gets a copy, so a processor on one branch cannot
-change what another branch sees.
+goes only to consumers that accept its kind. Which consumers get their own copy
+is planned once per rewiring by `Graph.copy_plan` (collector/graph.py states
+the rule): when a batch goes to two or more consumers, every one whose branch
+may modify records gets a copy and the others share the batch, so no branch
+observes another's changes and nothing is copied where no branch modifies.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class Route:
     name: str
     channel: Channel
     kinds: frozenset[str]
-    copy: bool
+    copy_kinds: frozenset[str]  # batches of these kinds are copied for this consumer (Graph.copy_plan)
 
 
 class Router:
@@ -93,7 +95,7 @@ class Router:
         for route in self.routes:
             if batch.kind not in route.kinds:
                 continue
-            out = batch.copy() if route.copy else batch
+            out = batch.copy() if batch.kind in route.copy_kinds else batch
             if ack is not None:
                 ack.retain()
             try:
@@ -110,7 +112,7 @@ class Router:
         for route in self.routes:
             if batch.kind not in route.kinds:
                 continue
-            out = batch.copy() if route.copy else batch
+            out = batch.copy() if batch.kind in route.copy_kinds else batch
             if ack is not None:
                 ack.retain()  # the consumer's reference, released when it is done
             try:
@@ -278,16 +280,15 @@ class Runtime:
 
     def _wire(self) -> None:
         components = self.graph.components
+        plan = self.graph.copy_plan()
+        none: frozenset[str] = frozenset()
         for name, spec in components.items():
             if spec.section == "outputs":
                 continue
-            consumers = [c for c in components.values() if name in c.upstreams]
-            mutating = [c.name for c in consumers if issubclass(c.plugin, Processor) and c.plugin.mutates_records]
-            # Every mutating consumer except the last gets its own copy of each batch.
-            copy_for = set(mutating[:-1]) if len(consumers) > 1 else set()
             router = self.routers.setdefault(name, Router(self, name))
             router.routes = tuple(
-                Route(c.name, self.channels[c.name], c.accepts, c.name in copy_for) for c in consumers
+                Route(c.name, self.channels[c.name], c.accepts, plan.get((name, c.name), none))
+                for c in self.graph.consumers(name)
             )
 
     def _context(self, spec: ComponentSpec) -> ComponentContext:
@@ -435,8 +436,8 @@ class Runtime:
     async def _run_output(self, sup: Supervised) -> None:
         instance = sup.instance
         assert isinstance(instance, Output)
-        spec = self.graph.components[sup.name]
-        await self.outputs[sup.name].deliver(instance, spec.config, sup.stopping)
+        # The instance's own config: outputs start before `apply` rewires `self.graph` to the new graph.
+        await self.outputs[sup.name].deliver(instance, instance.config, sup.stopping)
 
     # -- shutdown ----------------------------------------------------------------------------------
 

@@ -100,6 +100,9 @@ class MetricsToEmf(Processor):
     Config: ClassVar[type[MetricsToEmfConfig]] = MetricsToEmfConfig
     accepts: ClassVar[frozenset[str]] = frozenset({METRICS})
     emits: ClassVar[frozenset[str]] = frozenset({LOGS})
+    # It only reads the metrics and returns new log records: fan-out needs no copy for it or its branch.
+    mutates_records: ClassVar[bool] = False
+    forwards_records: ClassVar[bool] = False
 
     config: MetricsToEmfConfig
 

@@ -106,6 +106,41 @@ class Tag(Processor):
         return batch
 
 
+class PassConfig(ProcessorConfig):
+    type: Literal["pass"] = Field(description="Plugin type.", examples=["pass"])
+
+
+class Pass(Processor):
+    """Passes every batch on untouched: it forwards the records it receives to its consumers."""
+
+    type_name = "pass"
+    description = "Passes batches on."
+    Config = PassConfig
+    accepts: ClassVar[frozenset[str]] = ALL_KINDS
+    mutates_records = False
+
+    def process(self, batch: Batch) -> Batch | None:
+        return batch
+
+
+class RebuildConfig(ProcessorConfig):
+    type: Literal["rebuild"] = Field(description="Plugin type.", examples=["rebuild"])
+
+
+class Rebuild(Processor):
+    """Returns new records (copies with `rebuilt` set): what happens downstream of it cannot reach its input."""
+
+    type_name = "rebuild"
+    description = "Returns new records."
+    Config = RebuildConfig
+    accepts: ClassVar[frozenset[str]] = frozenset({LOGS})
+    mutates_records = False
+    forwards_records = False
+
+    def process(self, batch: Batch) -> Batch | None:
+        return batch.with_records([{**r, "rebuilt": True} for r in batch.records])
+
+
 class BoomConfig(ProcessorConfig):
     type: Literal["boom"] = Field(description="Plugin type.", examples=["boom"])
     every: int = Field(2, description="Raise on every n-th batch.", examples=[2])
@@ -141,8 +176,27 @@ class MetricsSink(Output):
         return None
 
 
+class ScribbleConfig(OutputConfig):
+    type: Literal["scribble"] = Field(description="Plugin type.", examples=["scribble"])
+
+
+class Scribble(Output):
+    """Keeps what it is sent in `CaptureOutput.captured`, then sets `scribbled` on the records it was given."""
+
+    type_name = "scribble"
+    description = "An output that modifies the records it sends."
+    Config = ScribbleConfig
+    accepts: ClassVar[frozenset[str]] = frozenset({LOGS})
+    mutates_records = True
+
+    async def write(self, batch: Batch) -> None:
+        CaptureOutput.captured.setdefault(self.ctx.name, []).extend(dict(r) for r in batch.records)
+        for r in batch.records:
+            r["scribbled"] = self.ctx.name
+
+
 def make_registry() -> Registry:
     registry = Registry()
-    for cls in (CountingInput, BurstInput, MetricInput, Tag, Boom, MetricsSink, CaptureOutput):
+    for cls in (CountingInput, BurstInput, MetricInput, Tag, Pass, Rebuild, Boom, MetricsSink, CaptureOutput, Scribble):
         registry.add(cls)
     return registry

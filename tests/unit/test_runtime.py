@@ -66,6 +66,7 @@ outputs:
     await wait_for(lambda: len(captured("oa")) == len(captured("ob")) == len(captured("raw")) == 20)
     assert {r["tag"] for r in captured("oa")} == {"a"}
     assert {r["tag"] for r in captured("ob")} == {"b"}
+    assert not any("tag" in r for r in captured("raw"))  # the shared branch sees neither
     await runtime.shutdown(5)
 
 
@@ -227,3 +228,19 @@ outputs:
     # What the replaced buffer still held is counted; everything else arrives through the new one.
     assert len(captured("out")) + st.dropped.get("shutdown_timeout", 0) >= 300
     assert st.received_events == 300 and runtime.outputs["out"].intake_task.done()
+
+
+async def test_outputs_started_while_another_opens_its_disk_buffer_do_not_fail(runtime: Runtime) -> None:
+    # Outputs start before `apply` switches to the new graph; one that ran while a later one opened its
+    # disk buffer used to look itself up in the old graph, fail, and wait out a restart backoff.
+    await runtime.apply(
+        graph("""
+inputs: {src: {type: counting, batches: 1}}
+outputs:
+  b: {type: capture, inputs: [src], buffer: {type: disk}}
+  a: {type: capture, inputs: [src]}
+""")
+    )
+    await wait_for(lambda: len(captured("a")) == len(captured("b")) == 10)
+    assert await runtime.shutdown(5)
+    assert {name: st.errors for name, st in runtime.stats.items()} == {"src": 0, "a": 0, "b": 0}
