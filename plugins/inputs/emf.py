@@ -30,7 +30,12 @@ from collector.log import RepeatLimiter, kv
 from collector.units import Duration, Size
 from collector_plugins.common.framing import LineSplitter
 from collector_plugins.common.listen import Scheme
-from collector_plugins.common.listener_options import ListenerOptions, MaxConnections
+from collector_plugins.common.listener_options import (
+    IdleTimeout,
+    ListenerOptions,
+    MaxConnections,
+    MaxInFlightBytes,
+)
 from collector_plugins.common.listeners import ListeningInput, emit_received
 from collector_plugins.common.metrics.aggregator import Aggregator, check_interval
 from collector_plugins.common.metrics.batch import metric_batch
@@ -90,6 +95,8 @@ class EmfConfig(InputConfig, ListenerOptions):
         examples=["1MiB", "256KiB"],
     )
     max_connections: MaxConnections
+    max_in_flight_bytes: MaxInFlightBytes
+    idle_timeout: IdleTimeout
 
     @field_validator("interval")
     @classmethod
@@ -215,7 +222,7 @@ class EmfInput(ListeningInput):
         ctx = self._run_ctx
         assert ctx is not None
         while True:
-            data = await conn.read()
+            data = await conn.read(splitter.pending)
             lines, cuts = splitter.feed(data) if data else splitter.finish()
             if cuts:
                 for i in sorted(cuts, reverse=True):
@@ -223,7 +230,7 @@ class EmfInput(ListeningInput):
                 self._too_large(len(cuts))
             records, nbytes = self.process(lines)
             if records:
-                await emit_received(ctx, Batch(LOGS, records, nbytes))
+                await emit_received(ctx, Batch(LOGS, records, nbytes), conn)
             if not data:
                 return
 
