@@ -229,10 +229,12 @@ class EmfInput(ListeningInput):
                     del lines[i]
                 self._too_large(len(cuts))
             records, nbytes = self.process(lines)
-            if records:
-                await emit_received(ctx, Batch(LOGS, records, nbytes), conn)
             if not data:
+                await emit_received(ctx, Batch(LOGS, records, nbytes), conn)
                 return
+            del data, lines  # nothing of this read stays alive while the next waits: the budget no longer counts it
+            await emit_received(ctx, Batch(LOGS, records, nbytes), conn)
+            del records
 
     def _too_large(self, count: int) -> None:
         self.too_large += count

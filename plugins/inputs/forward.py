@@ -56,6 +56,8 @@ from collector_plugins.common.stream_server import MAX_READ, Connection, decoded
 
 # An unpacker holds a partial message plus one read (at most MAX_READ).
 READ_SLACK = MAX_READ
+# A partial message up to this size is carried to the next read as bytes rather than in its unpacker.
+CARRY_BYTES = 64 * 1024
 # What a read's decoded records may reach before they are handed on mid-read.
 STEP_BYTES = 4 * 1024 * 1024
 
@@ -297,62 +299,48 @@ class Forward(ListeningInput):
         assert ctx is not None
         acks = _Acks(conn, self)
         conn.busy = lambda: bool(acks.waiting)  # a client waiting for acks is not idle
-        limit = self.config.max_message_bytes
         counter = fp.ValueCounter(self.config.max_message_values)
-        unpacker = fp.make_unpacker(limit + READ_SLACK, counter)
-        fed = 0  # bytes fed to the unpacker; fed - tell() is the partial message it keeps
+        rest = b""
         if self.credentials is not None:
             try:
                 async with asyncio.timeout(self.config.handshake_timeout):
-                    rest = await self._handshake(conn)
+                    rest = await self._handshake(conn)  # events may have come right behind the PING
             except TimeoutError:
                 self.handshake_timeouts += 1
                 raise self._protocol_error("no handshake within handshake_timeout") from None
-            unpacker.feed(rest)  # events may have come right behind the PING
-            fed = len(rest)
-        buffered = fed > 0
-        pieces = self.decoder.pieces
-        # Where the message being received began. Not reset per read: `tell()` also counts the bytes of a
-        # message still incomplete, so a message's size is measured from the end of the one before it.
-        position = unpacker.tell()
+        # An unpacker's buffer grows to twice the largest feed and never shrinks. So one is made per read, and
+        # the usual partial message at the end of a read is carried over as bytes (decoded again next time);
+        # only a large one keeps its unpacker. An idle connection holds no buffer at all.
+        unpacker: msgpack.Unpacker | None = None
+        carry = b""
+        fed = 0  # bytes fed to the unpacker
+        # Where the message being received began (fed - position: the partial message the unpacker keeps).
+        # Not taken from `tell()`, which also counts the bytes of a message still incomplete.
+        position = 0
         try:
             while True:
-                if not buffered:
-                    data = await conn.read(fed - unpacker.tell())
-                    if not data:
-                        break
-                    try:
-                        unpacker.feed(data)
-                    except msgpack.BufferFull:
-                        raise self._protocol_error("a message is larger than max_message_bytes") from None
-                    fed += len(data)
-                buffered = False
-                out = _Pending()
+                data = rest or await conn.read(len(carry) + fed - position)
+                rest = b""
+                if not data:
+                    break
+                if unpacker is None:
+                    unpacker = fp.make_unpacker(self.config.max_message_bytes + READ_SLACK, counter)
+                    counter.count = position = 0
+                    unpacker.feed(carry)
+                    fed, carry = len(carry), b""
                 try:
-                    for message in unpacker:
-                        counter.count = 0  # the next message counts from zero
-                        end = unpacker.tell()
-                        if end - position > limit:
-                            raise fp.ProtocolError(f"a message of {end - position} bytes is over max_message_bytes")
-                        chunk, decoded = pieces(message, end - position)
-                        del message  # its events live on in the records only
-                        position = end
-                        self.messages += 1
-                        for piece in decoded:
-                            out.add(piece)
-                            if out.size() >= STEP_BYTES:  # hand on a large read or chunk in steps
-                                await self._hand_on(ctx, acks, conn, out, token=chunk is not None)
-                                out = _Pending()
-                        if chunk is not None:
-                            out.chunks.append(chunk)
-                except (ValueError, TypeError, fp.ProtocolError, msgpack.UnpackException) as exc:
-                    # TypeError: msgpack refuses a map whose key is a map or an array (unhashable).
-                    # What this read decoded before the error is handed on; then the connection is closed.
-                    await self._hand_on(ctx, acks, conn, out)
-                    if isinstance(exc, fp.TooLarge):
-                        self.too_large += 1
-                    raise self._protocol_error(str(exc)) from None
-                await self._hand_on(ctx, acks, conn, out)
+                    unpacker.feed(data)
+                except msgpack.BufferFull:
+                    raise self._protocol_error("a message is larger than max_message_bytes") from None
+                fed += len(data)
+                # A call of its own, so that nothing it decoded outlives it.
+                position = await self._decode_read(ctx, acks, conn, unpacker, counter, position)
+                partial = fed - position
+                if partial <= min(len(data), CARRY_BYTES):
+                    carry = data[len(data) - partial :] if partial else b""
+                    unpacker = None
+                    fed = position = 0
+                del data  # not kept while the next read waits: the budget no longer counts it
         finally:
             # Acks for what was handed on may still come (the client may wait for them); bounded.
             if acks.waiting and conn.writable:
@@ -360,6 +348,45 @@ class Forward(ListeningInput):
                     await asyncio.wait_for(acks.settled.wait(), STOP_TIMEOUT)
                 except TimeoutError:
                     pass
+
+    async def _decode_read(
+        self,
+        ctx: InputContext,
+        acks: _Acks,
+        conn: Connection,
+        unpacker: msgpack.Unpacker,
+        counter: fp.ValueCounter,
+        position: int,
+    ) -> int:
+        """Decode and hand on the messages the unpacker completed; returns where the next message begins."""
+        limit = self.config.max_message_bytes
+        out = _Pending()
+        try:
+            for message in unpacker:
+                counter.count = 0  # the next message counts from zero
+                end = unpacker.tell()
+                if end - position > limit:
+                    raise fp.ProtocolError(f"a message of {end - position} bytes is over max_message_bytes")
+                chunk, pieces = self.decoder.pieces(message, end - position)
+                del message  # its events live on in the records only
+                position = end
+                self.messages += 1
+                for piece in pieces:
+                    out.add(piece)
+                    if out.size() >= STEP_BYTES:  # hand on a large read or chunk in steps
+                        await self._hand_on(ctx, acks, conn, out, token=chunk is not None)
+                        out = _Pending()
+                if chunk is not None:
+                    out.chunks.append(chunk)
+        except (ValueError, TypeError, fp.ProtocolError, msgpack.UnpackException) as exc:
+            # TypeError: msgpack refuses a map whose key is a map or an array (unhashable).
+            # What this read decoded before the error is handed on; then the connection is closed.
+            await self._hand_on(ctx, acks, conn, out)
+            if isinstance(exc, fp.TooLarge):
+                self.too_large += 1
+            raise self._protocol_error(str(exc)) from None
+        await self._hand_on(ctx, acks, conn, out)
+        return position
 
     async def _hand_on(
         self, ctx: InputContext, acks: _Acks, conn: Connection, out: _Pending, token: bool = False

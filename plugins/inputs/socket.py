@@ -127,8 +127,10 @@ class SocketInput(ListeningInput):
             if not data:
                 break
             lines, cuts = splitter.feed(data)
-            if lines:
-                await emit_received(ctx, Batch(LOGS, self._records(lines, cuts, peer), len(data)), conn)
+            batch = Batch(LOGS, self._records(lines, cuts, peer), len(data))
+            del data, lines  # nothing of this read stays alive while the next waits: the budget no longer counts it
+            await emit_received(ctx, batch, conn)
+            del batch
         lines, cuts = splitter.finish()
         if lines:
             await emit_received(ctx, Batch(LOGS, self._records(lines, cuts, peer), sum(map(len, lines))))

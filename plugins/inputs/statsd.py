@@ -213,4 +213,5 @@ class StatsdInput(ListeningInput):
                     self.ctx.loss("malformed", malformed)
             if not data:
                 return
+            del data, lines  # not kept while the next read waits
             await asyncio.sleep(0)  # a fast sender must not starve the flush and the other connections

@@ -142,8 +142,10 @@ class Syslog(ListeningInput):
                 framer = self._framer(data)
                 counted = isinstance(framer, OctetCountingFramer)
             frames, cuts = framer.feed(data)
-            if frames:
-                await emit_received(ctx, Batch(LOGS, self._records(frames, cuts, peer, counted), len(data)), conn)
+            batch = Batch(LOGS, self._records(frames, cuts, peer, counted), len(data))
+            del data, frames  # nothing of this read stays alive while the next waits: the budget no longer counts it
+            await emit_received(ctx, batch, conn)
+            del batch
             if framer.error:
                 self.framing_errors += 1
                 raise ValueError(f"syslog framing lost: {framer.error}")
