@@ -98,6 +98,11 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
+def is_too_large(exc: BaseException) -> bool:
+    """A message refused for its decoded size: by the value count, or by msgpack at an array or map header."""
+    return isinstance(exc, TooLarge) or (isinstance(exc, ValueError) and "exceeds max_" in str(exc))
+
+
 def make_unpacker(max_bytes: int, counter: ValueCounter | None = None) -> msgpack.Unpacker:
     """A streaming unpacker holding at most `max_bytes` of input, decoding at most `counter.limit` values."""
     counter = counter or ValueCounter(max_bytes)

@@ -382,7 +382,7 @@ class Forward(ListeningInput):
             # TypeError: msgpack refuses a map whose key is a map or an array (unhashable).
             # What this read decoded before the error is handed on; then the connection is closed.
             await self._hand_on(ctx, acks, conn, out)
-            if isinstance(exc, fp.TooLarge):
+            if fp.is_too_large(exc):
                 self.too_large += 1
             raise self._protocol_error(str(exc)) from None
         await self._hand_on(ctx, acks, conn, out)
@@ -397,7 +397,10 @@ class Forward(ListeningInput):
             ctx.loss("invalid_event", out.invalid)
             self._warn("invalid_event", "events that are not [time, map] were skipped", events=out.invalid)
         if not out.records:
-            acks.send(out.chunks)  # nothing to make safe: answer at once
+            if acks.waiting:  # parts handed on earlier may not be safe yet: answer after them, in order
+                acks.token(out.chunks).release()
+            else:
+                acks.send(out.chunks)  # nothing to make safe: answer at once
             return
         self.events += len(out.records)
         # A batch a stop cancels is never acknowledged: the client sends it again. Tokens commit in order, so
