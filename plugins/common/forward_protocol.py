@@ -33,8 +33,10 @@ counts the values it builds (`ValueCounter`: each array or map counts one
 plus its elements, keys and values) and refuses a message past
 `max_message_values` with `TooLarge`; arrays and maps longer than that are
 refused at their header, before anything is allocated. PackedForward
-entries, the bulk of large chunks, are decoded in steps of `STEP_VALUES`
-(`EventDecoder.pieces`), so a large chunk never exists decoded all at once. An event inside a
+entries, the bulk of large chunks, are decoded in steps of `STEP_BYTES`
+(`EventDecoder.pieces`), so a large chunk never exists decoded all at once;
+there an event may be at most `max_message_values` bytes long, which bounds
+its values as well (each takes at least one byte) without counting them. An event inside a
 valid message that is not `[time, record-map]` is skipped and counted, so that
 one bad event does not make a client resend its whole chunk forever.
 """
@@ -60,8 +62,8 @@ EVENT_TIME_EXT = 0
 _EVENT_TIME = struct.Struct(">II")
 
 
-# PackedForward entries are handed on in pieces of about this many values (a few MiB decoded).
-STEP_VALUES = 65536
+# PackedForward entries are decoded and handed on in pieces of about this many bytes (a few MiB decoded).
+STEP_BYTES = 256 * 1024
 # A PING is six short strings; anything bigger before the handshake is refused undecoded.
 HANDSHAKE_MAX_BYTES = 64 * 1024
 HANDSHAKE_MAX_VALUES = 16
@@ -104,8 +106,18 @@ def is_too_large(exc: BaseException) -> bool:
 
 
 def make_unpacker(max_bytes: int, counter: ValueCounter | None = None) -> msgpack.Unpacker:
-    """A streaming unpacker holding at most `max_bytes` of input, decoding at most `counter.limit` values."""
-    counter = counter or ValueCounter(max_bytes)
+    """A streaming unpacker holding at most `max_bytes` of input, decoding at most `counter.limit` values.
+
+    Without a counter, what one object decodes to is bounded by its bytes only (each value takes at least one)."""
+    if counter is None:
+        return msgpack.Unpacker(
+            raw=False,
+            ext_hook=_ext_hook,
+            timestamp=1,
+            unicode_errors="replace",
+            max_buffer_size=max_bytes,
+            strict_map_key=False,
+        )
     return msgpack.Unpacker(
         raw=False,
         ext_hook=_ext_hook,
@@ -195,20 +207,26 @@ class EventDecoder:
         compressed = option.get("compressed") if option else None
         if compressed is not None and compressed != "text":
             data = decompress(data, compressed, self.max_bytes)
-        counter = ValueCounter(self.max_values)
-        unpacker = make_unpacker(max(self.max_bytes, len(data)) + 1, counter)
+        # No counting hooks here: they would cost a third of the decoding. The bytes are fed a step at a
+        # time instead, and an event may be at most `max_values` bytes long, so it decodes to at most
+        # `max_values` values (each takes a byte at least) and a step to a few MiB.
+        limit = self.max_values
+        unpacker = make_unpacker(STEP_BYTES + limit + 1)
+        view = memoryview(data)
         entries: list[Any] = []
-        start = 0
-        step = min(STEP_VALUES, self.max_values // 2)  # a piece never nears the limit itself
+        start = end = fed = 0  # where this piece began, where the last whole event ended, bytes fed
         try:
-            unpacker.feed(data)
-            for entry in unpacker:
-                entries.append(entry)
-                if counter.count >= step:
+            while fed < len(data):
+                unpacker.feed(view[fed : fed + STEP_BYTES])
+                fed = min(fed + STEP_BYTES, len(data))
+                for entry in unpacker:
+                    entries.append(entry)
                     end = unpacker.tell()
+                if fed - end > limit:
+                    raise TooLarge(f"an event of a packed chunk is longer than {limit} bytes (max_message_values)")
+                if end - start >= STEP_BYTES and fed < len(data):
                     records, invalid = self._records(tag, entries)
                     entries = []
-                    counter.count = 0
                     yield Decoded(records, None, invalid, end - start)
                     start = end
             # An event cut short leaves no trace in `tell()`; a nil fed behind the data comes back as a

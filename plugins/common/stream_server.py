@@ -57,9 +57,9 @@ from typing import Any
 from collector.log import RepeatLimiter, kv
 
 # One connection's unread bytes before its own socket is paused.
-DEFAULT_HIGH_WATER = 256 * 1024
+DEFAULT_HIGH_WATER = 1024 * 1024
 # Most bytes one `read()` hands to a handler: bounds what one decode step makes.
-MAX_READ = 256 * 1024
+MAX_READ = 1024 * 1024
 DEFAULT_IN_FLIGHT_BYTES = 32 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
 # What a decoded record costs beyond its wire bytes (a dict of a few fields and their strings; measured with

@@ -119,9 +119,9 @@ class ForwardConfig(InputConfig, ListenerOptions):
         le=100_000_000,
         description=(
             "Most values one message may decode to (each array and map counts one plus its elements, keys and "
-            "values; an event of five fields is about 14). PackedForward entries are decoded in steps, so this "
-            "bounds Message and Forward mode messages and any one packed event; a message past it closes the "
-            "connection, counted as `too_large_messages`."
+            "values; an event of five fields is about 14). PackedForward entries are decoded in steps, and there "
+            "one event may be at most this many bytes (each value takes one at least). A message past it closes "
+            "the connection, counted as `too_large_messages`."
         ),
         examples=[1_000_000],
     )

@@ -14,7 +14,13 @@ import uvloop
 
 from collector.testing import wait_for
 from collector_plugins.common.listen import Address, bind, parse_address, release
-from collector_plugins.common.stream_server import EVICT_MIN_IDLE, Connection, StreamServer, format_peer
+from collector_plugins.common.stream_server import (
+    EVICT_MIN_IDLE,
+    MAX_READ,
+    Connection,
+    StreamServer,
+    format_peer,
+)
 from collector_plugins.inputs.socket import SocketInput, SocketInputConfig
 from tests.plugins.receiver_support import Sink, make_context, running
 
@@ -167,7 +173,7 @@ async def test_a_full_downstream_stops_reading_every_socket_within_the_budget_an
     await wait_for(lambda: server.paused_for_memory > 0 and all(c._paused for c in server.connections))
     await asyncio.sleep(0.2)  # nothing more is read while paused
     # Past the budget by at most one read's decoded size (a handler is admitted below the limit).
-    assert server.peak_in_flight <= budget + 4 * 256 * 1024 + 256 * 1024
+    assert server.peak_in_flight <= budget + 4 * MAX_READ
     downstream.set()
     for w in writers:
         await w.drain()
