@@ -417,15 +417,21 @@ class Forward(ListeningInput):
         conn.write(fp.helo(nonce, auth_salt))
         unpacker = fp.make_unpacker(fp.HANDSHAKE_MAX_BYTES, fp.ValueCounter(fp.HANDSHAKE_MAX_VALUES))
         received = b""
+        fed = 0  # of `received`; only the first HANDSHAKE_MAX_BYTES are decoded: the PING must be in them
         while data := await conn.read(len(received)):
             received += data
             try:
-                unpacker.feed(data)
+                piece = received[fed : fp.HANDSHAKE_MAX_BYTES]
+                unpacker.feed(piece)
+                fed += len(piece)
                 message = next(unpacker, None)
             except (ValueError, TypeError, fp.ProtocolError, msgpack.UnpackException, msgpack.BufferFull) as exc:
                 self.auth_failures += 1
                 raise self._protocol_error(f"handshake: {exc}") from None
             if message is None:
+                if len(received) >= fp.HANDSHAKE_MAX_BYTES:
+                    self.auth_failures += 1
+                    raise self._protocol_error(f"handshake: no PING in the first {fp.HANDSHAKE_MAX_BYTES} bytes")
                 continue
             try:
                 pong, client, reason = fp.check_ping(message, nonce, auth_salt, credentials)

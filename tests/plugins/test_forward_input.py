@@ -510,3 +510,20 @@ async def test_a_thousand_idle_sockets_do_not_lock_out_fluent_logger(tmp_path: P
         assert server.evicted >= 1
         for _, w in idle:
             w.close()
+
+
+async def test_events_right_behind_the_ping_are_kept(tmp_path: Path) -> None:
+    sink = Sink()
+    plugin, ctx = make(tmp_path, sink, shared_key="k")
+    async with running(plugin, ctx):
+        client = await Client.connect(plugin.listeners.port())
+        nonce = (await client.receive())[1]["nonce"]
+        logs = [f"behind {i} " + "z" * 100 for i in range(2000)]  # ~250 KB, past what the handshake decodes
+        await client.send(
+            ["PING", "client-host", "salt", sha512("salt", "client-host", nonce, "k"), "", ""],
+            ["t", entries(*logs), {"chunk": "after-ping"}],
+        )
+        assert (await client.receive())[:2] == ["PONG", True]
+        assert await client.receive() == {"ack": "after-ping"}
+        client.close()
+    assert sink.messages() == logs
