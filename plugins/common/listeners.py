@@ -206,6 +206,13 @@ class ListeningInput(Input):
             )
             await ctx.stopping.wait()
 
+    @classmethod
+    def memory_bound(cls, config: Any) -> int:
+        """What the input's connections may hold together (stream sockets only; datagrams are not held)."""
+        if any(address.stream for address in config.addresses()):
+            return int(config.max_in_flight_bytes)
+        return 0
+
     def listening_fields(self) -> dict[str, Any]:
         """More fields for the `listening` log line."""
         return {}

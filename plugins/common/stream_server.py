@@ -116,6 +116,10 @@ class Connection(asyncio.Protocol):
         self.server._accepted(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._paused and self.transport is not None:
+            # Paused, yet reading: uvloop starts reading after `connection_made`, whatever it was told there.
+            with contextlib.suppress(RuntimeError, AttributeError):
+                self.transport.pause_reading()
         if self._finishing or self._gone:
             return
         self._chunks.append(data)
@@ -312,7 +316,7 @@ class StreamServer:
         conn.last_active = loop.time()
         self.connections[conn] = None
         if self._full:
-            conn._set_reading(False)
+            conn._set_reading(False)  # a reading transport that delivers data anyway is paused again then
         conn.task = loop.create_task(self._serve(conn))
 
     def _is_idle(self, conn: Connection) -> bool:

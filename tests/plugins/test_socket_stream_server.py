@@ -15,6 +15,7 @@ import uvloop
 from collector.testing import wait_for
 from collector_plugins.common.listen import Address, bind, parse_address, release
 from collector_plugins.common.stream_server import (
+    DEFAULT_HIGH_WATER,
     EVICT_MIN_IDLE,
     MAX_READ,
     Connection,
@@ -257,3 +258,43 @@ async def test_at_max_connections_a_new_client_takes_the_place_of_the_idlest() -
     for _, w in [*idle, (None, early), (None, real)]:
         w.close()
     await shut(server, sock, address)
+
+
+def test_connections_accepted_while_the_budget_is_full_do_not_read_on_uvloop() -> None:
+    """uvloop starts reading after `connection_made`, even if the protocol paused there: the pause must hold."""
+
+    async def main() -> tuple[int, int, int]:
+        downstream = asyncio.Event()
+        received: list[int] = []
+
+        async def handler(conn: Connection) -> None:
+            while data := await conn.read():
+                n = len(data)
+                del data
+                await downstream.wait()
+                received.append(n)
+
+        budget = 1024 * 1024
+        server, port, sock, address = await serve(handler, max_in_flight_bytes=budget)
+        payload = b"x" * (8 * 1024 * 1024)
+        early = [(await asyncio.open_connection("127.0.0.1", port))[1] for _ in range(4)]
+        for w in early:
+            w.write(payload)
+        await wait_for(lambda: server._full)
+        late = [(await asyncio.open_connection("127.0.0.1", port))[1] for _ in range(8)]  # accepted while full
+        for w in late:
+            w.write(payload)
+        await wait_for(lambda: len(server.connections) == 12)
+        await asyncio.sleep(0.5)  # were they reading, megabytes would pile up meanwhile
+        peak, most = server.peak_in_flight, max(c._buffered for c in server.connections)
+        downstream.set()
+        for w in early + late:
+            await w.drain()
+            w.close()
+        await wait_for(lambda: sum(received) == 12 * len(payload), timeout=30)
+        await shut(server, sock, address)
+        return peak, most, budget
+
+    peak, most, budget = uvloop.run(main())
+    assert peak <= budget + 4 * MAX_READ
+    assert most <= DEFAULT_HIGH_WATER + 256 * 1024  # one read of uvloop's past the mark at most
