@@ -66,10 +66,11 @@ IdleTimeout = Annotated[
     Field(
         default=DEFAULT_IDLE_TIMEOUT,
         description=(
-            "Stream sockets: a connection that sends nothing for this long is closed (`connections_closed_idle`; "
-            "clients reconnect). null keeps idle connections open."
+            "Stream sockets: a connection that sends nothing for this long is closed (`connections_closed_idle`). "
+            "A client that writes into it afterwards may lose that write, so keep it long; peers that vanished are "
+            "found within about 2 minutes by TCP keepalive anyway. null keeps idle connections open."
         ),
-        examples=["5m", "30s", None],
+        examples=["1h", "10m", None],
     ),
 ]
 SocketMode = Annotated[

@@ -31,7 +31,8 @@ Connections. A handler that raises closes its own connection only: the error
 is counted (`closed_on_error`) and logged at most once a minute per cause. A
 connection that sent nothing for `idle_timeout` seconds while its handler
 waited for data is closed (`closed_idle`); one waiting for acks (`busy`) is
-not idle. With `max_connections` served, a new connection takes the place of
+not idle. TCP keepalive finds peers that vanished (half-open connections)
+within about two minutes. With `max_connections` served, a new connection takes the place of
 the one idle the longest (at least `EVICT_MIN_IDLE` seconds; `evicted`), so
 idle sockets cannot lock real clients out; if none is idle it is closed at
 once (`refused`).
@@ -61,7 +62,11 @@ DEFAULT_HIGH_WATER = 1024 * 1024
 # Most bytes one `read()` hands to a handler: bounds what one decode step makes.
 MAX_READ = 1024 * 1024
 DEFAULT_IN_FLIGHT_BYTES = 32 * 1024 * 1024
-DEFAULT_IDLE_TIMEOUT = 300.0
+# Long, because a client that writes into a connection closed while it was idle usually loses that write
+# (the close shows only as a reset after it). Dead peers are found sooner by TCP keepalive (KEEPALIVE_*).
+DEFAULT_IDLE_TIMEOUT = 3600.0
+# Probes on an idle TCP connection: a peer that vanished (half-open) is closed after about two minutes.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 60, 10, 6
 # What a decoded record costs beyond its wire bytes (a dict of a few fields and their strings; measured with
 # tracemalloc for syslog and forward records: 490-690 bytes each).
 RECORD_OVERHEAD = 640
@@ -223,6 +228,17 @@ class Connection(asyncio.Protocol):
 Handler = Callable[[Connection], Awaitable[None]]
 
 
+def _keepalive(transport: Any) -> None:
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # options Linux has; elsewhere the system's defaults
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+
+
 class StreamServer:
     """Serves connections on one or more bound stream sockets with one handler, within one memory budget."""
 
@@ -312,6 +328,7 @@ class StreamServer:
             conn.close()
             return
         self.accepted += 1
+        _keepalive(conn.transport)
         loop = asyncio.get_running_loop()
         conn.last_active = loop.time()
         self.connections[conn] = None

@@ -17,6 +17,7 @@ from collector_plugins.common.listen import Address, bind, parse_address, releas
 from collector_plugins.common.stream_server import (
     DEFAULT_HIGH_WATER,
     EVICT_MIN_IDLE,
+    KEEPALIVE_IDLE,
     MAX_READ,
     Connection,
     StreamServer,
@@ -298,3 +299,25 @@ def test_connections_accepted_while_the_budget_is_full_do_not_read_on_uvloop() -
     peak, most, budget = uvloop.run(main())
     assert peak <= budget + 4 * MAX_READ
     assert most <= DEFAULT_HIGH_WATER + 256 * 1024  # one read of uvloop's past the mark at most
+
+
+async def test_tcp_connections_get_keepalive_so_vanished_peers_are_found() -> None:
+    options: list[tuple[int, int]] = []
+
+    async def handler(conn: Connection) -> None:
+        sock = conn.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        options.append(
+            (
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            )
+        )
+        while await conn.read():
+            pass
+
+    server, port, sock, address = await serve(handler)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    await wait_for(lambda: bool(options))
+    assert options == [(1, KEEPALIVE_IDLE)]
+    writer.close()
+    await shut(server, sock, address)
