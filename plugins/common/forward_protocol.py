@@ -221,7 +221,9 @@ class EventDecoder:
                 fed = min(fed + STEP_BYTES, len(data))
                 for entry in unpacker:
                     entries.append(entry)
-                    end = unpacker.tell()
+                    if (size := unpacker.tell() - end) > limit:
+                        raise TooLarge(f"an event of a packed chunk is {size} bytes, over {limit} (max_message_values)")
+                    end += size
                 if fed - end > limit:
                     raise TooLarge(f"an event of a packed chunk is longer than {limit} bytes (max_message_values)")
                 if end - start >= STEP_BYTES and fed < len(data):
