@@ -7,7 +7,8 @@ one task running the input's handler, `async handler(conn)`, which loops on
 `ctx.emit`. While the handler waits for room downstream it does not read.
 
 Memory. Everything the connections of one input hold is counted against one
-budget, `max_in_flight_bytes` (see `Budget`), in two parts:
+budget, `max_in_flight_bytes` (`StreamServer`'s `received_*` and `held_*`),
+in two parts (a quarter and three quarters of it):
 
 - *received*: bytes read from sockets and not yet taken by a handler, plus the
   partial frame a handler keeps between reads (`read(retained=...)`). When
@@ -32,10 +33,10 @@ is counted (`closed_on_error`) and logged at most once a minute per cause. A
 connection that sent nothing for `idle_timeout` seconds while its handler
 waited for data is closed (`closed_idle`); one waiting for acks (`busy`) is
 not idle. TCP keepalive finds peers that vanished (half-open connections)
-within about two minutes. With `max_connections` served, a new connection takes the place of
-the one idle the longest (at least `EVICT_MIN_IDLE` seconds; `evicted`), so
-idle sockets cannot lock real clients out; if none is idle it is closed at
-once (`refused`).
+within about two minutes. With `max_connections` served, a new connection
+takes the place of the one idle the longest (at least `EVICT_MIN_IDLE`
+seconds; `evicted`), so idle sockets cannot lock real clients out; if none is
+idle it is closed at once (`refused`).
 
 Stopping (`stop`) first stops accepting, then lets every handler finish what
 it has already received (reading stops; `read()` returns what is buffered,
