@@ -201,6 +201,11 @@ class Component:
     def emitted_kinds(cls, config: Any) -> frozenset[str]:
         return cls.emits
 
+    @classmethod
+    def memory_bound(cls, config: Any) -> int:
+        """Most bytes this component holds by its own bound (a receiver's connections); counts in budgets.memory."""
+        return 0
+
     async def start(self) -> None:
         """Acquire resources (sockets, files). Called before any data flows."""
 

@@ -322,8 +322,9 @@ def _check_limits_and_budgets(
 ) -> list[ConfigIssue]:
     """Batch settings may lower an output's declared API limits, never raise them; buffers fit the budgets."""
     issues: list[ConfigIssue] = []
-    memory = disk = 0
+    memory = disk = held = 0
     for name, (section, plugin, config) in specs.items():
+        held += plugin.memory_bound(config)
         if section != "outputs":
             continue
         for key in ("max_events", "max_bytes"):
@@ -345,13 +346,16 @@ def _check_limits_and_budgets(
             disk += config.buffer.bytes_limit
         disk += config.dead_letter.max_bytes
     budgets = root.budgets
-    if budgets.memory is not None and memory > budgets.memory:
+    if budgets.memory is not None and memory + held > budgets.memory:
+        what = "memory buffers" + (" and receivers' connections (max_in_flight_bytes)" if held else "")
         issues.append(
             _at(
                 smap,
                 ("budgets", "memory"),
-                f"memory buffers may hold {memory} bytes in all, more than the budget of {budgets.memory}",
-                "lower the outputs' buffer.max_bytes or raise the budget",
+                f"{what} may hold {memory + held} bytes in all, more than the budget of {budgets.memory}",
+                "lower the outputs' buffer.max_bytes"
+                + (" or inputs' max_in_flight_bytes" if held else "")
+                + " or raise the budget",
                 value=True,
             )
         )

@@ -70,8 +70,8 @@ class Budgets(BaseModel):
 
     memory: Size | None = Field(
         None,
-        description="Most bytes all memory buffers together may hold; a config whose buffers add up to "
-        "more is rejected.",
+        description="Most bytes all memory buffers and receivers' connections (`max_in_flight_bytes`) together "
+        "may hold; a config whose bounds add up to more is rejected.",
         examples=["512MiB"],
     )
     disk: Size | None = Field(

@@ -25,7 +25,18 @@ shared_key)]`.
 
 Errors: a message that is not msgpack, not one of the shapes above, larger
 than the limit, or whose packed/compressed entries do not decode raises
-`ProtocolError` (the connection cannot be trusted further). An event inside a
+`ProtocolError` (the connection cannot be trusted further).
+
+Decoded size. msgpack is compact: one byte can become a 64-byte Python dict,
+so a 30 MB message of empty maps would take gigabytes. Every unpacker here
+counts the values it builds (`ValueCounter`: each array or map counts one
+plus its elements, keys and values) and refuses a message past
+`max_message_values` with `TooLarge`; arrays and maps longer than that are
+refused at their header, before anything is allocated. PackedForward
+entries, the bulk of large chunks, are decoded in steps of `STEP_BYTES`
+(`EventDecoder.pieces`), so a large chunk never exists decoded all at once;
+there an event may be at most `max_message_values` bytes long, which bounds
+its values as well (each takes at least one byte) without counting them. An event inside a
 valid message that is not `[time, record-map]` is skipped and counted, so that
 one bad event does not make a client resend its whole chunk forever.
 """
@@ -36,7 +47,7 @@ import hashlib
 import hmac
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +62,35 @@ EVENT_TIME_EXT = 0
 _EVENT_TIME = struct.Struct(">II")
 
 
+# PackedForward entries are decoded and handed on in pieces of about this many bytes (a few MiB decoded).
+STEP_BYTES = 256 * 1024
+# A PING is six short strings; anything bigger before the handshake is refused undecoded.
+HANDSHAKE_MAX_BYTES = 64 * 1024
+HANDSHAKE_MAX_VALUES = 16
+
+
 class ProtocolError(Exception):
     """The peer broke the protocol; its connection is closed."""
+
+
+class TooLarge(ProtocolError):
+    """A message decodes to more values than allowed."""
+
+
+class ValueCounter:
+    """The unpackers' `list_hook` and `object_hook`: counts the values decoded since `count` was reset."""
+
+    __slots__ = ("count", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def __call__(self, container: Any) -> Any:
+        self.count += len(container) + 1
+        if self.count > self.limit:
+            raise TooLarge(f"a message decodes to more than {self.limit} values (max_message_values)")
+        return container
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -62,14 +100,35 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
-def make_unpacker(max_bytes: int) -> msgpack.Unpacker:
-    """A streaming unpacker holding at most `max_bytes` (undecoded input, and any one string or array in it)."""
+def is_too_large(exc: BaseException) -> bool:
+    """A message refused for its decoded size: by the value count, or by msgpack at an array or map header."""
+    return isinstance(exc, TooLarge) or (isinstance(exc, ValueError) and "exceeds max_" in str(exc))
+
+
+def make_unpacker(max_bytes: int, counter: ValueCounter | None = None) -> msgpack.Unpacker:
+    """A streaming unpacker holding at most `max_bytes` of input, decoding at most `counter.limit` values.
+
+    Without a counter, what one object decodes to is bounded by its bytes only (each value takes at least one)."""
+    if counter is None:
+        return msgpack.Unpacker(
+            raw=False,
+            ext_hook=_ext_hook,
+            timestamp=1,
+            unicode_errors="replace",
+            max_buffer_size=max_bytes,
+            strict_map_key=False,
+        )
     return msgpack.Unpacker(
         raw=False,
         ext_hook=_ext_hook,
         timestamp=1,  # a msgpack Timestamp (ext -1), should a client send one, becomes float seconds
         unicode_errors="replace",
         max_buffer_size=max_bytes,
+        # Checked at the header, before msgpack allocates the list or presized dict.
+        max_array_len=min(counter.limit, max_bytes),
+        max_map_len=min(counter.limit // 2, max_bytes),
+        list_hook=counter,
+        object_hook=counter,
         strict_map_key=False,
     )
 
@@ -99,12 +158,28 @@ class EventDecoder:
     has one. An event's own `timestamp` key is kept as `timestamp_raw`.
     """
 
-    def __init__(self, max_bytes: int, tag_field: str | None, message_key: str | None) -> None:
+    def __init__(
+        self, max_bytes: int, tag_field: str | None, message_key: str | None, max_values: int = 1_000_000
+    ) -> None:
         self.max_bytes = max_bytes
+        self.max_values = max_values
         self.tag_field = tag_field
         self.message_key = message_key if message_key != "message" else None
 
     def decode(self, message: Any, wire_bytes: int) -> Decoded:
+        """All of a message's events at once (the input hands large ones on in `pieces`)."""
+        chunk, pieces = self.pieces(message, wire_bytes)
+        out = Decoded([], chunk, 0, 0)
+        for piece in pieces:
+            out.records += piece.records
+            out.invalid += piece.invalid
+            out.nbytes += piece.nbytes
+        return out
+
+    def pieces(self, message: Any, wire_bytes: int) -> tuple[str | None, Iterator[Decoded]]:
+        """The message's chunk id, and its events in pieces of at most about `STEP_VALUES` values.
+
+        The pieces are decoded as they are taken; a piece may raise `ProtocolError`."""
         if type(message) is not list or not 2 <= len(message) <= 4:
             raise ProtocolError(f"expected a forward message array, got {_describe(message)}")
         tag = message[0]
@@ -115,26 +190,47 @@ class EventDecoder:
         if kind is list:  # Forward
             option = _option(message, 2, 3)
             records, invalid = self._records(tag, second)
-            return Decoded(records, _chunk(option), invalid, wire_bytes)
+            chunk = _chunk(option)
+            return chunk, iter((Decoded(records, chunk, invalid, wire_bytes),))
         if kind is bytes:  # PackedForward, maybe compressed
             option = _option(message, 2, 3)
-            entries = self._unpack_entries(second, option)
-            records, invalid = self._records(tag, entries.events)
-            return Decoded(records, _chunk(option), invalid, entries.size)
+            chunk = _chunk(option)
+            return chunk, self._packed(tag, second, option, chunk)
         if len(message) < 3:
             raise ProtocolError("a Message mode message needs [tag, time, record]")
         option = _option(message, 3, 4)
         records, invalid = self._records(tag, [[second, message[2]]])
-        return Decoded(records, _chunk(option), invalid, wire_bytes)
+        chunk = _chunk(option)
+        return chunk, iter((Decoded(records, chunk, invalid, wire_bytes),))
 
-    def _unpack_entries(self, data: bytes, option: dict[str, Any] | None) -> _Entries:
+    def _packed(self, tag: str, data: bytes, option: dict[str, Any] | None, chunk: str | None) -> Iterator[Decoded]:
         compressed = option.get("compressed") if option else None
         if compressed is not None and compressed != "text":
             data = decompress(data, compressed, self.max_bytes)
-        unpacker = make_unpacker(max(self.max_bytes, len(data)) + 1)
+        # No counting hooks here: they would cost a third of the decoding. The bytes are fed a step at a
+        # time instead, and an event may be at most `max_values` bytes long, so it decodes to at most
+        # `max_values` values (each takes a byte at least) and a step to a few MiB.
+        limit = self.max_values
+        unpacker = make_unpacker(STEP_BYTES + limit + 1)
+        view = memoryview(data)
+        entries: list[Any] = []
+        start = end = fed = 0  # where this piece began, where the last whole event ended, bytes fed
         try:
-            unpacker.feed(data)
-            events = list(unpacker)
+            while fed < len(data):
+                unpacker.feed(view[fed : fed + STEP_BYTES])
+                fed = min(fed + STEP_BYTES, len(data))
+                for entry in unpacker:
+                    entries.append(entry)
+                    if (size := unpacker.tell() - end) > limit:
+                        raise TooLarge(f"an event of a packed chunk is {size} bytes, over {limit} (max_message_values)")
+                    end += size
+                if fed - end > limit:
+                    raise TooLarge(f"an event of a packed chunk is longer than {limit} bytes (max_message_values)")
+                if end - start >= STEP_BYTES and fed < len(data):
+                    records, invalid = self._records(tag, entries)
+                    entries = []
+                    yield Decoded(records, None, invalid, end - start)
+                    start = end
             # An event cut short leaves no trace in `tell()`; a nil fed behind the data comes back as a
             # nil of its own only if nothing was left unfinished (it cannot complete a pending event as nil).
             unpacker.feed(b"\xc0")
@@ -143,7 +239,8 @@ class EventDecoder:
             raise ProtocolError(f"packed entries do not decode: {exc}") from None
         if not complete:
             raise ProtocolError("packed entries end in the middle of an event")
-        return _Entries(events, len(data))
+        records, invalid = self._records(tag, entries)
+        yield Decoded(records, chunk, invalid, len(data) - start)
 
     def _records(self, tag: str, entries: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
         tag_field, message_key = self.tag_field, self.message_key
@@ -174,12 +271,6 @@ class EventDecoder:
                 record["message"] = record.pop(message_key)
             append(record)
         return records, invalid
-
-
-@dataclass(slots=True)
-class _Entries:
-    events: list[Any]
-    size: int
 
 
 def decompress(data: bytes, method: Any, limit: int) -> bytes:

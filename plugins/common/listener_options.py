@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from collector.units import Duration, Size
 from collector_plugins.common.listen import SCHEMES, Address, Scheme, parse_mode
 from collector_plugins.common.listeners import MAX_DATAGRAM_BYTES, DatagramHandler, Listeners, parse_addresses
-from collector_plugins.common.stream_server import Handler
+from collector_plugins.common.stream_server import DEFAULT_IDLE_TIMEOUT, DEFAULT_IN_FLIGHT_BYTES, Handler
 
 
 def _check_mode(value: str | None) -> str | None:
@@ -32,8 +33,44 @@ MaxConnections = Annotated[
         default=1000,
         ge=1,
         le=100_000,
-        description="Stream sockets: connections served at once; more are closed at once and counted.",
+        description=(
+            "Stream sockets: connections served at once. A new connection beyond it takes the place of the one "
+            "idle the longest (`connections_evicted`); if none is idle it is closed at once (`connections_refused`)."
+        ),
         examples=[1000],
+    ),
+]
+
+
+def _check_in_flight(value: int) -> int:
+    if not 1024 * 1024 <= value <= 16 * 1024**3:
+        raise ValueError("max_in_flight_bytes must be between 1MiB and 16GiB")
+    return value
+
+
+MaxInFlightBytes = Annotated[
+    Size,
+    AfterValidator(_check_in_flight),
+    Field(
+        default=DEFAULT_IN_FLIGHT_BYTES,
+        description=(
+            "Stream sockets: most memory all connections of this input hold together, received and not yet "
+            "handed on (records counted at their decoded size). When it is reached the sockets are not read "
+            "(TCP backpressure: senders block) until the downstream takes more; nothing is dropped."
+        ),
+        examples=["32MiB", "128MiB"],
+    ),
+]
+IdleTimeout = Annotated[
+    Duration | None,
+    Field(
+        default=DEFAULT_IDLE_TIMEOUT,
+        description=(
+            "Stream sockets: a connection that sends nothing for this long is closed (`connections_closed_idle`). "
+            "A client that writes into it afterwards may lose that write, so keep it long; peers that vanished are "
+            "found within about 2 minutes by TCP keepalive anyway. null keeps idle connections open."
+        ),
+        examples=["1h", "10m", None],
     ),
 ]
 SocketMode = Annotated[
@@ -56,7 +93,8 @@ PeerField = Annotated[
 
 
 class ListenerOptions(BaseModel):
-    """Mixin for a receiving input's config (which declares `listen` and `max_connections`)."""
+    """Mixin for a receiving input's config (which declares `listen`, `max_connections`, `max_in_flight_bytes`
+    and `idle_timeout`)."""
 
     listen_scheme: ClassVar[Scheme]
     """The scheme of an address written without one."""
@@ -65,6 +103,8 @@ class ListenerOptions(BaseModel):
     if TYPE_CHECKING:
         listen: list[str]
         max_connections: int
+        max_in_flight_bytes: int
+        idle_timeout: float | None
 
     @field_validator("listen", check_fields=False)
     @classmethod
@@ -93,6 +133,8 @@ class ListenerOptions(BaseModel):
             stream_handler=stream_handler,
             datagram_handler=datagram_handler,
             max_connections=self.max_connections,
+            max_in_flight_bytes=self.max_in_flight_bytes,
+            idle_timeout=self.idle_timeout,
             max_datagram_bytes=max_datagram_bytes,
             socket_mode=parse_mode(socket_mode),
             ssl_context=ssl_context,

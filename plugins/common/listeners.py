@@ -28,7 +28,14 @@ from collector.log import RepeatLimiter, kv
 from collector_plugins.common.datagram import DatagramReader, LossCallback
 from collector_plugins.common.kernel_drops import KernelDrops
 from collector_plugins.common.listen import Address, Scheme, bind, parse_address, release
-from collector_plugins.common.stream_server import Handler, StreamServer
+from collector_plugins.common.stream_server import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_IN_FLIGHT_BYTES,
+    Connection,
+    Handler,
+    StreamServer,
+    decoded_size,
+)
 
 DatagramHandler = Callable[[list[tuple[bytes, Any]]], None]
 # The largest UDP payload; also what a datagram reader receives at most.
@@ -68,6 +75,8 @@ class Listeners:
         stream_handler: Handler | None = None,
         datagram_handler: DatagramHandler | None = None,
         max_connections: int = 1000,
+        max_in_flight_bytes: int = DEFAULT_IN_FLIGHT_BYTES,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_datagram_bytes: int = MAX_DATAGRAM_BYTES,
         socket_mode: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -78,6 +87,8 @@ class Listeners:
         self.stream_handler = stream_handler
         self.datagram_handler = datagram_handler
         self.max_connections = max_connections
+        self.max_in_flight_bytes = max_in_flight_bytes
+        self.idle_timeout = idle_timeout
         self.max_datagram_bytes = max_datagram_bytes
         self.socket_mode = socket_mode
         self.ssl_context = ssl_context
@@ -117,7 +128,14 @@ class Listeners:
         if streams:
             if self.stream_handler is None:
                 raise ValueError("this input does not accept stream sockets")
-            self.server = StreamServer(self.stream_handler, self.log, self.component, self.max_connections)
+            self.server = StreamServer(
+                self.stream_handler,
+                self.log,
+                self.component,
+                self.max_connections,
+                max_in_flight_bytes=self.max_in_flight_bytes,
+                idle_timeout=self.idle_timeout,
+            )
             await self.server.start(streams, self.ssl_context)
         for index, (address, sock) in enumerate(zip(self.addresses, self.sockets, strict=True)):
             if address.stream:
@@ -170,6 +188,11 @@ class Listeners:
             out["connections_accepted"] = self.server.accepted
             out["connections_refused"] = self.server.refused
             out["connections_closed_on_error"] = self.server.closed_on_error
+            out["connections_evicted"] = self.server.evicted
+            out["connections_closed_idle"] = self.server.closed_idle
+            out["paused_for_memory"] = self.server.paused_for_memory
+            out["in_flight_bytes"] = self.server.in_flight_bytes
+            out["in_flight_bytes_peak"] = self.server.peak_in_flight
         if self.readers:
             out["receive_errors"] = sum(r.errors for r in self.readers)
             out["kernel_drops"] = sum(r.kernel_drops for r in self.readers)
@@ -202,6 +225,13 @@ class ListeningInput(Input):
             )
             await ctx.stopping.wait()
 
+    @classmethod
+    def memory_bound(cls, config: Any) -> int:
+        """What the input's connections may hold together (stream sockets only; datagrams are not held)."""
+        if any(address.stream for address in config.addresses()):
+            return int(config.max_in_flight_bytes)
+        return 0
+
     def listening_fields(self) -> dict[str, Any]:
         """More fields for the `listening` log line."""
         return {}
@@ -215,12 +245,15 @@ class ListeningInput(Input):
             self.log.warning(message, extra=kv(component=self.ctx.name, **fields))
 
 
-async def emit_received(ctx: InputContext, batch: Batch) -> None:
+async def emit_received(ctx: InputContext, batch: Batch, conn: Connection | None = None) -> None:
     """`ctx.emit` for what a connection received: a batch a stop cancels is counted as lost (`stopped`).
 
-    An empty batch is not emitted."""
+    With `conn`, the batch counts against the input's memory budget at its decoded size until the
+    connection's next read. An empty batch is not emitted."""
     if not batch.records:
         return
+    if conn is not None:
+        conn.hold(decoded_size(len(batch.records), batch.nbytes))
     try:
         await ctx.emit(batch)
     except asyncio.CancelledError:

@@ -30,7 +30,12 @@ from collector.log import RepeatLimiter, kv
 from collector.units import Duration, Size
 from collector_plugins.common.framing import LineSplitter
 from collector_plugins.common.listen import Scheme
-from collector_plugins.common.listener_options import ListenerOptions, MaxConnections
+from collector_plugins.common.listener_options import (
+    IdleTimeout,
+    ListenerOptions,
+    MaxConnections,
+    MaxInFlightBytes,
+)
 from collector_plugins.common.listeners import ListeningInput, emit_received
 from collector_plugins.common.metrics.aggregator import Aggregator, check_interval
 from collector_plugins.common.metrics.batch import metric_batch
@@ -90,6 +95,8 @@ class EmfConfig(InputConfig, ListenerOptions):
         examples=["1MiB", "256KiB"],
     )
     max_connections: MaxConnections
+    max_in_flight_bytes: MaxInFlightBytes
+    idle_timeout: IdleTimeout
 
     @field_validator("interval")
     @classmethod
@@ -219,17 +226,19 @@ class EmfInput(ListeningInput):
         ctx = self._run_ctx
         assert ctx is not None
         while True:
-            data = await conn.read()
+            data = await conn.read(splitter.pending)
             lines, cuts = splitter.feed(data) if data else splitter.finish()
             if cuts:
                 for i in sorted(cuts, reverse=True):
                     del lines[i]
                 self._too_large(len(cuts))
             records, nbytes = self.process(lines)
-            if records:
-                await emit_received(ctx, Batch(LOGS, records, nbytes))
             if not data:
+                await emit_received(ctx, Batch(LOGS, records, nbytes), conn)
                 return
+            del data, lines  # nothing of this read stays alive while the next waits: the budget no longer counts it
+            await emit_received(ctx, Batch(LOGS, records, nbytes), conn)
+            del records
 
     def _too_large(self, count: int) -> None:
         self.too_large += count

@@ -30,7 +30,14 @@ from collector.events import LOGS, Batch
 from collector.units import Size
 from collector_plugins.common.framing import LineSplitter
 from collector_plugins.common.listen import Scheme
-from collector_plugins.common.listener_options import ListenerOptions, MaxConnections, PeerField, SocketMode
+from collector_plugins.common.listener_options import (
+    IdleTimeout,
+    ListenerOptions,
+    MaxConnections,
+    MaxInFlightBytes,
+    PeerField,
+    SocketMode,
+)
 from collector_plugins.common.listeners import (
     MAX_DATAGRAM_BYTES,
     ListeningInput,
@@ -66,6 +73,8 @@ class SocketInputConfig(InputConfig, ListenerOptions):
         examples=[102400, "1MiB"],
     )
     max_connections: MaxConnections
+    max_in_flight_bytes: MaxInFlightBytes
+    idle_timeout: IdleTimeout
     socket_mode: SocketMode
     peer_field: PeerField
 
@@ -114,12 +123,14 @@ class SocketInput(ListeningInput):
         splitter = LineSplitter(self.config.max_line_bytes)
         peer = conn.peer
         while True:
-            data = await conn.read()
+            data = await conn.read(splitter.pending)  # a partial line stays counted against the memory budget
             if not data:
                 break
             lines, cuts = splitter.feed(data)
-            if lines:
-                await emit_received(ctx, Batch(LOGS, self._records(lines, cuts, peer), len(data)))
+            batch = Batch(LOGS, self._records(lines, cuts, peer), len(data))
+            del data, lines  # nothing of this read stays alive while the next waits: the budget no longer counts it
+            await emit_received(ctx, batch, conn)
+            del batch
         lines, cuts = splitter.finish()
         if lines:
             await emit_received(ctx, Batch(LOGS, self._records(lines, cuts, peer), sum(map(len, lines))))

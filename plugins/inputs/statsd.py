@@ -28,7 +28,12 @@ from collector.log import kv
 from collector.units import Duration, Size
 from collector_plugins.common.framing import LineSplitter
 from collector_plugins.common.listen import Scheme
-from collector_plugins.common.listener_options import ListenerOptions, MaxConnections
+from collector_plugins.common.listener_options import (
+    IdleTimeout,
+    ListenerOptions,
+    MaxConnections,
+    MaxInFlightBytes,
+)
 from collector_plugins.common.listeners import ListeningInput
 from collector_plugins.common.metrics.aggregator import Aggregator, check_interval
 from collector_plugins.common.metrics.batch import metric_batch
@@ -82,6 +87,8 @@ class StatsdConfig(InputConfig, ListenerOptions):
         examples=["64KiB"],
     )
     max_connections: MaxConnections
+    max_in_flight_bytes: MaxInFlightBytes
+    idle_timeout: IdleTimeout
 
     @field_validator("interval")
     @classmethod
@@ -191,7 +198,7 @@ class StatsdInput(ListeningInput):
     async def _serve(self, conn: Connection) -> None:
         splitter = LineSplitter(self.config.max_line_bytes)
         while True:
-            data = await conn.read()
+            data = await conn.read(splitter.pending)
             lines, cuts = splitter.feed(data) if data else splitter.finish()
             if cuts:
                 # A cut line's value or tags are gone: not a point worth keeping.
@@ -206,4 +213,5 @@ class StatsdInput(ListeningInput):
                     self.ctx.loss("malformed", malformed)
             if not data:
                 return
+            del data, lines  # not kept while the next read waits
             await asyncio.sleep(0)  # a fast sender must not starve the flush and the other connections

@@ -29,7 +29,14 @@ from collector.events import LOGS, Batch
 from collector.units import Size
 from collector_plugins.common.framing import LineSplitter, OctetCountingFramer
 from collector_plugins.common.listen import Scheme
-from collector_plugins.common.listener_options import ListenerOptions, MaxConnections, PeerField, SocketMode
+from collector_plugins.common.listener_options import (
+    IdleTimeout,
+    ListenerOptions,
+    MaxConnections,
+    MaxInFlightBytes,
+    PeerField,
+    SocketMode,
+)
 from collector_plugins.common.listeners import (
     MAX_DATAGRAM_BYTES,
     ListeningInput,
@@ -70,6 +77,8 @@ class SyslogConfig(InputConfig, ListenerOptions):
         examples=["64KiB", 8192],
     )
     max_connections: MaxConnections
+    max_in_flight_bytes: MaxInFlightBytes
+    idle_timeout: IdleTimeout
     socket_mode: SocketMode
     peer_field: PeerField
 
@@ -128,13 +137,15 @@ class Syslog(ListeningInput):
         framer: LineSplitter | OctetCountingFramer | None = None
         counted = False
         peer = conn.peer
-        while data := await conn.read():
+        while data := await conn.read(framer.pending if framer is not None else 0):
             if framer is None:
                 framer = self._framer(data)
                 counted = isinstance(framer, OctetCountingFramer)
             frames, cuts = framer.feed(data)
-            if frames:
-                await emit_received(ctx, Batch(LOGS, self._records(frames, cuts, peer, counted), len(data)))
+            batch = Batch(LOGS, self._records(frames, cuts, peer, counted), len(data))
+            del data, frames  # nothing of this read stays alive while the next waits: the budget no longer counts it
+            await emit_received(ctx, batch, conn)
+            del batch
             if framer.error:
                 self.framing_errors += 1
                 raise ValueError(f"syslog framing lost: {framer.error}")

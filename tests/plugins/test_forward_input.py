@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import ssl
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from collector.registry import load_registry
 from collector.runtime import Runtime
 from collector.testing import CaptureOutput, free_port, wait_for
 from collector_plugins.common.forward_protocol import encode_event_time
+from collector_plugins.common.stream_server import EVICT_MIN_IDLE
 from collector_plugins.inputs.forward import Forward, ForwardConfig
 from tests.plugins.receiver_support import Sink, make_context, running, self_signed_cert
 
@@ -394,3 +396,134 @@ async def test_a_large_message_in_many_reads_is_measured_whole(tmp_path: Path) -
         client.close()
     assert sink.messages() == ["fits"]
     assert plugin.protocol_errors == 1
+
+
+# -- bounded memory, whoever connects (issue 13) -------------------------------------------------------------
+
+
+async def send_raw(port: int, data: bytes) -> Client:
+    client = await Client.connect(port)
+    client.writer.write(data)
+    try:
+        await client.writer.drain()
+    except ConnectionResetError:
+        pass  # the server closed the connection before taking everything
+    return client
+
+
+async def test_messages_that_decode_to_too_much_are_refused_before_they_are_built(tmp_path: Path) -> None:
+    """A 30 MB message of one-byte empty maps would be gigabytes of dicts: refused, counted, memory stays small."""
+    sink = Sink()
+    plugin, ctx = make(tmp_path, sink)
+    async with running(plugin, ctx):
+        port = plugin.listeners.port()
+        tracemalloc.start()
+        try:
+            # Forward mode: [tag, array32 of 30M entries]: refused at the array header, nothing allocated.
+            header = b"\x92\xa1t\xdd" + (30_000_000).to_bytes(4, "big")
+            bomb = await send_raw(port, header + b"\x80" * 30_000_000)
+            assert await bomb.closed_by_server()
+            # Within every length limit but over max_message_values: refused while it is decoded.
+            many = await Client.connect(port)
+            await many.send(["t", 1, {"log": [{}] * 600_000}])
+            assert await many.closed_by_server()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 100 * 1024 * 1024, f"{peak / 2**20:.0f} MiB traced"
+        ok = await Client.connect(port)
+        await ok.send(["t", 1, {"log": "fine"}, {"chunk": "c"}])
+        assert await ok.receive() == {"ack": "c"}
+        for c in (bomb, many, ok):
+            c.close()
+    assert sink.messages() == ["fine"]
+    assert plugin.too_large == 2
+    assert plugin.protocol_errors == 2
+
+
+async def test_a_large_packed_chunk_is_handed_on_in_pieces_and_acked_once_all_are_safe(tmp_path: Path) -> None:
+    sink = Sink()
+    sink.release_acks = False
+    plugin, ctx = make(tmp_path, sink)
+    async with running(plugin, ctx):
+        client = await Client.connect(plugin.listeners.port())
+        logs = [f"event {i}" for i in range(60_000)]
+        await client.send(["t", entries(*logs), {"chunk": "big"}])
+        await wait_for(lambda: len(sink.records) == len(logs))
+        assert len(sink.batches) > 1  # never decoded all at once
+        assert all(b.ack is not None for b in sink.batches)  # every piece tracked, so the ack waits for all
+        first, *rest = sink.held
+        first.release()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(client.receive(), 0.2)
+        for token in rest:
+            token.release()
+        assert await client.receive() == {"ack": "big"}
+        client.close()
+    assert sink.messages() == logs
+
+
+async def test_before_the_handshake_nothing_is_decoded_and_a_silent_client_times_out(tmp_path: Path) -> None:
+    sink = Sink()
+    plugin, ctx = make(tmp_path, sink, shared_key="k", handshake_timeout="300ms")
+    async with running(plugin, ctx):
+        port = plugin.listeners.port()
+        silent = await Client.connect(port)
+        assert (await silent.receive())[0] == "HELO"
+        started = time.monotonic()
+        assert await silent.closed_by_server()
+        assert time.monotonic() - started < 3
+        # Event data instead of a PING: at most HANDSHAKE_MAX_BYTES are read, none of it becomes events.
+        pushy = await send_raw(port, msgpack.packb(["t", entries(*["x" * 100] * 2000)]))
+        assert await pushy.closed_by_server()
+        ok = await Client.connect(port)
+        assert (await handshake(ok, "k"))[1] is True
+        for c in (silent, pushy, ok):
+            c.close()
+    assert plugin.events == 0
+    assert plugin.handshake_timeouts == 1
+    assert plugin.auth_failures == 1
+
+
+async def test_a_thousand_idle_sockets_do_not_lock_out_fluent_logger(tmp_path: Path) -> None:
+    from fluent import sender
+
+    sink = Sink()
+    plugin, ctx = make(tmp_path, sink)  # default max_connections: 1000
+    async with running(plugin, ctx):
+        port = plugin.listeners.port()
+        server = plugin.listeners.server
+        assert server is not None
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(1000)]
+        await wait_for(lambda: len(server.connections) == 1000, timeout=20)
+        await asyncio.sleep(EVICT_MIN_IDLE + 0.1)
+
+        def log_one() -> bool:
+            logger = sender.FluentSender("app", host="127.0.0.1", port=port)
+            try:
+                return bool(logger.emit("real", {"log": "a real client"}))
+            finally:
+                logger.close()
+
+        assert await asyncio.to_thread(log_one)
+        await wait_for(lambda: sink.messages() == ["a real client"], timeout=10)
+        assert server.evicted >= 1
+        for _, w in idle:
+            w.close()
+
+
+async def test_events_right_behind_the_ping_are_kept(tmp_path: Path) -> None:
+    sink = Sink()
+    plugin, ctx = make(tmp_path, sink, shared_key="k")
+    async with running(plugin, ctx):
+        client = await Client.connect(plugin.listeners.port())
+        nonce = (await client.receive())[1]["nonce"]
+        logs = [f"behind {i} " + "z" * 100 for i in range(2000)]  # ~250 KB, past what the handshake decodes
+        await client.send(
+            ["PING", "client-host", "salt", sha512("salt", "client-host", nonce, "k"), "", ""],
+            ["t", entries(*logs), {"chunk": "after-ping"}],
+        )
+        assert (await client.receive())[:2] == ["PONG", True]
+        assert await client.receive() == {"ack": "after-ping"}
+        client.close()
+    assert sink.messages() == logs

@@ -248,3 +248,18 @@ def test_packed_chunks_survive_any_read_boundaries(
     for decoded in got:
         assert decoded.chunk == "c" and decoded.invalid == 0
         assert [r["timestamp"] for r in decoded.records] == [float(t) for t, _ in events]
+
+
+def test_packed_entries_are_decoded_in_steps_and_one_event_is_bounded_by_max_values_bytes() -> None:
+    dec = fp.EventDecoder(LIMIT, "tag", "log", max_values=1000)
+    packed = b"".join(msgpack.packb([1764176400 + i, {"log": f"event {i} " + "p" * 90}]) for i in range(10_000))
+    chunk, pieces = dec.pieces(["t", packed, {"chunk": "c"}], len(packed))
+    got = list(pieces)
+    assert chunk == "c" and len(got) > 1
+    assert [p.chunk for p in got] == [None] * (len(got) - 1) + ["c"]  # the chunk is named with the last piece
+    assert sum(p.nbytes for p in got) == len(packed)
+    assert [r["message"] for p in got for r in p.records] == [f"event {i} " + "p" * 90 for i in range(10_000)]
+    # One event longer than max_values bytes (so it could decode to more values): refused, never decoded whole.
+    _, pieces = dec.pieces(["t", msgpack.packb([1, {"log": [0] * 2000}]), None], 0)
+    with pytest.raises(fp.TooLarge):
+        list(pieces)

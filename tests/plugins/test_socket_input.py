@@ -16,6 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from collector.api import InputContext
+from collector.config import ConfigError, parse_config
 from collector.testing import wait_for
 from collector_plugins.inputs.socket import SocketInput, SocketInputConfig
 from tests.plugins.receiver_support import Sink, make_context, running
@@ -348,3 +349,17 @@ async def test_json_records_survive_the_socket_output_encoding(tmp_path: Path) -
         await wait_for(lambda: len(sink.records) == 3)
     assert sink.records == records
     assert orjson.loads(encode_json(records[:1])) == records[0]
+
+
+def test_stream_connections_count_in_the_memory_budget() -> None:
+    """budgets.memory bounds memory buffers and what receivers' connections may hold (max_in_flight_bytes)."""
+    body = """
+inputs:
+  tcp: {type: socket, listen: "tcp://127.0.0.1:5170", max_in_flight_bytes: 64MiB}
+  udp_only: {type: socket, listen: "udp://127.0.0.1:5170", max_in_flight_bytes: 1GiB}
+outputs:
+  out: {type: blackhole, inputs: [tcp, udp_only], buffer: {max_bytes: 32MiB}}
+"""
+    parse_config(body + "budgets: {memory: 96MiB}\n", "c.yaml")  # 64 + 32; a UDP-only input holds no connections
+    with pytest.raises(ConfigError, match=r"receivers' connections \(max_in_flight_bytes\) may hold 100663297"):
+        parse_config(body.replace("64MiB", "67108865") + "budgets: {memory: 96MiB}\n", "c.yaml")

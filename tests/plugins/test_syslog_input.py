@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from collector.api import InputContext
 from collector.testing import wait_for
+from collector_plugins.common.stream_server import EVICT_MIN_IDLE
 from collector_plugins.inputs.syslog import Syslog, SyslogConfig
 from tests.plugins.receiver_support import Sink, make_context, running
 
@@ -247,3 +248,34 @@ def test_config_errors(options: dict[str, Any], error: str) -> None:
 def test_default_scheme_is_udp() -> None:
     plugin = Syslog(SyslogConfig(type="syslog", listen=":5514"), make_context(Path("/tmp"), Sink()))
     assert [str(a) for a in plugin.listeners.addresses] == ["udp://127.0.0.1:5514"]
+
+
+async def test_a_thousand_idle_sockets_do_not_lock_out_logger(tmp_path: Path) -> None:
+    """Issue 13: max_connections (default 1000) full of idle sockets; `logger` still gets in, an idle one goes."""
+    sink = Sink()
+    plugin, ctx = make(tmp_path, sink)
+    async with running(plugin, ctx):
+        server = plugin.listeners.server
+        assert server is not None
+        idle = [await asyncio.open_connection("127.0.0.1", plugin.listeners.port(0)) for _ in range(1000)]
+        await wait_for(lambda: len(server.connections) == 1000, timeout=20)
+        await asyncio.sleep(EVICT_MIN_IDLE + 0.1)
+        await logger(*remote(plugin, 0, "--rfc5424", "-t", "app", "real client"))
+        await wait_for(lambda: sink.messages() == ["real client"], timeout=10)
+        assert server.evicted == 1
+        assert len(server.connections) <= 1000
+        for _, w in idle:
+            w.close()
+
+
+async def test_idle_tcp_connections_are_closed_after_idle_timeout(tmp_path: Path) -> None:
+    sink = Sink()
+    plugin, ctx = make(tmp_path, sink, idle_timeout="200ms")
+    async with running(plugin, ctx):
+        reader, writer = await asyncio.open_connection("127.0.0.1", plugin.listeners.port(0))
+        writer.write(b"<13>1 - h app - - - before going quiet\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+    assert sink.messages() == ["before going quiet"]
+    assert plugin.counters()["connections_closed_idle"] == 1
