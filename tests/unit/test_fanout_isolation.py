@@ -39,7 +39,7 @@ from collector.testing import component_context, wait_for
 
 HOST = "h"
 NOW = float(int(time.time()))  # metrics_to_emf checks timestamps against the clock: keep them recent
-EXAMPLES = 60
+EXAMPLES = 150  # about 12 s on one core; each example is a whole runtime over a random topology
 
 # -- configs that make each built-in processor change records -----------------------------------------------
 # Several per type where the choice matters (in place or under a target, dropping the source field...).
