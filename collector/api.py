@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collector.delivery import OutputLimits, SendResult
 from collector.events import KINDS, Batch
+from collector.private_files import private_dir
 from collector.settings import BatchSettings, BufferSettings, DeadLetterSettings, RetrySettings
 
 ALL_KINDS = frozenset(KINDS)
@@ -129,10 +130,8 @@ class ComponentContext:
     loss: Callable[[str, int], None] = _no_loss
 
     def state_dir(self) -> Path:
-        """A directory owned by this component under the data directory (created on demand)."""
-        path = self.data_dir / "components" / self.name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """A directory owned by this component under the data directory (created on demand, 0700)."""
+        return private_dir(self.data_dir / "components" / self.name)
 
 
 class InputContext(ComponentContext):

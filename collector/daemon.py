@@ -25,6 +25,7 @@ from collector.config.model import parse_listen
 from collector.http import ApiServer
 from collector.log import RepeatLimiter, configure_logging, kv
 from collector.notify import Notifier
+from collector.private_files import private_dir
 from collector.registry import Registry
 from collector.runtime import Runtime
 from collector.stats import RuntimeCollector, make_registry
@@ -59,7 +60,7 @@ class Daemon:
         for sig, name in ((signal.SIGTERM, "term"), (signal.SIGINT, "term"), (signal.SIGHUP, "hup")):
             loop.add_signal_handler(sig, self._on_signal, name)
         try:
-            self.config.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.config.data_dir, existing=False)  # created 0700: it holds buffered data
         except OSError as exc:
             log.error("cannot create the data directory", extra=kv(path=self.config.data_dir, error=exc.strerror))
             return 1
