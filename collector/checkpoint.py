@@ -31,12 +31,8 @@ class CheckpointError(Exception):
     pass
 
 
-def _ignore(exc: OSError) -> None:
-    return None
-
-
 class CheckpointFile:
-    def __init__(self, path: Path, on_failure: Callable[[OSError], None] = _ignore) -> None:
+    def __init__(self, path: Path, on_failure: Callable[[OSError], None] | None = None) -> None:
         self.path = path
         self.on_failure = on_failure
         self.failures = 0  # saves that raised
@@ -63,7 +59,8 @@ class CheckpointFile:
             replace_durably(self.path, orjson.dumps(value))
         except OSError as exc:
             self.failures += 1
-            self.on_failure(exc)
+            if self.on_failure is not None:
+                self.on_failure(exc)
             raise
 
 

@@ -22,6 +22,7 @@ from collector import __version__
 from collector.api import HostFacts
 from collector.config import Config, ConfigError, load_config
 from collector.config.model import parse_listen
+from collector.health import HealthPolicy, liveness_problems, readiness_problems
 from collector.http import ApiServer
 from collector.log import RepeatLimiter, configure_logging, kv
 from collector.notify import Notifier
@@ -45,7 +46,13 @@ class Daemon:
             RepeatLimiter(config.root.log.repeat_interval),
         )
         self.reloads = {"success": 0, "failure": 0}
-        self.metrics_registry = make_registry(RuntimeCollector(self.runtime.all_stats, lambda: dict(self.reloads)))
+        self.metrics_registry = make_registry(
+            RuntimeCollector(
+                self.runtime.all_stats,
+                lambda: dict(self.reloads),
+                lambda: {"healthz": self.liveness()[0], "readyz": self.readiness()[0]},
+            )
+        )
         self.api: ApiServer | None = None
         self.started_at = time.time()
         self.ready = False
@@ -183,7 +190,7 @@ class Daemon:
         if not config.root.api.enabled:
             return True
         host, port = parse_listen(config.root.api.listen)
-        api = ApiServer(self.metrics_registry, self.status, self.readiness)
+        api = ApiServer(self.metrics_registry, self.status, self.readiness, self.liveness)
         try:
             await api.start(host, port)
         except OSError as exc:
@@ -207,11 +214,22 @@ class Daemon:
         host, port = self.api.bound
         return f"http://{host}:{port}"
 
+    def _health_policy(self) -> HealthPolicy:
+        h = self.config.root.api.health
+        return HealthPolicy(h.restart_limit, h.restart_window, h.wedged_after, h.full_after)
+
+    def liveness(self) -> tuple[bool, list[str]]:
+        problems = liveness_problems(self.runtime.all_stats(), self._health_policy())
+        return not problems, problems
+
     def readiness(self) -> tuple[bool, str]:
         if self.shutting_down:
             return False, "shutting down"
         if not self.ready:
             return False, "starting"
+        problems = readiness_problems(self.runtime.all_stats(), self._health_policy())
+        if problems:
+            return False, "; ".join(problems)
         return True, "running"
 
     def status(self) -> dict[str, Any]:
@@ -231,12 +249,17 @@ class Daemon:
                 entry["last_error"] = st.last_error
                 entry.update(st.snapshot())
             components.append(entry)
+        ready, ready_reason = self.readiness()
+        healthy, health_problems = self.liveness()
         return {
             "version": __version__,
             "config": self.config_path,
             "started_at": self.started_at,
             "uptime_seconds": time.time() - self.started_at,
-            "ready": self.readiness()[0],
+            "ready": ready,
+            "ready_reason": ready_reason,
+            "healthy": healthy,
+            "health_problems": health_problems,
             "reloads": dict(self.reloads),
             "components": components,
         }
