@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -165,7 +164,7 @@ def test_a_full_disk_holds_the_input_back_then_everything_arrives(collector: Col
         write_lines(log, total, 1, pad="y" * size)
         total += 1
         size *= 2
-        wait_for_sync(lambda: refusing() or len(delivered(out)) == total, timeout=10)
+        wait_for_sync(lambda n=total: refusing() or len(delivered(out)) == n, timeout=10)
     wait_for_sync(lambda: c.get("/readyz")[0] == 503, timeout=10)
     wait_for_sync(lambda: c.get("/healthz")[0] == 503, timeout=15)
     status, body = c.get("/healthz")
