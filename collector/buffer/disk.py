@@ -50,8 +50,9 @@ segment being written is sealed at the first failure: a segment is freed only
 once sealed, and on a disk the buffer filled itself (`max_bytes` larger than
 the filesystem) freeing delivered segments is the only way to get room back.
 `drop_newest` drops the batch instead (`write_error`). Meanwhile `condition()`
-reports `write_failing` (/readyz not ready), the first failure is logged as an
-ERROR, then a reminder every `FAILING_LOG_INTERVAL`, and the recovery as INFO.
+reports `write_failing` (/readyz not ready); failures are logged as an ERROR at
+most once per `FAILING_LOG_INTERVAL` (every one is counted), and the recovery
+after a logged failure as INFO.
 
 What a failure can cost, by `fsync` policy. An input's ack token is released
 only once its batch is as durable as the policy promises, and inputs commit
@@ -101,14 +102,14 @@ from collector.buffer.segment import HEADER_SIZE, segment_name
 from collector.buffer.store import CorruptCallback, SegmentStore
 from collector.checkpoint import fsync_directory
 from collector.events import Batch
-from collector.log import kv
+from collector.log import RepeatLimiter, kv
 
 MIB = 1024 * 1024
 MIN_MAX_BYTES = 64 * 1024
 MIN_SEGMENT_BYTES = 4096
 MAX_FRAME_BYTES = 1 << 31  # the length field is a u32; no frame comes near it
 WRITE_RETRY_SECONDS = 1.0  # after a failed write (disk full, I/O error) in `block` mode
-FAILING_LOG_INTERVAL = 60.0  # while writes keep failing, a reminder this often
+FAILING_LOG_INTERVAL = 60.0  # disk errors are logged at most this often (counted every time)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -186,8 +187,9 @@ class DiskBuffer(Buffer):
         self._ledger_failing = False
         # The intake's condition (see `condition()`): monotonic times, None while fine.
         self._failing_since: float | None = None
-        self._failing_logged = 0.0
         self._last_error: str | None = None
+        self._limiter = RepeatLimiter(FAILING_LOG_INTERVAL)  # disk errors: a line per interval at most
+        self._write_error_logged = False  # an ERROR about writes was logged and its recovery not yet
         self._full_since: float | None = None
         self.errors = {"write": 0, "fsync": 0, "ledger": 0}  # failed operations, since this object was made
 
@@ -392,13 +394,15 @@ class DiskBuffer(Buffer):
                 continue
             self._full_since = None
             if self._failing_since is not None:
-                self._log.info(
-                    "disk buffer writes again",
-                    extra=self._kv(
-                        failed_seconds=round(time.monotonic() - self._failing_since, 3),
-                        write_errors=self.errors["write"],
-                    ),
-                )
+                if self._write_error_logged:
+                    self._write_error_logged = False
+                    self._log.info(
+                        "disk buffer writes again",
+                        extra=self._kv(
+                            failed_seconds=round(time.monotonic() - self._failing_since, 3),
+                            write_errors=self.errors["write"],
+                        ),
+                    )
                 self._failing_since = None
             self._wake(self._readers)
             return True
@@ -409,21 +413,23 @@ class DiskBuffer(Buffer):
         self.errors["write"] += 1
         self._last_error = f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror or exc}"
         now = time.monotonic()
-        fields = {"segment": segment_name(store.writer.id), "error": self._last_error}
         if self._failing_since is None:
-            self._failing_since = self._failing_logged = now
+            self._failing_since = now
+        # Once per interval, however often writes fail and recover meanwhile (a disk that the buffer
+        # keeps filling and freeing would otherwise log a pair of lines per segment).
+        log_now, _first, suppressed = self._limiter.check("write")
+        if log_now:
+            self._write_error_logged = True
             self._log.error(
                 "disk buffer cannot write; inputs are held back"
                 if self.when_full == "block"
                 else "disk buffer cannot write; new data is dropped",
-                extra=self._kv(**fields),
-            )
-        elif now - self._failing_logged >= FAILING_LOG_INTERVAL:
-            self._failing_logged = now
-            self._log.error(
-                "disk buffer still cannot write",
                 extra=self._kv(
-                    **fields, failed_seconds=round(now - self._failing_since), write_errors=self.errors["write"]
+                    segment=segment_name(store.writer.id),
+                    error=self._last_error,
+                    failed_seconds=round(now - self._failing_since, 3),
+                    write_errors=self.errors["write"],
+                    **({"repeats_suppressed": suppressed} if suppressed else {}),
                 ),
             )
         if store.writer.size:
@@ -448,13 +454,17 @@ class DiskBuffer(Buffer):
                     # by a data sync, and no push may come to do one while the disk is full.
                     await self._sync_data()
                 await self._persist_and_reclaim()
-            except Exception:
-                if not self._ledger_failing:  # once, not every tick: the next success is logged too
+            except OSError as exc:
+                if self._limiter.check("background")[0]:  # counted in `errors`, logged once per interval
                     self._ledger_failing = True
-                    self._log.exception(
-                        "disk buffer background sync failed; retrying (space is not reclaimed meanwhile)",
-                        extra=self._kv(),
+                    self._log.error(
+                        "disk buffer cannot write its ledger; retrying (delivered data is not deleted meanwhile)",
+                        extra=self._kv(error=exc.strerror or str(exc), ledger_errors=self.errors["ledger"]),
                     )
+            except Exception:
+                if self._limiter.check("background-bug")[0]:
+                    self._ledger_failing = True
+                    self._log.exception("disk buffer background sync failed; retrying", extra=self._kv())
             else:
                 if self._ledger_failing:
                     self._ledger_failing = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import random
 from pathlib import Path
@@ -208,7 +209,10 @@ async def test_every_write_failing_for_a_while_holds_the_input_then_stores_every
     await buf.close()
 
 
-async def test_random_write_errors_on_every_call_lose_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_random_write_errors_on_every_call_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     monkeypatch.setattr(disk, "WRITE_RETRY_SECONDS", 0.001)
     fs = Disk(monkeypatch, tmp_path)
     fs.failing, fs.share = errno.EIO, 0.4  # seeded: 40% of all writes, frames and ledger alike
@@ -220,7 +224,14 @@ async def test_random_write_errors_on_every_call_lose_nothing(tmp_path: Path, mo
         await buf.push(log_batch(i, 3, size=200))
     await asyncio.wait_for(consumer, timeout=10)
     assert seqs(got) == list(range(300))
-    assert fs.refused > 20 and buf.metrics()["write_errors"] > 0
+    assert fs.refused > 20 and buf.metrics()["write_errors"] > 20
+    # Dozens of failures and recoveries: one ERROR line per interval, and one line for the recovery after it.
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("disk buffer cannot write; inputs are held back") == 1
+    assert messages.count("disk buffer writes again") == 1
+    assert (
+        messages.count("disk buffer cannot write its ledger; retrying (delivered data is not deleted meanwhile)") <= 1
+    )
     fs.failing = None
     await buf.close()
     no_partial_frames(tmp_path)
