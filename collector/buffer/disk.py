@@ -94,7 +94,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from collector.acks import release
-from collector.buffer.base import Buffer, BufferClosedError, BufferCondition, DropCallback, Unit
+from collector.buffer.base import (
+    REFUSAL_MEMORY,
+    Buffer,
+    BufferClosedError,
+    BufferCondition,
+    DropCallback,
+    Unit,
+    refusal_since,
+)
 from collector.buffer.codec import encode
 from collector.buffer.ledger import write_ledger
 from collector.buffer.recovery import recover
@@ -191,6 +199,7 @@ class DiskBuffer(Buffer):
         self._limiter = RepeatLimiter(FAILING_LOG_INTERVAL)  # disk errors: a line per interval at most
         self._write_error_logged = False  # an ERROR about writes was logged and its recovery not yet
         self._full_since: float | None = None
+        self._refused_at = 0.0  # the last refusal (full or write error), monotonic
         self.errors = {"write": 0, "fsync": 0, "ledger": 0}  # failed operations, since this object was made
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -304,8 +313,8 @@ class DiskBuffer(Buffer):
                 raise BufferClosedError("disk buffer is closed")
             need = sum(p.size for p in parts)
             full = store.total + need > self.max_bytes
-            if full and self._full_since is None:
-                self._full_since = time.monotonic()
+            if full:
+                self._refused(failing=False)
             if full and self.when_full == "drop_newest" and not await self._room_soon(need):
                 self._on_drop("buffer_full", sum(p.records for p in parts))
                 release(token)
@@ -373,8 +382,7 @@ class DiskBuffer(Buffer):
                 store.roll()  # the writer's segment can be freed only once it is sealed
             if store.reclaimable():
                 self._kick.set()
-            if self._full_since is None:
-                self._full_since = time.monotonic()
+            self._refused(failing=False)
             await self._wait(self._room_waiters)
 
     async def _write(self, part: _Part) -> bool:
@@ -412,9 +420,8 @@ class DiskBuffer(Buffer):
         store = self._opened()
         self.errors["write"] += 1
         self._last_error = f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror or exc}"
-        now = time.monotonic()
-        if self._failing_since is None:
-            self._failing_since = now
+        now = self._refused(failing=True)
+        assert self._failing_since is not None
         # Once per interval, however often writes fail and recover meanwhile (a disk that the buffer
         # keeps filling and freeing would otherwise log a pair of lines per segment).
         log_now, _first, suppressed = self._limiter.check("write")
@@ -587,8 +594,20 @@ class DiskBuffer(Buffer):
             "ledger_errors": float(self.errors["ledger"]),
         }
 
+    def _refused(self, *, failing: bool) -> float:
+        """Note a refusal (no room, or a write error): when its episode began is kept for `condition()`."""
+        now = time.monotonic()
+        if failing:
+            self._failing_since = refusal_since(self._failing_since, self._refused_at, now, self.when_full)
+        else:
+            self._full_since = refusal_since(self._full_since, self._refused_at, now, self.when_full)
+        self._refused_at = now
+        return now
+
     def condition(self) -> BufferCondition:
         pending = self.pending_events
+        if self.when_full == "drop_newest" and time.monotonic() - self._refused_at > REFUSAL_MEMORY:
+            return BufferCondition(True, pending_events=pending)  # no push refused lately
         if self._failing_since is not None:
             return BufferCondition(False, "write_failing", self._failing_since, self._last_error, pending)
         if self._full_since is not None:

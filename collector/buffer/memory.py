@@ -13,7 +13,15 @@ import time
 from collections import deque
 
 from collector.acks import release
-from collector.buffer.base import Buffer, BufferClosedError, BufferCondition, DropCallback, Unit
+from collector.buffer.base import (
+    REFUSAL_MEMORY,
+    Buffer,
+    BufferClosedError,
+    BufferCondition,
+    DropCallback,
+    Unit,
+    refusal_since,
+)
 from collector.events import Batch
 
 
@@ -35,6 +43,7 @@ class MemoryBuffer(Buffer):
         self._readable = asyncio.Event()
         self._space = asyncio.Event()
         self._full_since: float | None = None  # a push found no room (monotonic), until one fits again
+        self._refused_at = 0.0  # the last time a push found no room
 
     async def open(self) -> None:
         return None
@@ -48,8 +57,9 @@ class MemoryBuffer(Buffer):
         if self._closed or self._intake_closed:
             raise BufferClosedError("memory buffer is closed")
         while not self._fits(batch):
-            if self._full_since is None:
-                self._full_since = time.monotonic()
+            now = time.monotonic()
+            self._full_since = refusal_since(self._full_since, self._refused_at, now, self.when_full)
+            self._refused_at = now
             if self.when_full == "drop_newest":
                 self.on_drop("buffer_full", len(batch.records))
                 release(batch.ack)
@@ -115,7 +125,8 @@ class MemoryBuffer(Buffer):
         return self._events
 
     def condition(self) -> BufferCondition:
-        if self._full_since is not None:
+        faded = self.when_full == "drop_newest" and time.monotonic() - self._refused_at > REFUSAL_MEMORY
+        if self._full_since is not None and not faded:
             return BufferCondition(False, "full", self._full_since, pending_events=self._events)
         return BufferCondition(True, pending_events=self._events)
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from collector.acks import AckTracker
-from collector.buffer import disk
+from collector.buffer import disk, memory
 from collector.buffer.base import Unit
 from collector.buffer.ledger import read_ledger
 from collector.buffer.memory import MemoryBuffer
@@ -280,3 +280,27 @@ async def test_full_and_accepting_conditions(tmp_path: Path) -> None:
     mem.ack(unit)
     await asyncio.wait_for(blocked, timeout=2)
     assert mem.condition().accepting
+
+
+async def test_drop_newest_refusals_fade_when_no_push_comes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing waits in drop_newest to find out that room came back: an idle buffer is not reported stuck."""
+    monkeypatch.setattr(disk, "REFUSAL_MEMORY", 0.2)
+    fs = Disk(monkeypatch, tmp_path)
+    buf = make_buffer(tmp_path, when_full="drop_newest")
+    await buf.open()
+    fs.failing = errno.EIO
+    assert not await buf.push(log_batch(0))
+    first = buf.condition()
+    assert first.reason == "write_failing"
+    assert not await buf.push(log_batch(1))
+    assert buf.condition().since == first.since  # one episode while refusals keep coming
+    fs.failing = None
+    await wait_for(lambda: buf.condition().accepting, timeout=2)
+    await buf.close()
+
+    monkeypatch.setattr(memory, "REFUSAL_MEMORY", 0.2)
+    mem = MemoryBuffer(max_events=1, max_bytes=1 << 20, when_full="drop_newest", on_drop=Calls().drop)
+    await mem.push(log_batch(0))
+    assert not await mem.push(log_batch(1))
+    assert mem.condition().reason == "full"
+    await wait_for(lambda: mem.condition().accepting, timeout=2)
