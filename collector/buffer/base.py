@@ -20,9 +20,7 @@ Contract (both implementations):
 - `condition()` says whether a `push` would store data now, and if not why and
   since when: `full` (waiting for room, or dropping with `drop_newest`) or
   `write_failing` (a disk buffer whose disk refuses writes). /readyz, /healthz,
-  /status and `collector top` read it. With `block` a refusal lasts until the
-  waiting push is stored; with `drop_newest`, until `REFUSAL_MEMORY` after the
-  last refused push (nothing waits there to find out sooner).
+  /status and `collector top` read it (see `intake.IntakeCondition`).
 """
 
 from __future__ import annotations
@@ -35,17 +33,6 @@ from dataclasses import dataclass
 from collector.events import Batch
 
 DropCallback = Callable[[str, int], None]
-
-# `drop_newest` keeps no push waiting to find out when room comes back: a refusal (full, disk error) is
-# reported by `condition()` until this long after the last one, then the buffer counts as accepting again.
-REFUSAL_MEMORY = 5.0
-
-
-def refusal_since(since: float | None, last_refusal: float, now: float, when_full: str) -> float:
-    """When the current episode of refusals began: `since`, or `now` if none runs or (drop_newest) it faded."""
-    if since is None or (when_full == "drop_newest" and now - last_refusal > REFUSAL_MEMORY):
-        return now
-    return since
 
 
 class BufferClosedError(RuntimeError):

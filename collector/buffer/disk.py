@@ -78,7 +78,9 @@ the reader reports (`corrupt_record`) and skips.
 
 Code: `store.SegmentStore` is the synchronous core (segments, writer, reader,
 committed position); this class adds waiting, the fsync policy, the background
-fsync/ledger task and the lifecycle. `recovery` runs at `open()`.
+fsync/ledger task and the lifecycle. `recovery` runs at `open()`;
+`ledger.persist_then_unlink` frees segments; `intake.IntakeCondition` keeps
+what `condition()` reports.
 """
 
 from __future__ import annotations
@@ -94,17 +96,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from collector.acks import release
-from collector.buffer.base import (
-    REFUSAL_MEMORY,
-    Buffer,
-    BufferClosedError,
-    BufferCondition,
-    DropCallback,
-    Unit,
-    refusal_since,
-)
+from collector.buffer.base import Buffer, BufferClosedError, BufferCondition, DropCallback, Unit
 from collector.buffer.codec import encode
-from collector.buffer.ledger import write_ledger
+from collector.buffer.intake import IntakeCondition
+from collector.buffer.ledger import persist_then_unlink
 from collector.buffer.recovery import recover
 from collector.buffer.segment import HEADER_SIZE, segment_name
 from collector.buffer.store import CorruptCallback, SegmentStore
@@ -118,7 +113,6 @@ MIN_SEGMENT_BYTES = 4096
 MAX_FRAME_BYTES = 1 << 31  # the length field is a u32; no frame comes near it
 WRITE_RETRY_SECONDS = 1.0  # after a failed write (disk full, I/O error) in `block` mode
 FAILING_LOG_INTERVAL = 60.0  # disk errors are logged at most this often (counted every time)
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def default_segment_bytes(max_bytes: int) -> int:
@@ -193,13 +187,9 @@ class DiskBuffer(Buffer):
         self._persisted: bytes | None = None
         self._sync_failing = False
         self._ledger_failing = False
-        # The intake's condition (see `condition()`): monotonic times, None while fine.
-        self._failing_since: float | None = None
-        self._last_error: str | None = None
+        self._intake = IntakeCondition(when_full)
         self._limiter = RepeatLimiter(FAILING_LOG_INTERVAL)  # disk errors: a line per interval at most
         self._write_error_logged = False  # an ERROR about writes was logged and its recovery not yet
-        self._full_since: float | None = None
-        self._refused_at = 0.0  # the last refusal (full or write error), monotonic
         self.errors = {"write": 0, "fsync": 0, "ledger": 0}  # failed operations, since this object was made
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -213,7 +203,7 @@ class DiskBuffer(Buffer):
             self._store = None
         self._closing = self._finished = self._intake_closed = self._stopping = False
         self._close_task, self._persisted = None, None
-        self._failing_since = self._full_since = None
+        self._intake = IntakeCondition(self.when_full)
         self._awaiting_sync = []
         self._kick.clear()
         rec = await asyncio.to_thread(recover, self.directory, self._log)
@@ -314,7 +304,7 @@ class DiskBuffer(Buffer):
             need = sum(p.size for p in parts)
             full = store.total + need > self.max_bytes
             if full:
-                self._refused(failing=False)
+                self._intake.full()
             if full and self.when_full == "drop_newest" and not await self._room_soon(need):
                 self._on_drop("buffer_full", sum(p.records for p in parts))
                 release(token)
@@ -382,7 +372,7 @@ class DiskBuffer(Buffer):
                 store.roll()  # the writer's segment can be freed only once it is sealed
             if store.reclaimable():
                 self._kick.set()
-            self._refused(failing=False)
+            self._intake.full()
             await self._wait(self._room_waiters)
 
     async def _write(self, part: _Part) -> bool:
@@ -400,18 +390,13 @@ class DiskBuffer(Buffer):
                 if self._closing:
                     raise BufferClosedError("disk buffer closed while writes were failing") from exc
                 continue
-            self._full_since = None
-            if self._failing_since is not None:
-                if self._write_error_logged:
-                    self._write_error_logged = False
-                    self._log.info(
-                        "disk buffer writes again",
-                        extra=self._kv(
-                            failed_seconds=round(time.monotonic() - self._failing_since, 3),
-                            write_errors=self.errors["write"],
-                        ),
-                    )
-                self._failing_since = None
+            failed = self._intake.stored()
+            if failed is not None and self._write_error_logged:
+                self._write_error_logged = False
+                self._log.info(
+                    "disk buffer writes again",
+                    extra=self._kv(failed_seconds=round(failed, 3), write_errors=self.errors["write"]),
+                )
             self._wake(self._readers)
             return True
 
@@ -419,9 +404,8 @@ class DiskBuffer(Buffer):
         """Count and report a refused write; seal the segment being written so that it can be freed."""
         store = self._opened()
         self.errors["write"] += 1
-        self._last_error = f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror or exc}"
-        now = self._refused(failing=True)
-        assert self._failing_since is not None
+        error = f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror or exc}"
+        failed = self._intake.failing(error)
         # Once per interval, however often writes fail and recover meanwhile (a disk that the buffer
         # keeps filling and freeing would otherwise log a pair of lines per segment).
         log_now, _first, suppressed = self._limiter.check("write")
@@ -433,8 +417,8 @@ class DiskBuffer(Buffer):
                 else "disk buffer cannot write; new data is dropped",
                 extra=self._kv(
                     segment=segment_name(store.writer.id),
-                    error=self._last_error,
-                    failed_seconds=round(now - self._failing_since, 3),
+                    error=error,
+                    failed_seconds=round(failed, 3),
                     write_errors=self.errors["write"],
                     **({"repeats_suppressed": suppressed} if suppressed else {}),
                 ),
@@ -525,7 +509,7 @@ class DiskBuffer(Buffer):
         paths = [self.directory / segment_name(i) for i in doomed]
         ledger = None if data == self._persisted else data
         try:
-            failed, error = await asyncio.shield(asyncio.to_thread(_persist_then_unlink, self.directory, ledger, paths))
+            failed, error = await asyncio.shield(asyncio.to_thread(persist_then_unlink, self.directory, ledger, paths))
         except OSError:
             self.errors["ledger"] += 1
             raise
@@ -594,25 +578,8 @@ class DiskBuffer(Buffer):
             "ledger_errors": float(self.errors["ledger"]),
         }
 
-    def _refused(self, *, failing: bool) -> float:
-        """Note a refusal (no room, or a write error): when its episode began is kept for `condition()`."""
-        now = time.monotonic()
-        if failing:
-            self._failing_since = refusal_since(self._failing_since, self._refused_at, now, self.when_full)
-        else:
-            self._full_since = refusal_since(self._full_since, self._refused_at, now, self.when_full)
-        self._refused_at = now
-        return now
-
     def condition(self) -> BufferCondition:
-        pending = self.pending_events
-        if self.when_full == "drop_newest" and time.monotonic() - self._refused_at > REFUSAL_MEMORY:
-            return BufferCondition(True, pending_events=pending)  # no push refused lately
-        if self._failing_since is not None:
-            return BufferCondition(False, "write_failing", self._failing_since, self._last_error, pending)
-        if self._full_since is not None:
-            return BufferCondition(False, "full", self._full_since, pending_events=pending)
-        return BufferCondition(True, pending_events=pending)
+        return self._intake.condition(self.pending_events)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -651,30 +618,3 @@ def _fsync_all(fds: list[int], directory: Path | None) -> None:
         os.fsync(fd)
     if directory is not None:
         fsync_directory(directory)
-
-
-def _persist_then_unlink(directory: Path, ledger: bytes | None, doomed: list[Path]) -> tuple[int, OSError | None]:
-    """The ledger that no longer needs `doomed` is durable before any of them is unlinked.
-
-    Except on a full disk (see the design note): then `doomed` is unlinked first to make room and the
-    ledger written again. Returns (failed ledger writes, the error if the ledger is still not written);
-    `doomed` is gone unless an exception is raised.
-    """
-    failed = 0
-    if ledger is not None:
-        try:
-            write_ledger(directory, ledger)
-            ledger = None
-        except OSError as exc:
-            if not doomed or exc.errno not in _DISK_FULL:
-                raise
-            failed = 1
-    for path in doomed:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-    if ledger is not None:
-        try:
-            write_ledger(directory, ledger)
-        except OSError as exc:
-            return failed + 1, exc
-    return failed, None

@@ -13,15 +13,8 @@ import time
 from collections import deque
 
 from collector.acks import release
-from collector.buffer.base import (
-    REFUSAL_MEMORY,
-    Buffer,
-    BufferClosedError,
-    BufferCondition,
-    DropCallback,
-    Unit,
-    refusal_since,
-)
+from collector.buffer.base import Buffer, BufferClosedError, BufferCondition, DropCallback, Unit
+from collector.buffer.intake import IntakeCondition
 from collector.events import Batch
 
 
@@ -42,8 +35,7 @@ class MemoryBuffer(Buffer):
         self._closed = False
         self._readable = asyncio.Event()
         self._space = asyncio.Event()
-        self._full_since: float | None = None  # a push found no room (monotonic), until one fits again
-        self._refused_at = 0.0  # the last time a push found no room
+        self._intake = IntakeCondition(when_full)
 
     async def open(self) -> None:
         return None
@@ -57,9 +49,7 @@ class MemoryBuffer(Buffer):
         if self._closed or self._intake_closed:
             raise BufferClosedError("memory buffer is closed")
         while not self._fits(batch):
-            now = time.monotonic()
-            self._full_since = refusal_since(self._full_since, self._refused_at, now, self.when_full)
-            self._refused_at = now
+            self._intake.full()
             if self.when_full == "drop_newest":
                 self.on_drop("buffer_full", len(batch.records))
                 release(batch.ack)
@@ -68,7 +58,7 @@ class MemoryBuffer(Buffer):
             await self._space.wait()
             if self._closed:
                 raise BufferClosedError("memory buffer closed while waiting for room")
-        self._full_since = None
+        self._intake.stored()
         now = time.time()
         # Memory units never outlive the process; the push time keeps origins of different runs apart.
         unit = Unit(self._next_id, batch, f"{int(now * 1000):011x}-m-{self._next_id:x}")
@@ -125,10 +115,7 @@ class MemoryBuffer(Buffer):
         return self._events
 
     def condition(self) -> BufferCondition:
-        faded = self.when_full == "drop_newest" and time.monotonic() - self._refused_at > REFUSAL_MEMORY
-        if self._full_since is not None and not faded:
-            return BufferCondition(False, "full", self._full_since, pending_events=self._events)
-        return BufferCondition(True, pending_events=self._events)
+        return self._intake.condition(self._events)
 
     def metrics(self) -> dict[str, float]:
         oldest = [t for _, t in self._in_flight.values()]

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from collector.acks import AckTracker
-from collector.buffer import disk, memory
+from collector.buffer import disk, intake
 from collector.buffer.base import Unit
 from collector.buffer.ledger import read_ledger
 from collector.buffer.memory import MemoryBuffer
@@ -284,7 +284,7 @@ async def test_full_and_accepting_conditions(tmp_path: Path) -> None:
 
 async def test_drop_newest_refusals_fade_when_no_push_comes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing waits in drop_newest to find out that room came back: an idle buffer is not reported stuck."""
-    monkeypatch.setattr(disk, "REFUSAL_MEMORY", 0.2)
+    monkeypatch.setattr(intake, "REFUSAL_MEMORY", 0.2)
     fs = Disk(monkeypatch, tmp_path)
     buf = make_buffer(tmp_path, when_full="drop_newest")
     await buf.open()
@@ -298,7 +298,6 @@ async def test_drop_newest_refusals_fade_when_no_push_comes(tmp_path: Path, monk
     await wait_for(lambda: buf.condition().accepting, timeout=2)
     await buf.close()
 
-    monkeypatch.setattr(memory, "REFUSAL_MEMORY", 0.2)
     mem = MemoryBuffer(max_events=1, max_bytes=1 << 20, when_full="drop_newest", on_drop=Calls().drop)
     await mem.push(log_batch(0))
     assert not await mem.push(log_batch(1))
