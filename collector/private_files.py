@@ -11,6 +11,7 @@ already existed keeps whatever mode it had until it is set.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -38,8 +39,8 @@ def private_dir(path: Path, *, existing: bool = True) -> Path:
         try:
             os.mkdir(directory, DIR_MODE)
         except FileExistsError:
-            if not directory.is_dir():
-                raise
+            if not directory.is_dir():  # a file where a directory must be
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory)) from None
         os.chmod(directory, DIR_MODE)
     if not missing and existing:
         os.chmod(path, DIR_MODE)
@@ -55,3 +56,26 @@ def open_private(path: Path | str, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def open_created_private(path: Path | str, flags: int) -> int:
+    """`os.open(path, flags)`, creating the file 0600 (whatever the umask) if it does not exist.
+
+    Unlike `open_private`, a file that already exists keeps its mode: for files an operator
+    reads with other tools (the `file` output's), who may have opened them up on purpose.
+    """
+    for _ in range(3):
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        except FileExistsError:
+            try:
+                return os.open(path, flags | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # removed between the two calls: create it
+        try:
+            os.fchmod(fd, FILE_MODE)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+    raise OSError(f"{path} keeps appearing and disappearing; not opened")
