@@ -14,10 +14,19 @@ The driver hands `send` a batch no larger than one PutLogEvents request
 3. sends them one after another. A missing group or stream (never created,
    or deleted while we run) is created and the request sent once more;
    events the API reports as too old, too new or expired are given back as
-   dead letters with that reason; throttling, 5xx and connection errors stop
-   the send and hand every unsent record back for a retry with backoff;
-   permission errors are logged once with the missing IAM action and the
-   records dead-lettered.
+   dead letters with that reason; throttling (THROTTLED), 5xx and connection
+   errors stop the send and hand every unsent record back for a retry with
+   backoff; permission errors are logged once with the missing IAM action and
+   the records dead-lettered.
+
+Resource memory: what is known about groups and streams is kept per output
+(bounded): groups known to exist, and for each (group, stream) found missing,
+the creation step to resume at. A creation call that fails (throttled, say)
+ends the send, and the retry starts again at that very call, not at
+PutLogEvents -> CreateLogStream -> CreateLogGroup: under sustained throttling
+a first delivery needs each call to succeed once, not the whole chain in a
+row. A group or stream that someone else created meanwhile
+(ResourceAlreadyExistsException) counts as created.
 
 The result is per record (`SendResult.partial`) whenever the outcomes differ,
 so the driver resends only what was not accepted. No sequence tokens: the API
@@ -70,6 +79,7 @@ _GROUP_INVALID = re.compile(r"[^A-Za-z0-9_\-./#]")
 _STREAM_INVALID = re.compile(r"[:*]")
 # Read by the request hook, per task: whether the PutLogEvents call being made carries EMF documents, and
 # the JSON body encoded for it (see `_prepare_request`).
+_KNOWN_MAX = 10_000  # names remembered per output (templates may name many); the oldest are forgotten first
 _SENDING_EMF: contextvars.ContextVar[bool] = contextvars.ContextVar("cloudwatch_logs_emf", default=False)
 _BODY: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("cloudwatch_logs_body", default=None)
 
@@ -242,6 +252,8 @@ class CloudWatchLogsOutput(Output):
         self.rejected = {"too_old": 0, "too_new": 0, "expired": 0}
         self.groups_created = 0
         self.streams_created = 0
+        self._groups: dict[str, None] = {}  # groups known to exist (an ordered, bounded set)
+        self._missing: dict[tuple[str, str], str] = {}  # (group, stream) -> "stream" | "group": create that next
 
     def _compile_templates(self, host: dict[str, str]) -> None:
         missing = self.config.missing_value
@@ -322,12 +334,12 @@ class CloudWatchLogsOutput(Output):
             self.split_records += plan.split_records
             for request in plan.requests:
                 if stop is not None:
-                    outcome.mark(request.owners, Outcome.RETRY, stop.reason, stop.retry_after)
+                    outcome.mark(request.owners, Outcome.RETRY, stop.reason, stop.retry_after, stop.throttled)
                     continue
                 result = await self._put(client, dest, request, outcome)
                 if result is None:
                     continue
-                outcome.mark(request.owners, result.outcome, result.reason, result.retry_after)
+                outcome.mark(request.owners, result.outcome, result.reason, result.retry_after, result.throttled)
                 if result.outcome is Outcome.RETRY:
                     stop = result
         return outcome.result()
@@ -388,7 +400,12 @@ class CloudWatchLogsOutput(Output):
         token = _SENDING_EMF.set(dest.emf)
         body_token = _BODY.set(body)
         try:
+            key = (dest.group, dest.stream)
             for attempt in (1, 2):
+                if key in self._missing:  # found missing before: create first, resuming where that stopped
+                    failure = await self._create(client, dest)
+                    if failure is not None:
+                        return failure
                 try:
                     response = await client.put_log_events(
                         logGroupName=dest.group, logStreamName=dest.stream, logEvents=events
@@ -397,9 +414,7 @@ class CloudWatchLogsOutput(Output):
                 except ClientError as exc:
                     if error_code(exc) != "ResourceNotFoundException" or attempt == 2:
                         return self._failed(exc, "logs:PutLogEvents", dest)
-                    failure = await self._create(client, dest)
-                    if failure is not None:
-                        return failure
+                    _remember(self._missing, key, "stream")
                 except (BotoCoreError, OSError, TimeoutError) as exc:
                     return self._failed(exc, "logs:PutLogEvents", dest)
         finally:
@@ -452,32 +467,39 @@ class CloudWatchLogsOutput(Output):
             )
 
     async def _create(self, client: Any, dest: _Destination) -> SendResult | None:
-        """Create the stream, and its group first if that is missing too; None when done."""
-        try:
-            await client.create_log_stream(logGroupName=dest.group, logStreamName=dest.stream)
-            self.streams_created += 1
-        except ClientError as exc:
-            code = error_code(exc)
-            if code == "ResourceAlreadyExistsException":
-                return None
-            if code != "ResourceNotFoundException":
-                return self._failed(exc, "logs:CreateLogStream", dest)
-            if not self.config.create_log_group:
-                return SendResult.drop(f"log group {dest.group!r} does not exist and create_log_group is false")
-            failure = await self._create_group(client, dest)
-            if failure is not None:
-                return failure
+        """Create what `dest` lacks, starting at the step remembered for it; None once the stream exists.
+
+        Each call is made once: a failure ends the send and the remembered step stays, so the retry
+        resumes at the call that failed (see the module note).
+        """
+        key = (dest.group, dest.stream)
+        for _ in range(2):
+            if self._missing.get(key) == "group":
+                if dest.group not in self._groups:
+                    if not self.config.create_log_group:
+                        self._missing.pop(key, None)  # someone may create it; ask the API again next time
+                        return SendResult.drop(f"log group {dest.group!r} does not exist and create_log_group is false")
+                    failure = await self._create_group(client, dest)
+                    if failure is not None:
+                        return failure
+                self._missing[key] = "stream"
             try:
                 await client.create_log_stream(logGroupName=dest.group, logStreamName=dest.stream)
                 self.streams_created += 1
-            except ClientError as again:
-                if error_code(again) != "ResourceAlreadyExistsException":
-                    return self._failed(again, "logs:CreateLogStream", dest)
-            except (BotoCoreError, OSError, TimeoutError) as again:
-                return self._failed(again, "logs:CreateLogStream", dest)
-        except (BotoCoreError, OSError, TimeoutError) as exc:
-            return self._failed(exc, "logs:CreateLogStream", dest)
-        return None
+            except ClientError as exc:
+                code = error_code(exc)
+                if code == "ResourceNotFoundException" and self._missing.get(key) != "group":
+                    self._groups.pop(dest.group, None)  # deleted meanwhile, or never there
+                    self._missing[key] = "group"
+                    continue
+                if code != "ResourceAlreadyExistsException":
+                    return self._failed(exc, "logs:CreateLogStream", dest)
+            except (BotoCoreError, OSError, TimeoutError) as exc:
+                return self._failed(exc, "logs:CreateLogStream", dest)
+            self._missing.pop(key, None)
+            _remember(self._groups, dest.group, None)
+            return None
+        return SendResult.retry(f"log group {dest.group!r} missing again right after it was created")
 
     async def _create_group(self, client: Any, dest: _Destination) -> SendResult | None:
         config = self.config
@@ -492,10 +514,12 @@ class CloudWatchLogsOutput(Output):
             await client.create_log_group(**args)
         except ClientError as exc:
             if error_code(exc) == "ResourceAlreadyExistsException":
+                _remember(self._groups, dest.group, None)
                 return None  # created meanwhile by someone else: leave its settings alone
             return self._failed(exc, "logs:CreateLogGroup", dest)
         except (BotoCoreError, OSError, TimeoutError) as exc:
             return self._failed(exc, "logs:CreateLogGroup", dest)
+        _remember(self._groups, dest.group, None)
         self.groups_created += 1
         self.log.info(
             "created log group",
@@ -532,7 +556,7 @@ class CloudWatchLogsOutput(Output):
 class _Outcomes:
     """Per-record outcomes of one send, allocated only when something was not accepted."""
 
-    __slots__ = ("n", "outcomes", "reasons", "retry_after")
+    __slots__ = ("n", "outcomes", "reasons", "retry_after", "throttled")
 
     _RANK: ClassVar[dict[Outcome, int]] = {Outcome.OK: 0, Outcome.DROP: 1, Outcome.RETRY: 2}
 
@@ -541,8 +565,16 @@ class _Outcomes:
         self.outcomes: list[Outcome] | None = None
         self.reasons: list[str] = []
         self.retry_after: float | None = None
+        self.throttled = False
 
-    def mark(self, owners: Sequence[int], outcome: Outcome, reason: str, retry_after: float | None = None) -> None:
+    def mark(
+        self,
+        owners: Sequence[int],
+        outcome: Outcome,
+        reason: str,
+        retry_after: float | None = None,
+        throttled: bool = False,
+    ) -> None:
         """A record keeps its worst outcome (a part to retry outranks a part dropped, which outranks OK)."""
         if outcome is Outcome.OK:
             return
@@ -556,6 +588,7 @@ class _Outcomes:
                 self.reasons[i] = reason
         if retry_after is not None:
             self.retry_after = max(self.retry_after or 0.0, retry_after)
+        self.throttled = self.throttled or throttled
 
     def result(self) -> SendResult:
         if self.outcomes is None:
@@ -563,9 +596,19 @@ class _Outcomes:
         first = self.outcomes[0]
         if all(o is first for o in self.outcomes) and len(set(self.reasons)) == 1:
             if first is Outcome.RETRY:
+                if self.throttled:
+                    return SendResult.throttle(self.reasons[0], self.retry_after)
                 return SendResult.retry(self.reasons[0], self.retry_after)
             return SendResult.drop(self.reasons[0])
-        return SendResult.partial(self.outcomes, self.reasons, self.retry_after)
+        return SendResult.partial(self.outcomes, self.reasons, self.retry_after, self.throttled)
+
+
+def _remember(known: dict[Any, Any], key: Any, value: Any) -> None:
+    """Set `known[key]`, forgetting the oldest entry past `_KNOWN_MAX` (memory stays bounded)."""
+    known.pop(key, None)
+    known[key] = value
+    if len(known) > _KNOWN_MAX:
+        del known[next(iter(known))]
 
 
 def _prepare_request(params: dict[str, Any], **_: Any) -> None:
