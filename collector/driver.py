@@ -192,6 +192,7 @@ class OutputRunner:
 
     async def _deliver(self, output: Output, config: OutputConfig) -> None:
         limits = effective_limits(type(output), config)
+        self.send_rate.window = config.concurrency
         self.buffer.rewind()
         slots = asyncio.Semaphore(config.concurrency)
         in_flight: set[asyncio.Task[None]] = set()
