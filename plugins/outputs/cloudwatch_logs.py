@@ -19,14 +19,9 @@ The driver hands `send` a batch no larger than one PutLogEvents request
    backoff; permission errors are logged once with the missing IAM action and
    the records dead-lettered.
 
-Resource memory: what is known about groups and streams is kept per output
-(bounded): groups known to exist, and for each (group, stream) found missing,
-the creation step to resume at. A creation call that fails (throttled, say)
-ends the send, and the retry starts again at that very call, not at
-PutLogEvents -> CreateLogStream -> CreateLogGroup: under sustained throttling
-a first delivery needs each call to succeed once, not the whole chain in a
-row. A group or stream that someone else created meanwhile
-(ResourceAlreadyExistsException) counts as created.
+What is known about groups and streams, and their creation, is
+`cloudwatch_logs_resources.py`: a creation call that fails (throttled, say)
+ends the send, and the retry resumes at that very call, not at PutLogEvents.
 
 The result is per record (`SendResult.partial`) whenever the outcomes differ,
 so the driver resends only what was not accepted. No sequence tokens: the API
@@ -68,6 +63,7 @@ from collector_plugins.outputs.cloudwatch_logs_limits import (
     RETENTION_DAYS,
 )
 from collector_plugins.outputs.cloudwatch_logs_requests import MIN_MESSAGE_BYTES, EventPlanner, EventRequest
+from collector_plugins.outputs.cloudwatch_logs_resources import LogResources
 
 EMF_HEADER = ("x-amzn-logs-format", "json/emf")
 EMF_MARK = "_emf"
@@ -79,7 +75,6 @@ _GROUP_INVALID = re.compile(r"[^A-Za-z0-9_\-./#]")
 _STREAM_INVALID = re.compile(r"[:*]")
 # Read by the request hook, per task: whether the PutLogEvents call being made carries EMF documents, and
 # the JSON body encoded for it (see `_prepare_request`).
-_KNOWN_MAX = 10_000  # names remembered per output (templates may name many); the oldest are forgotten first
 _SENDING_EMF: contextvars.ContextVar[bool] = contextvars.ContextVar("cloudwatch_logs_emf", default=False)
 _BODY: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("cloudwatch_logs_body", default=None)
 
@@ -250,10 +245,7 @@ class CloudWatchLogsOutput(Output):
         self.split_records = 0
         self.empty_records = 0
         self.rejected = {"too_old": 0, "too_new": 0, "expired": 0}
-        self.groups_created = 0
-        self.streams_created = 0
-        self._groups: dict[str, None] = {}  # groups known to exist (an ordered, bounded set)
-        self._missing: dict[tuple[str, str], str] = {}  # (group, stream) -> "stream" | "group": create that next
+        self.resources = LogResources(config, self._failed, self._group_created)
 
     def _compile_templates(self, host: dict[str, str]) -> None:
         missing = self.config.missing_value
@@ -306,8 +298,8 @@ class CloudWatchLogsOutput(Output):
             "rejected_too_old": self.rejected["too_old"],
             "rejected_too_new": self.rejected["too_new"],
             "rejected_expired": self.rejected["expired"],
-            "groups_created": self.groups_created,
-            "streams_created": self.streams_created,
+            "groups_created": self.resources.groups_created,
+            "streams_created": self.resources.streams_created,
         }
 
     def classify(self, exc: Exception) -> SendResult:
@@ -400,10 +392,10 @@ class CloudWatchLogsOutput(Output):
         token = _SENDING_EMF.set(dest.emf)
         body_token = _BODY.set(body)
         try:
-            key = (dest.group, dest.stream)
+            resources = self.resources
             for attempt in (1, 2):
-                if key in self._missing:  # found missing before: create first, resuming where that stopped
-                    failure = await self._create(client, dest)
+                if resources.pending(dest):  # found missing before: create first, resuming where that stopped
+                    failure = await resources.create(client, dest)
                     if failure is not None:
                         return failure
                 try:
@@ -414,7 +406,7 @@ class CloudWatchLogsOutput(Output):
                 except ClientError as exc:
                     if error_code(exc) != "ResourceNotFoundException" or attempt == 2:
                         return self._failed(exc, "logs:PutLogEvents", dest)
-                    _remember(self._missing, key, "stream")
+                    resources.stream_missing(dest)
                 except (BotoCoreError, OSError, TimeoutError) as exc:
                     return self._failed(exc, "logs:PutLogEvents", dest)
         finally:
@@ -466,78 +458,11 @@ class CloudWatchLogsOutput(Output):
                 "CloudWatch Logs refused events outside its time window; kept as dead letters", extra={"fields": fields}
             )
 
-    async def _create(self, client: Any, dest: _Destination) -> SendResult | None:
-        """Create what `dest` lacks, starting at the step remembered for it; None once the stream exists.
-
-        Each call is made once: a failure ends the send and the remembered step stays, so the retry
-        resumes at the call that failed (see the module note).
-        """
-        key = (dest.group, dest.stream)
-        for _ in range(2):
-            if self._missing.get(key) == "group":
-                if dest.group not in self._groups:
-                    if not self.config.create_log_group:
-                        self._missing.pop(key, None)  # someone may create it; ask the API again next time
-                        return SendResult.drop(f"log group {dest.group!r} does not exist and create_log_group is false")
-                    failure = await self._create_group(client, dest)
-                    if failure is not None:
-                        return failure
-                self._missing[key] = "stream"
-            try:
-                await client.create_log_stream(logGroupName=dest.group, logStreamName=dest.stream)
-                self.streams_created += 1
-            except ClientError as exc:
-                code = error_code(exc)
-                if code == "ResourceNotFoundException" and self._missing.get(key) != "group":
-                    self._groups.pop(dest.group, None)  # deleted meanwhile, or never there
-                    self._missing[key] = "group"
-                    continue
-                if code != "ResourceAlreadyExistsException":
-                    return self._failed(exc, "logs:CreateLogStream", dest)
-            except (BotoCoreError, OSError, TimeoutError) as exc:
-                return self._failed(exc, "logs:CreateLogStream", dest)
-            self._missing.pop(key, None)
-            _remember(self._groups, dest.group, None)
-            return None
-        return SendResult.retry(f"log group {dest.group!r} missing again right after it was created")
-
-    async def _create_group(self, client: Any, dest: _Destination) -> SendResult | None:
-        config = self.config
-        args: dict[str, Any] = {"logGroupName": dest.group}
-        if config.kms_key_id:
-            args["kmsKeyId"] = config.kms_key_id
-        if config.tags:
-            args["tags"] = dict(config.tags)
-        if config.log_group_class:
-            args["logGroupClass"] = config.log_group_class
-        try:
-            await client.create_log_group(**args)
-        except ClientError as exc:
-            if error_code(exc) == "ResourceAlreadyExistsException":
-                _remember(self._groups, dest.group, None)
-                return None  # created meanwhile by someone else: leave its settings alone
-            return self._failed(exc, "logs:CreateLogGroup", dest)
-        except (BotoCoreError, OSError, TimeoutError) as exc:
-            return self._failed(exc, "logs:CreateLogGroup", dest)
-        _remember(self._groups, dest.group, None)
-        self.groups_created += 1
+    def _group_created(self, group: str) -> None:
         self.log.info(
             "created log group",
-            extra=kv(component=self.ctx.name, log_group=dest.group, retention_days=config.retention_days),
+            extra=kv(component=self.ctx.name, log_group=group, retention_days=self.config.retention_days),
         )
-        if config.retention_days:
-            try:
-                await client.put_retention_policy(logGroupName=dest.group, retentionInDays=config.retention_days)
-            except (ClientError, BotoCoreError, OSError, TimeoutError) as exc:
-                # The group exists and takes events; a missing retention is logged, not a reason to hold data.
-                classify_aws_error(
-                    exc,
-                    action="logs:PutRetentionPolicy",
-                    log=self.log,
-                    resource=self._arn(dest, False),
-                    limiter=self._limiter,
-                )
-        return None
 
     def _failed(self, exc: BaseException, action: str, dest: _Destination) -> SendResult:
         stream_level = action in ("logs:PutLogEvents", "logs:CreateLogStream")
@@ -601,14 +526,6 @@ class _Outcomes:
                 return SendResult.retry(self.reasons[0], self.retry_after)
             return SendResult.drop(self.reasons[0])
         return SendResult.partial(self.outcomes, self.reasons, self.retry_after, self.throttled)
-
-
-def _remember(known: dict[Any, Any], key: Any, value: Any) -> None:
-    """Set `known[key]`, forgetting the oldest entry past `_KNOWN_MAX` (memory stays bounded)."""
-    known.pop(key, None)
-    known[key] = value
-    if len(known) > _KNOWN_MAX:
-        del known[next(iter(known))]
 
 
 def _prepare_request(params: dict[str, Any], **_: Any) -> None:

@@ -180,3 +180,24 @@ async def test_a_stream_someone_else_created_is_used(tmp_path: Path, proxy: Faul
         assert pipe.stats.sent_events == 3 and pipe.stats.retries == 0
     assert [r.operation for r in proxy.requests] == ["PutLogEvents", "CreateLogStream", "PutLogEvents"]
     assert [r.status for r in proxy.requests][1] == 400  # ResourceAlreadyExistsException: counted as created
+
+
+async def test_a_throttled_retention_policy_is_set_on_the_retry(
+    tmp_path: Path, proxy: FaultProxy, moto: MotoServer
+) -> None:
+    proxy.fail_next(1, "throttle", match="PutRetentionPolicy")
+    async with Pipeline(tmp_path, proxy, log_stream="s", retention_days=7) as pipe:
+        await pipe.feed(make_records(2))
+        await wait_for(lambda: pipe.settled(2), timeout=10)
+        assert pipe.stats.sent_events == 2
+    assert [(r.operation, r.faulted is not None) for r in proxy.requests] == [
+        ("PutLogEvents", False),
+        ("CreateLogStream", False),  # ResourceNotFoundException: no group
+        ("CreateLogGroup", False),
+        ("PutRetentionPolicy", True),  # throttled: the send ends here
+        ("PutRetentionPolicy", False),  # the retry resumes with it, not with PutLogEvents
+        ("CreateLogStream", False),
+        ("PutLogEvents", False),
+    ]
+    (group,) = moto.client("logs").describe_log_groups(logGroupNamePrefix="/delivery")["logGroups"]
+    assert group["retentionInDays"] == 7
