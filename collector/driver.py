@@ -330,7 +330,7 @@ class OutputRunner:
                 raise _Abandoned
             cap = min(retry.max_backoff, retry.initial_backoff * (2 ** min(step - 1, 62)))
             delay = result.retry_after if result.retry_after is not None else random.uniform(0, cap)
-            self._log_retry(retry_reason, attempt, delay, len(todo))
+            self._log_retry(retry_reason, attempt, delay, len(todo), result.throttled)
             await asyncio.sleep(delay)
         return delivered, dead
 
@@ -351,7 +351,7 @@ class OutputRunner:
                 fields["repeats_suppressed"] = suppressed
             self.log.error("destination rejected records; kept as dead letters", extra={"fields": fields})
 
-    def _log_retry(self, reason: str, attempt: int, delay: float, events: int) -> None:
+    def _log_retry(self, reason: str, attempt: int, delay: float, events: int, throttled: bool) -> None:
         now, _, suppressed = self.limiter.check(self.name, "retry")
         if not now:
             return
@@ -362,6 +362,10 @@ class OutputRunner:
             "retry_in": round(delay, 3),
             "events": events,
         }
+        if throttled:
+            fields["throttled"] = True
+        if self.send_rate.enabled:
+            fields["send_rate"] = round(self.send_rate.rate, 2)  # requests/s the output is held to
         if suppressed:
             fields["repeats_suppressed"] = suppressed
         self.log.warning("request failed; retrying", extra={"fields": fields})
