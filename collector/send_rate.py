@@ -31,7 +31,7 @@ half-second rate measurements smoothed 0.8), and differ in two places:
   to a send that left after it, and once `window` sends have left since. So
   the refusals of the requests that were in flight together count once, and
   an output with 8 requests in flight is not slowed 8 times as hard as one
-  with 1 (at p = 0.4 it settles near 60/s instead of 15/s).
+  with 1 (at p = 0.4 the limit settles near 60/s instead of 15/s).
 
 Rules, in order: off until the first throttled answer (`acquire` returns at once:
 no cost on the hot path); on a throttled answer to a send made after the last
