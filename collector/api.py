@@ -85,7 +85,7 @@ class OutputConfig(_ConsumerConfig):
     retry: RetrySettings = Field(
         RetrySettings(),
         description="How failed requests are retried (exponential backoff with full jitter).",
-        examples=[{"initial_backoff": "500ms", "max_backoff": "1m", "max_retries": 10}],
+        examples=[{"initial_backoff": "500ms", "max_backoff": "20s", "max_retries": 10}],
     )
     concurrency: int = Field(1, ge=1, le=64, description="Requests in flight at once.", examples=[1])
     dead_letter: DeadLetterSettings = Field(
