@@ -100,3 +100,17 @@ def test_private_dir_leaves_an_existing_data_dir_alone_when_asked(tmp_path: Path
     assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
     private_dir(shared / "new", existing=False)
     assert mode(shared / "new") == 0o700
+
+
+def test_trace_index_database_and_its_wal_files(tmp_path: Path, umask: int) -> None:
+    from collector_plugins.common.trace_index import Entry, TraceIndex
+
+    os.chmod(tmp_path, 0o755)
+    path = tmp_path / "data" / "trace_index" / "recent.sqlite"
+    index = TraceIndex(path, max_bytes=1024 * 1024)
+    index.add([Entry("1-5759e988-bd862e3fe1be46a994272793", 1.0, "segment", "svc", "{}")])
+    files = list(path.parent.iterdir())
+    assert {p.name for p in files} >= {"recent.sqlite", "recent.sqlite-wal", "recent.sqlite-shm"}
+    assert {p.name: mode(p) for p in files} == {p.name: 0o600 for p in files}
+    assert mode(path.parent) == 0o700
+    index.close()
