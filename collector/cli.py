@@ -164,7 +164,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.format(), file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(config.root.log.level, config.root.log.format)
+    configure_logging(config.root.log.level, config.root.log.format, secrets=config.secret_values())
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(run_daemon(args.config, config, registry))
 
