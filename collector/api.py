@@ -39,10 +39,11 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from collector.checkpoint import CheckpointFile
-from collector.delivery import OutputLimits, SendResult
 from collector.events import KINDS, Batch
+from collector.output_limits import OutputLimits
+from collector.output_settings import BatchSettings, BufferSettings, DeadLetterSettings, RetrySettings
 from collector.private_files import private_dir
-from collector.settings import BatchSettings, BufferSettings, DeadLetterSettings, RetrySettings
+from collector.send_result import SendResult
 
 ALL_KINDS = frozenset(KINDS)
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from collector.delivery import Outcome, SendResult
+from collector.send_result import Outcome, SendResult
 from collector_plugins.common.aws.errors import error_code
 
 KNOWN_MAX = 10_000

@@ -31,9 +31,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, PermanentError, RetryableError, SendResult
 from collector.events import METRICS, Batch
 from collector.log import RepeatLimiter, kv
+from collector.send_result import Outcome, PermanentError, RetryableError, SendResult
 from collector_plugins.common.aws.errors import classify_aws_error
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings

@@ -37,9 +37,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, RetryableError, SendResult
 from collector.events import KINDS, Batch
 from collector.log import kv
+from collector.send_result import Outcome, RetryableError, SendResult
 from collector.units import Size
 from collector_plugins.outputs.encoding import encoder_for
 from collector_plugins.outputs.file_paths import FilePaths, check_path_template, make_private_dirs, open_private_append

@@ -28,9 +28,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, SendResult
 from collector.events import KINDS, Batch
 from collector.log import RepeatLimiter
+from collector.send_result import Outcome, SendResult
 from collector_plugins.common.aws.errors import classify_aws_error, error_code
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings

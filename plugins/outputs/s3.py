@@ -33,9 +33,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, SendResult
 from collector.events import KINDS, METRICS, Batch
-from collector.settings import BatchSettings, BufferSettings
+from collector.output_settings import BatchSettings, BufferSettings
+from collector.send_result import Outcome, SendResult
 from collector.units import Size
 from collector_plugins.common.aws.errors import classify_aws_error
 from collector_plugins.common.aws.metadata import template_host_facts

@@ -27,9 +27,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, PermanentError, RetryableError, SendResult
 from collector.events import KINDS, Batch
 from collector.log import RepeatLimiter, kv
+from collector.send_result import Outcome, PermanentError, RetryableError, SendResult
 from collector.units import Duration
 from collector_plugins.common.listen import Address, parse_address
 from collector_plugins.outputs.encoding import encoder_for

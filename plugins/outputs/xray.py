@@ -34,9 +34,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator
 
 from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, SendResult
 from collector.events import TRACES, Batch
 from collector.log import RepeatLimiter, kv
+from collector.send_result import Outcome, SendResult
 from collector.units import Duration
 from collector_plugins.common.aws.errors import THROTTLING_CODES, TRANSIENT_CODES, classify_aws_error
 from collector_plugins.common.aws.session import AwsClients

@@ -14,8 +14,8 @@ import orjson
 from pydantic import Field
 
 from collector.api import ALL_KINDS, Output, OutputConfig, Processor, ProcessorConfig
-from collector.delivery import Outcome, RetryableError, SendResult
 from collector.events import Batch
+from collector.send_result import Outcome, RetryableError, SendResult
 
 
 class ChaosConfig(ProcessorConfig):
