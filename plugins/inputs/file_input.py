@@ -1,4 +1,7 @@
-"""`file`: tails log files matched by glob patterns, with checkpoints, rotation and exactly-once restarts.
+"""`file`: tails log files matched by glob patterns, with checkpoints, rotation and at-least-once restarts.
+
+A restart resumes from the last checkpoint, which only ever holds acknowledged offsets: nothing acknowledged
+is lost, and what was read after it is read (and sent) again (docs/delivery.md, "At-least-once, end to end").
 
 Design note (the details live in `filetail/`, one module per concern).
 
