@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from collector.api import Input, InputContext
+from collector.api import ComponentContext, Input, InputContext
 from collector.checkpoint import CheckpointError
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter, kv
@@ -65,7 +65,7 @@ class FileInput(Input):
 
     config: FileInputConfig
 
-    def __init__(self, config: FileInputConfig, ctx: Any) -> None:
+    def __init__(self, config: FileInputConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.stats = Counters()
         self.globs = GlobSet(config.include, config.exclude)

@@ -40,7 +40,7 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator, model_validator
 
-from collector.api import Output, OutputConfig
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter, kv
 from collector.send_result import Outcome, SendResult
@@ -222,7 +222,7 @@ class CloudWatchLogsOutput(Output):
 
     config: CloudWatchLogsConfig
 
-    def __init__(self, config: CloudWatchLogsConfig, ctx: Any) -> None:
+    def __init__(self, config: CloudWatchLogsConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         batch = config.batch
         self.planner = EventPlanner(

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Output, OutputConfig
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import METRICS, Batch
 from collector.log import RepeatLimiter, kv
 from collector.send_result import Outcome, PermanentError, RetryableError, SendResult
@@ -116,7 +116,7 @@ class CloudWatchMetricsOutput(Output):
 
     config: CloudWatchMetricsConfig
 
-    def __init__(self, config: CloudWatchMetricsConfig, ctx: Any) -> None:
+    def __init__(self, config: CloudWatchMetricsConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.clients: AwsClients | None = None
         self.builder: DatumBuilder | None = None

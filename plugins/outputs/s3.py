@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from collector.api import Output, OutputConfig
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import KINDS, METRICS, Batch
 from collector.output_settings import BatchSettings, BufferSettings
 from collector.send_result import Outcome, SendResult
@@ -269,7 +269,7 @@ class S3Output(Output):
 
     config: S3Config
 
-    def __init__(self, config: S3Config, ctx: Any) -> None:
+    def __init__(self, config: S3Config, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.encoding = Encoding(config.format, config.compression, config.compression_level)
         self._keys = ObjectKeys(config.prefix, ctx.host.as_dict(), self.encoding.extension)

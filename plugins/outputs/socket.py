@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Output, OutputConfig
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import KINDS, Batch
 from collector.log import RepeatLimiter, kv
 from collector.send_result import Outcome, PermanentError, RetryableError, SendResult
@@ -150,7 +150,7 @@ class SocketOutput(Output):
 
     config: SocketOutputConfig
 
-    def __init__(self, config: SocketOutputConfig, ctx: Any) -> None:
+    def __init__(self, config: SocketOutputConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.address: Address = parse_address(config.address, "tcp", allowed=("tcp", "udp", "unix"))
         self.events = 0
