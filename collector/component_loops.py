@@ -15,6 +15,11 @@ the graph is seen by the next loop.
   (collector/isolation.py): one bad record never costs its neighbours. Only
   when every record fails alone too is the component broken and restarted.
 - An output's loop is its `OutputRunner`'s delivery (collector/output_driver.py).
+
+Acknowledgements (collector/acks.py): routing retains a batch's token once per
+consumer that receives it (collector/routing.py); a processor's loop passes its
+reference on with the batch it returns and releases it when done; an output's
+buffer releases once the batch is durable (disk) or delivered (memory).
 """
 
 from __future__ import annotations
