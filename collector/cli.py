@@ -253,14 +253,14 @@ def _top(args: argparse.Namespace) -> int:
 
 
 def _athena_ddl(args: argparse.Namespace) -> int:
-    from collector_plugins.outputs.s3_athena import run
+    from collector_plugins.outputs.s3.athena import run
 
     return run(args)
 
 
 def _trace(args: argparse.Namespace) -> int:
     from collector.config import ConfigError, load_config
-    from collector_plugins.common.trace_cli import run_trace_command
+    from collector_plugins.outputs.trace_index.cli import run_trace_command
 
     try:
         config = load_config(args.config)
@@ -271,7 +271,7 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from collector_plugins.inputs.filetail.status import run
+    from collector_plugins.inputs.file.status import run
 
     return run(args)
 

@@ -40,7 +40,7 @@ def outside(tmp_path: Path) -> Path:
 
 def test_the_wheel_holds_every_module_of_the_tree(installation: Installation) -> None:
     tree = tree_modules()
-    assert "collector_plugins/inputs/generator.py" in tree and "collector/buffer/disk.py" in tree
+    assert "collector_plugins/inputs/generator/input.py" in tree and "collector/buffer/disk.py" in tree
     missing = sorted(tree - installation.wheel_modules())
     assert not missing, f"the wheel lacks {len(missing)} of {len(tree)} modules: {missing[:10]}"
 

@@ -20,8 +20,8 @@ from collector.delivery import Outcome
 from collector.driver import effective_limits
 from collector.events import Metric
 from collector.testing import component_context
-from collector_plugins.outputs import kinesis_limits
-from collector_plugins.outputs.kinesis import (
+from collector_plugins.outputs.kinesis import limits as kinesis_limits
+from collector_plugins.outputs.kinesis.output import (
     HELD_BACK,
     KinesisConfig,
     KinesisOutput,
