@@ -8,7 +8,9 @@ A case is a folder named after what it guards, holding:
 - what must come out:
   - a processor: `expected.<kind>.jsonl`, the records it returns (empty when it returns nothing);
   - an input: `expected.<kind>.jsonl`, the records it emits;
-  - an output: `expected/`, the files it wrote under its data directory, byte for byte;
+  - an output: `expected/`, the files it wrote under its data directory, byte for byte; for an AWS output
+    (one with a peer in tests/contract/peers.py, run against moto as there), the objects it wrote to its
+    bucket (`expected/<key>`, gzip and zstd bodies decompressed; the request's origin is `golden`);
 - optionally `counters.json`: figures of the plugin's `counters()` the case must leave (a subset).
 
 The wall clock reads `NOW` (2025-11-26T09:41:00Z) and local time is UTC while a case runs, so rules that depend
@@ -25,6 +27,7 @@ files of every case: for a new case, then read them before committing (a golden 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import inspect
 import json
 import os
@@ -41,6 +44,8 @@ from collector.api import Component, Input, Output, Processor
 from collector.events import KINDS, Batch, Metric
 from collector.registry import load_registry
 from collector.testing import component_context, free_port, wait_for
+from tests.contract.peers import AWS_PEERS, against_moto
+from tests.moto import MotoServer
 from tests.plugins.receiver_support import Sink, make_context, running
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
@@ -158,29 +163,58 @@ async def run_input(cls: type[Input], body: dict[str, Any], case: Path, tmp_path
     return plugin
 
 
-async def run_output(cls: type[Output], config: Any, case: Path, tmp_path: Path) -> Output:
+async def run_output(cls: type[Output], config: Any, case: Path, tmp_path: Path, moto: MotoServer | None) -> Output:
     source = the_one(case, "input.*.jsonl")
     kind = source.name.split(".")[1]
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     plugin = cls(config, component_context(case.name, data_dir))
+    batch = Batch(kind, read_records(source))  # type: ignore[arg-type]
+    batch.origin = "golden"
     await plugin.start()
     try:
-        await plugin.send(Batch(kind, read_records(source)))  # type: ignore[arg-type]
+        await plugin.send(batch)
     finally:
         await plugin.stop()
+    if moto is not None:
+        assert hasattr(config, "bucket"), f"{case}: read back what {cls.type_name} wrote (only S3 buckets are)"
+        written = objects_in(moto, config.bucket)
+    else:
+        written = files_under(data_dir)
     expected = case / "expected"
     if UPDATE:
         shutil.rmtree(expected, ignore_errors=True)
-        shutil.copytree(data_dir, expected)
-    assert files_under(data_dir) == files_under(expected)
+        for name, body in written.items():
+            (expected / name).parent.mkdir(parents=True, exist_ok=True)
+            (expected / name).write_bytes(body)
+    assert written == files_under(expected)
     return plugin
 
 
+def objects_in(moto: MotoServer, bucket: str) -> dict[str, bytes]:
+    """The bucket's objects by key, bodies decompressed (compressed bytes differ between zlib and ISA-L)."""
+    s3 = moto.client("s3")
+    out = {}
+    for entry in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+        if entry["Key"].endswith(".gz"):
+            body = gzip.decompress(body)
+        elif entry["Key"].endswith(".zst"):
+            import zstandard
+
+            body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
+        out[entry["Key"]] = body
+    return out
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.relative_to(PLUGINS).as_posix() for c in CASES])
-async def test_golden_case(case: Path, tmp_path: Path) -> None:
+async def test_golden_case(case: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     cls = plugin_class(case.parent.parent)
     body = yaml.safe_load((case / "config.yaml").read_text())
+    moto = None
+    if issubclass(cls, Output) and cls.type_name in AWS_PEERS:
+        moto = request.getfixturevalue("moto")
+        body = against_moto(cls.type_name, body, moto)
     plugin: Component
     if issubclass(cls, Input):
         config = None
@@ -190,7 +224,7 @@ async def test_golden_case(case: Path, tmp_path: Path) -> None:
     if issubclass(cls, Processor):
         plugin = await run_processor(cls, config, case, tmp_path)
     elif issubclass(cls, Output):
-        plugin = await run_output(cls, config, case, tmp_path)
+        plugin = await run_output(cls, config, case, tmp_path, moto)
     else:
         assert issubclass(cls, Input)
         plugin = await run_input(cls, body, case, tmp_path)
