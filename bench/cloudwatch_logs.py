@@ -29,8 +29,8 @@ from typing import Any
 
 from collector.events import LOGS, Batch
 from collector.testing import component_context
-from collector_plugins.outputs.cloudwatch_logs import CloudWatchLogsConfig, CloudWatchLogsOutput
-from collector_plugins.outputs.cloudwatch_logs_limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from collector_plugins.outputs.cloudwatch_logs.limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from collector_plugins.outputs.cloudwatch_logs.output import CloudWatchLogsConfig, CloudWatchLogsOutput
 
 MESSAGE_BYTES = 200
 NOWHERE = "http://127.0.0.1:9"  # never contacted: every call ends in the before-call handler

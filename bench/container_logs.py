@@ -27,11 +27,11 @@ import orjson
 
 from collector.api import ComponentContext, HostFacts
 from collector.events import LOGS, Batch
-from collector_plugins.common.container_formats import CriFormat, DockerFormat
-from collector_plugins.common.line_formats import LineFormat
-from collector_plugins.processors.parse_logfmt import ParseLogfmt, ParseLogfmtConfig
-from collector_plugins.processors.parse_regex import ParseRegex, ParseRegexConfig
-from collector_plugins.processors.parse_timestamp import ParseTimestamp, ParseTimestampConfig
+from collector_plugins.inputs.file.container_formats import CriFormat, DockerFormat
+from collector_plugins.inputs.file.line_formats import LineFormat
+from collector_plugins.processors.parse_logfmt.processor import ParseLogfmt, ParseLogfmtConfig
+from collector_plugins.processors.parse_regex.processor import ParseRegex, ParseRegexConfig
+from collector_plugins.processors.parse_timestamp.processor import ParseTimestamp, ParseTimestampConfig
 
 CHUNK = 1000
 BASE_NS = 1_795_687_200_000_000_000

@@ -27,8 +27,8 @@ from botocore.serialize import create_serializer
 from collector.api import Output
 from collector.events import LOGS, Batch
 from collector.testing import component_context
-from collector_plugins.outputs.firehose import FirehoseOutput
-from collector_plugins.outputs.kinesis import KinesisOutput
+from collector_plugins.outputs.firehose.output import FirehoseOutput
+from collector_plugins.outputs.kinesis.output import KinesisOutput
 
 REQUEST = 500
 MODES: dict[str, tuple[type[Output], dict[str, Any]]] = {

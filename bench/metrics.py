@@ -118,7 +118,7 @@ async def _worker(kind: str, port_file: Path, expected: int, idle: float) -> dic
     marks: dict[str, float] = {}
     done: Any
     if kind == "statsd":
-        from collector_plugins.inputs.statsd import StatsdConfig, StatsdInput
+        from collector_plugins.inputs.statsd.input import StatsdConfig, StatsdInput
 
         inp: Any = StatsdInput(StatsdConfig(type="statsd", listen=["udp://127.0.0.1:0"], interval=1.0), ctx)
         handle = inp.listeners.datagram_handler
@@ -133,7 +133,7 @@ async def _worker(kind: str, port_file: Path, expected: int, idle: float) -> dic
         def done() -> int:
             return int(inp.parser.lines)
     else:
-        from collector_plugins.inputs.emf import EmfConfig, EmfInput
+        from collector_plugins.inputs.emf.input import EmfConfig, EmfInput
 
         inp = EmfInput(EmfConfig(type="emf", listen=["tcp://127.0.0.1:0"]), ctx)
         process = inp.process
@@ -278,8 +278,8 @@ def emf(documents: int, cpu: int, peer_cpu: int) -> dict[str, Any]:
 
 
 def host_metrics(collections: int, cpu: int) -> dict[str, Any]:
-    from collector_plugins.inputs.host_metrics import GROUPS, PSEUDO_FSTYPES
-    from collector_plugins.inputs.host_metrics_collect import Collector, ProcessMatcher
+    from collector_plugins.inputs.host_metrics.collect import Collector, ProcessMatcher
+    from collector_plugins.inputs.host_metrics.input import GROUPS, PSEUDO_FSTYPES
 
     os.sched_setaffinity(0, {cpu})
     collector = Collector(

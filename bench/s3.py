@@ -29,9 +29,9 @@ from typing import Any
 
 from collector.events import LOGS, Batch
 from collector.testing import component_context
-from collector_plugins.outputs import s3_encoding
-from collector_plugins.outputs.s3 import S3Config, S3Output
-from collector_plugins.outputs.s3_encoding import gzip_backend
+from collector_plugins.outputs.s3 import encoding as s3_encoding
+from collector_plugins.outputs.s3.encoding import gzip_backend
+from collector_plugins.outputs.s3.output import S3Config, S3Output
 
 MIB = 1024 * 1024
 MESSAGE_BYTES = 200

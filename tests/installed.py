@@ -44,7 +44,7 @@ class Installation:
         return str(self.bin / "python")
 
     def wheel_modules(self) -> set[str]:
-        """Import paths of the .py files in the wheel, as `collector_plugins/inputs/file_input.py`."""
+        """Import paths of the .py files in the wheel, as `collector_plugins/inputs/file/input.py`."""
         with zipfile.ZipFile(self.wheel) as whl:
             return {name for name in whl.namelist() if name.endswith(".py")}
 

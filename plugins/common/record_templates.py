@@ -30,7 +30,7 @@ def split_template(template: str) -> list[tuple[str, str]]:
     """Split `template` into ("text", literal) and ("name", placeholder) parts, `{{`/`}}` unescaped.
 
     Raises ValueError on an unclosed `{` or a single `}`. The names are not checked: each kind of template
-    (record templates here, host-fact templates in `templates.py`) allows its own.
+    (record templates here, host-fact templates in `host_templates.py`) allows its own.
     """
     parts: list[tuple[str, str]] = []
     literal: list[str] = []

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from collector.private_files import open_private, private_dir
-from collector_plugins.outputs.encoding import json_default
+from collector_plugins.common.record_encoding import json_default
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (trace TEXT NOT NULL, time REAL NOT NULL, kind TEXT NOT NULL,

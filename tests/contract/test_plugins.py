@@ -48,8 +48,8 @@ def test_plugins_load() -> None:
 
 
 def readme_examples(cls: type[Component]) -> list[dict]:
-    readme = Path(inspect.getfile(cls)).with_suffix(".md")
-    assert readme.exists(), f"{cls.type_name}: missing README {readme.name} beside its code"
+    readme = Path(inspect.getfile(cls)).parent / "README.md"
+    assert readme.exists(), f"{cls.type_name}: missing {readme} in its folder"
     blocks = re.findall(r"```yaml\n(.*?)```", readme.read_text(), flags=re.S)
     found = []
     for block in blocks:

@@ -129,7 +129,7 @@ def read_log_stream(moto: MotoServer, group: str, stream: str) -> list[str]:
 
 
 async def test_cloudwatch_logs_sustained_throttling(tmp_path: Path, proxy: FaultProxy, moto: MotoServer) -> None:
-    from collector_plugins.outputs.cloudwatch_logs import CloudWatchLogsOutput
+    from collector_plugins.outputs.cloudwatch_logs.output import CloudWatchLogsOutput
 
     now = time.time() - 600
     records = [{"timestamp": now + i / 1000, "message": f"line {i:05d}", "app": "ab"[i % 2]} for i in range(RECORDS)]
@@ -170,7 +170,7 @@ def read_kinesis(moto: MotoServer) -> list[bytes]:
 
 
 async def test_kinesis_sustained_throttling(tmp_path: Path, proxy: FaultProxy, moto: MotoServer) -> None:
-    from collector_plugins.outputs.kinesis import KinesisOutput
+    from collector_plugins.outputs.kinesis.output import KinesisOutput
 
     kinesis = moto.client("kinesis")
     # 8 shards: moto's PutRecords slows down as a shard grows (14 s for 80 calls on 2 shards, 9 s on 8).
@@ -207,7 +207,7 @@ def bucket_lines(moto: MotoServer, prefix: str) -> list[bytes]:
 
 
 async def test_firehose_sustained_throttling(tmp_path: Path, proxy: FaultProxy, moto: MotoServer) -> None:
-    from collector_plugins.outputs.firehose import FirehoseOutput
+    from collector_plugins.outputs.firehose.output import FirehoseOutput
 
     create_bucket(moto)
     moto.client("firehose").create_delivery_stream(
@@ -233,7 +233,7 @@ async def test_firehose_sustained_throttling(tmp_path: Path, proxy: FaultProxy, 
 
 
 async def test_s3_sustained_throttling(tmp_path: Path, proxy: FaultProxy, moto: MotoServer) -> None:
-    from collector_plugins.outputs.s3 import S3Output
+    from collector_plugins.outputs.s3.output import S3Output
 
     create_bucket(moto)
     now = time.time()
@@ -268,7 +268,7 @@ async def test_cloudwatch_metrics_sustained_throttling(tmp_path: Path, proxy: Fa
     import datetime
 
     from collector.events import Metric
-    from collector_plugins.outputs.cloudwatch_metrics import CloudWatchMetricsOutput
+    from collector_plugins.outputs.cloudwatch_metrics.output import CloudWatchMetricsOutput
 
     now = time.time()
     records = [Metric(f"m{i % 4}", "gauge", float(i % 10), {"host": "node-1"}, now) for i in range(RECORDS)]
@@ -299,7 +299,7 @@ async def test_cloudwatch_metrics_sustained_throttling(tmp_path: Path, proxy: Fa
 async def test_xray_sustained_throttling(tmp_path: Path, proxy: FaultProxy, moto: MotoServer) -> None:
     import orjson
 
-    from collector_plugins.outputs.xray import XRayOutput
+    from collector_plugins.outputs.xray.output import XRayOutput
 
     now = time.time()
     records = []

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from collector.testing import wait_for
-from collector_plugins.outputs.cloudwatch_logs import CloudWatchLogsOutput
+from collector_plugins.outputs.cloudwatch_logs.output import CloudWatchLogsOutput
 from tests.aws_faults import FaultProxy
 from tests.moto import MotoServer
 from tests.plugins.aws_stream_fakes import DriverHarness

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from collector_plugins.outputs.firehose import FirehoseOutput
+from collector_plugins.outputs.firehose.output import FirehoseOutput
 from tests.integration.record_faults import RecordFaultProxy
 from tests.moto import MotoServer
 from tests.plugins.aws_stream_fakes import DriverHarness

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from collector_plugins.outputs.kinesis import KinesisOutput
+from collector_plugins.outputs.kinesis.output import KinesisOutput
 from tests.integration.record_faults import RecordFaultProxy
 from tests.moto import MotoServer
 from tests.plugins.aws_stream_fakes import DriverHarness

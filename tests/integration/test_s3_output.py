@@ -25,7 +25,7 @@ from collector.log import RepeatLimiter
 from collector.output_driver import OutputRunner
 from collector.send_result import Outcome
 from collector.stats import ComponentStats
-from collector_plugins.outputs.s3 import S3Config, S3Output
+from collector_plugins.outputs.s3.output import S3Config, S3Output
 from tests.aws_faults import FaultProxy
 from tests.moto import MotoServer
 from tests.unit.buffer.helpers import make_buffer

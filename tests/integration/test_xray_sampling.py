@@ -31,7 +31,7 @@ from botocore.credentials import Credentials
 from collector.api import HostFacts, InputContext
 from collector.events import Batch
 from collector.testing import free_port
-from collector_plugins.inputs.xray import XRayInput, XRayInputConfig
+from collector_plugins.inputs.xray.input import XRayInput, XRayInputConfig
 
 REGION = "eu-west-1"
 RULE = {

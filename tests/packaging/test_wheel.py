@@ -40,25 +40,33 @@ def outside(tmp_path: Path) -> Path:
 
 def test_the_wheel_holds_every_module_of_the_tree(installation: Installation) -> None:
     tree = tree_modules()
-    assert "collector_plugins/inputs/generator.py" in tree and "collector/buffer/disk.py" in tree
+    assert "collector_plugins/inputs/generator/input.py" in tree and "collector/buffer/disk.py" in tree
     missing = sorted(tree - installation.wheel_modules())
     assert not missing, f"the wheel lacks {len(missing)} of {len(tree)} modules: {missing[:10]}"
 
 
-def test_the_wheel_holds_every_plugin_page(installation: Installation) -> None:
-    # Plugin READMEs are package data: `collector plugins` and the docs point at them.
+def test_the_wheel_holds_every_plugin_page_and_test_case(installation: Installation) -> None:
+    # Plugin READMEs and golden cases are package data: the docs point at the READMEs, and a plugin folder
+    # in the wheel is the whole plugin (code, limits, README, testcases).
     import zipfile
 
     with zipfile.ZipFile(installation.wheel) as whl:
         names = set(whl.namelist())
-    pages = {
-        f"collector_plugins/{p.relative_to(REPO / 'plugins').as_posix()}" for p in (REPO / "plugins").rglob("*.md")
+    plugins = REPO / "plugins"
+    pages = {f"collector_plugins/{p.relative_to(plugins).as_posix()}" for p in plugins.rglob("*.md")}
+    cases = {
+        f"collector_plugins/{p.relative_to(plugins).as_posix()}"
+        for p in plugins.glob("*/*/testcases/**/*")
+        if p.is_file() and "__pycache__" not in p.parts
     }
-    assert pages and not pages - names
+    assert "collector_plugins/outputs/s3/README.md" in pages
+    assert any("/testcases/" in c and c.endswith("config.yaml") for c in cases)
+    assert pages and not pages - names, sorted(pages - names)[:10]
+    assert not cases - names, f"the wheel lacks {len(cases - names)} testcases files: {sorted(cases - names)[:10]}"
 
 
 def test_the_venv_imports_the_installed_copy_not_the_checkout(installation: Installation, outside: Path) -> None:
-    code = "import collector, collector_plugins.outputs.file as f; print(collector.__file__); print(f.__file__)"
+    code = "import collector, collector_plugins.outputs.file.output as f; print(collector.__file__); print(f.__file__)"
     done = subprocess.run(
         [installation.python, "-c", code], cwd=outside, env=child_env(), capture_output=True, text=True, check=True
     )

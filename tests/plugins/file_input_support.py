@@ -13,7 +13,7 @@ from collector.acks import AckToken
 from collector.api import HostFacts, InputContext
 from collector.events import Batch
 from collector.testing import wait_for
-from collector_plugins.inputs.file_input import FileInput, FileInputConfig
+from collector_plugins.inputs.file.input import FileInput, FileInputConfig
 
 NAME = "files"
 

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from collector.api import ComponentContext
 from collector.events import LOGS, METRICS, TRACES, Batch, Metric
-from collector_plugins.processors.add_fields import AddFields, AddFieldsConfig
+from collector_plugins.processors.add_fields.processor import AddFields, AddFieldsConfig
 
 
 def make(ctx: ComponentContext, **options: Any) -> AddFields:

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from collector.api import ComponentContext
 from collector.events import LOGS, METRICS, Batch, Metric
-from collector_plugins.outputs.blackhole import Blackhole, BlackholeConfig
+from collector_plugins.outputs.blackhole.output import Blackhole, BlackholeConfig
 
 
 def make(ctx: ComponentContext, **options: Any) -> Blackhole:

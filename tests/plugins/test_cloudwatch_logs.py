@@ -12,7 +12,7 @@ import pytest
 from collector.api import ComponentContext
 from collector.events import Batch
 from collector.send_result import Outcome, SendResult
-from collector_plugins.outputs.cloudwatch_logs import CloudWatchLogsConfig, CloudWatchLogsOutput
+from collector_plugins.outputs.cloudwatch_logs.output import CloudWatchLogsConfig, CloudWatchLogsOutput
 from tests.aws_faults import FaultProxy
 from tests.moto import MotoServer
 

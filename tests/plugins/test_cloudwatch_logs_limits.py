@@ -8,8 +8,7 @@ from pydantic import ValidationError
 
 from collector.config.errors import ConfigError
 from collector.config.loader import parse_config
-from collector_plugins.outputs.cloudwatch_logs import CloudWatchLogsConfig
-from collector_plugins.outputs.cloudwatch_logs_limits import (
+from collector_plugins.outputs.cloudwatch_logs.limits import (
     CHECKED,
     EVENT_OVERHEAD,
     LIMITS,
@@ -20,7 +19,8 @@ from collector_plugins.outputs.cloudwatch_logs_limits import (
     PUT_LOG_EVENTS,
     max_message_bytes,
 )
-from collector_plugins.outputs.cloudwatch_logs_requests import PART_MARKER_ROOM, EventPlanner, split_message
+from collector_plugins.outputs.cloudwatch_logs.output import CloudWatchLogsConfig
+from collector_plugins.outputs.cloudwatch_logs.requests import PART_MARKER_ROOM, EventPlanner, split_message
 
 T0 = 1_795_000_000.0  # seconds
 MAX_MESSAGE = MAX_BATCH_BYTES.value - EVENT_OVERHEAD.value  # 1,048,550

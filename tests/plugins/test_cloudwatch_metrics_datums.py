@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.events import Metric
-from collector_plugins.outputs.cloudwatch_metrics_datums import (
+from collector_plugins.common.cloudwatch_metrics.datums import (
     DatumBuilder,
     DatumOptions,
     InvalidRecord,
@@ -23,7 +23,7 @@ from collector_plugins.outputs.cloudwatch_metrics_datums import (
     pack,
     request_overhead,
 )
-from collector_plugins.outputs.cloudwatch_metrics_limits import (
+from collector_plugins.common.cloudwatch_metrics.limits import (
     LIMITS,
     MAX_DATUMS_PER_REQUEST,
     MAX_DIMENSIONS,

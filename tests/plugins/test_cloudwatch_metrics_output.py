@@ -17,8 +17,8 @@ from collector.config import parse_config
 from collector.events import METRICS, Batch, Metric
 from collector.registry import load_registry
 from collector.send_result import Outcome, PermanentError
-from collector_plugins.outputs.cloudwatch_metrics import CloudWatchMetricsConfig, CloudWatchMetricsOutput
-from collector_plugins.outputs.cloudwatch_metrics_dimensions import MetadataUnavailable, placeholder
+from collector_plugins.common.cloudwatch_metrics.dimensions import MetadataUnavailable, placeholder
+from collector_plugins.outputs.cloudwatch_metrics.output import CloudWatchMetricsConfig, CloudWatchMetricsOutput
 from tests.aws_faults import FaultProxy
 from tests.moto import MotoServer
 

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from collector_plugins.common.container_formats import FORMATS, TOO_LONG, CriFormat, DockerFormat
-from collector_plugins.common.line_formats import FormatState, LineFormat, ParsedLines
+from collector_plugins.inputs.file.container_formats import FORMATS, TOO_LONG, CriFormat, DockerFormat
+from collector_plugins.inputs.file.line_formats import FormatState, LineFormat, ParsedLines
 from tests.plugins.container_runtimes import cri_lines, docker_entry, docker_json_lines, go_rfc3339nano, offsets
 
 T0_NS = 1_795_687_200_000_000_000

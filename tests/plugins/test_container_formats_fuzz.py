@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector_plugins.common.container_formats import TOO_LONG, CriFormat, DockerFormat
-from collector_plugins.common.line_formats import LineFormat
+from collector_plugins.inputs.file.container_formats import TOO_LONG, CriFormat, DockerFormat
+from collector_plugins.inputs.file.line_formats import LineFormat
 from tests.plugins.container_runtimes import cri_lines, docker_json_lines, offsets
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,9 +12,9 @@ import pytest
 
 from collector.api import InputContext
 from collector_plugins.common.container_paths import docker_container_id, pod_fields
-from collector_plugins.common.ecs_metadata import ENV_VAR
-from collector_plugins.inputs.docker import DockerInput, DockerInputConfig
-from collector_plugins.inputs.kubernetes import KubernetesInput, KubernetesInputConfig
+from collector_plugins.inputs.docker.ecs_metadata import ENV_VAR
+from collector_plugins.inputs.docker.input import DockerInput, DockerInputConfig
+from collector_plugins.inputs.kubernetes.input import KubernetesInput, KubernetesInputConfig
 from tests.plugins.conftest import Collected
 from tests.plugins.container_runtimes import cri_lines, docker_json_lines
 from tests.plugins.ecs_fake import APP_ID, SIDECAR_ID, TASK_ARN, FakeEcsEndpoint, container, ecs_endpoint
@@ -268,7 +268,7 @@ async def test_docker_slow_metadata_endpoint_delays_start_briefly_then_fields_fo
     ecs_endpoint: FakeEcsEndpoint,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("collector_plugins.inputs.docker.START_LOOKUP_TIMEOUT", 0.2)
+    monkeypatch.setattr("collector_plugins.inputs.docker.input.START_LOOKUP_TIMEOUT", 0.2)
     ecs_endpoint.delay = 1.0
     write_lines(docker_log(tmp_path, APP_ID), docker_json_lines([("stdout", b"early\n")]))
     config = DockerInputConfig(

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from collector.testing import free_port
-from collector_plugins.common.ecs_metadata import (
+from collector_plugins.inputs.docker.ecs_metadata import (
     ENV_VAR,
     EcsTaskMetadata,
     cluster_name,

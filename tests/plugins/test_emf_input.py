@@ -21,7 +21,7 @@ from collector.api import HostFacts, InputContext
 from collector.events import LOGS, METRICS, Batch
 from collector.testing import wait_for
 from collector_plugins.common.metrics.distribution import as_distribution
-from collector_plugins.inputs.emf import EmfConfig, EmfInput
+from collector_plugins.inputs.emf.input import EmfConfig, EmfInput
 
 # A process using the library as an application would. `Default` selects the agent sink (the endpoint
 # below) without probing instance metadata; `Local` would print to stdout and never reach an agent.

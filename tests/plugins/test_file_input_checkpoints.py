@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from collector.testing import wait_for
-from collector_plugins.inputs.filetail.checkpoints import CheckpointStore, FileCheckpoint
-from collector_plugins.inputs.filetail.identity import EMPTY, Fingerprint
+from collector_plugins.inputs.file.checkpoints import CheckpointStore, FileCheckpoint
+from collector_plugins.inputs.file.identity import EMPTY, Fingerprint
 from tests.plugins.file_input_support import NAME, Harness, append, numbered
 
 

@@ -12,7 +12,7 @@ import pytest
 from collector.testing import wait_for
 from tests.plugins.file_input_support import Harness, append
 
-pytest.importorskip("collector_plugins.common.container_formats")
+pytest.importorskip("collector_plugins.inputs.file.container_formats")
 
 
 def docker_line(text: str, stream: str = "stdout", time: str = "2026-11-27T10:00:00.123456789Z") -> str:
@@ -96,7 +96,7 @@ async def test_cri_lines(tmp_path: Path) -> None:
 async def test_a_line_the_format_raises_on_costs_only_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A line format must never raise; if one does (a bug), the input would fail on the same bytes after every
     # restart and never read on. The chunk is parsed line by line instead, the failing line kept as text.
-    from collector_plugins.common.container_formats import DockerFormat
+    from collector_plugins.inputs.file.container_formats import DockerFormat
 
     real = DockerFormat.parse
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector_plugins.inputs.filetail.codec import (
+from collector_plugins.inputs.file.codec import (
     INVALID_BYTES,
     cut_point,
     decode,
@@ -19,11 +19,11 @@ from collector_plugins.inputs.filetail.codec import (
     rfind_newline,
     split_lines,
 )
-from collector_plugins.inputs.filetail.config import FileInputConfig
-from collector_plugins.inputs.filetail.globs import GlobSet, Pattern
-from collector_plugins.inputs.filetail.identity import Fingerprint
-from collector_plugins.inputs.filetail.lines import LineSplitter, Segment, lines_of
-from collector_plugins.inputs.filetail.tailed import Counters, Shared, TailedFile
+from collector_plugins.inputs.file.config import FileInputConfig
+from collector_plugins.inputs.file.globs import GlobSet, Pattern
+from collector_plugins.inputs.file.identity import Fingerprint
+from collector_plugins.inputs.file.lines import LineSplitter, Segment, lines_of
+from collector_plugins.inputs.file.tailed import Counters, Shared, TailedFile
 
 UTF8 = file_codec("utf-8")
 

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector_plugins.inputs.filetail.multiline import MultilineJoiner
+from collector_plugins.inputs.file.multiline import MultilineJoiner
 from tests.plugins.file_input_support import Harness, append
 
 

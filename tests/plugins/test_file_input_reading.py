@@ -13,9 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from collector.testing import wait_for
-from collector_plugins.inputs import file_input
-from collector_plugins.inputs.file_input import FileInput, FileInputConfig
-from collector_plugins.inputs.filetail import tailed, watcher
+from collector_plugins.inputs.file import input as file_input
+from collector_plugins.inputs.file import tailed, watcher
+from collector_plugins.inputs.file.input import FileInput, FileInputConfig
 from tests.plugins.file_input_support import Harness, append, numbered
 
 

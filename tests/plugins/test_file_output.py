@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from collector.api import ComponentContext
 from collector.events import LOGS, METRICS, Batch, Metric
-from collector_plugins.outputs.file import FileConfig, FileOutput, split_lines
+from collector_plugins.outputs.file.output import FileConfig, FileOutput, split_lines
 
 
 def make(ctx: ComponentContext, **options: Any) -> FileOutput:

@@ -18,8 +18,8 @@ from collector.api import ComponentContext
 from collector.events import LOGS, METRICS, Batch, Metric
 from collector.send_result import Outcome, RetryableError
 from collector_plugins.common.key_escape import SAFE_CHARACTERS
-from collector_plugins.outputs.file import FileConfig, FileOutput
-from collector_plugins.outputs.file_paths import FilePaths
+from collector_plugins.outputs.file.output import FileConfig, FileOutput
+from collector_plugins.outputs.file.paths import FilePaths
 
 T0 = 1764151200.0  # 2025-11-26T10:00:00Z
 HOSTILE = ["../../etc/passwd", "..", ".", "a/b", "/abs", "nul\x00", "tab\t", "nl\n", "%2F", "é", "x.jsonl.1"]

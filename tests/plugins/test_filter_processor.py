@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from collector.api import ComponentContext
 from collector.events import LOGS, METRICS, TRACES, Batch, Metric
-from collector_plugins.processors.filter import Condition, Filter, FilterConfig
+from collector_plugins.processors.filter.processor import Condition, Filter, FilterConfig
 
 
 def make(ctx: ComponentContext, conditions: list[dict[str, Any]], **options: Any) -> Filter:

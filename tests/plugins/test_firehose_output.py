@@ -20,9 +20,9 @@ from collector.events import Batch, Metric
 from collector.output_driver import effective_limits
 from collector.send_result import Outcome, RetryableError
 from collector.testing import component_context
-from collector_plugins.outputs import firehose_limits
-from collector_plugins.outputs.aws_records import blob_encoder, entry_outcomes, pack_spans
-from collector_plugins.outputs.firehose import FirehoseConfig, FirehoseOutput
+from collector_plugins.common.aws.records import blob_encoder, entry_outcomes, pack_spans
+from collector_plugins.outputs.firehose import limits as firehose_limits
+from collector_plugins.outputs.firehose.output import FirehoseConfig, FirehoseOutput
 from tests.plugins.aws_stream_fakes import DriverHarness, FakeClients, FakeFirehose
 
 JSON_OVERHEAD = len(b'{"message":""}\n')

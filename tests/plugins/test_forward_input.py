@@ -21,9 +21,9 @@ from collector.config import parse_config
 from collector.registry import load_registry
 from collector.runtime import Runtime
 from collector.testing import CaptureOutput, free_port, wait_for
-from collector_plugins.common.forward_protocol import encode_event_time
-from collector_plugins.common.stream_server import EVICT_MIN_IDLE
-from collector_plugins.inputs.forward import Forward, ForwardConfig
+from collector_plugins.common.listening.stream_server import EVICT_MIN_IDLE
+from collector_plugins.inputs.forward.input import Forward, ForwardConfig
+from collector_plugins.inputs.forward.protocol import encode_event_time
 from tests.plugins.receiver_support import Sink, make_context, running, self_signed_cert
 
 

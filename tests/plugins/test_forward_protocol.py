@@ -13,7 +13,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector_plugins.common import forward_protocol as fp
+from collector_plugins.inputs.forward import protocol as fp
 
 LIMIT = 1024 * 1024
 

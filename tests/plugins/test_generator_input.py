@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from collector.api import InputContext
 from collector.events import LOGS, METRICS, TRACES, Batch, Metric
-from collector_plugins.inputs.generator import POOL_SIZE, Generator, GeneratorConfig, fit_json, fit_text
+from collector_plugins.inputs.generator.input import POOL_SIZE, Generator, GeneratorConfig, fit_json, fit_text
 
 
 def make(ctx: Any, **options: Any) -> Generator:

@@ -23,8 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector.api import HostFacts, InputContext
 from collector.events import Batch, Metric
 from collector.testing import wait_for
-from collector_plugins.inputs.host_metrics import HostMetrics, HostMetricsConfig
-from collector_plugins.inputs.host_metrics_collect import Collector, ProcessMatcher
+from collector_plugins.inputs.host_metrics.collect import Collector, ProcessMatcher
+from collector_plugins.inputs.host_metrics.input import HostMetrics, HostMetricsConfig
 
 MiB = 1024 * 1024
 

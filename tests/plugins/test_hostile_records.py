@@ -26,12 +26,12 @@ from pydantic import ValidationError
 from collector.api import ComponentContext, HostFacts, Processor
 from collector.events import LOGS, METRICS, TRACES, Batch, Metric
 from collector.registry import load_registry
-from collector_plugins.common.container_formats import FORMATS
-from collector_plugins.common.forward_protocol import EventDecoder, encode_event_time, make_unpacker
 from collector_plugins.common.metrics.aggregator import Aggregator
-from collector_plugins.common.syslog_parser import SyslogParser
-from collector_plugins.inputs.emf import EmfConfig, EmfInput
-from collector_plugins.inputs.statsd_protocol import StatsdParser
+from collector_plugins.inputs.emf.input import EmfConfig, EmfInput
+from collector_plugins.inputs.file.container_formats import FORMATS
+from collector_plugins.inputs.forward.protocol import EventDecoder, encode_event_time, make_unpacker
+from collector_plugins.inputs.statsd.protocol import StatsdParser
+from collector_plugins.inputs.syslog.parser import SyslogParser
 
 DEEP = 5000
 

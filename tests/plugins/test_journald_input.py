@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from collector.api import InputContext
 from collector.testing import wait_for
-from collector_plugins.inputs.journald import Journald, JournaldConfig, journalctl_command
+from collector_plugins.inputs.journald.input import Journald, JournaldConfig, journalctl_command
 from tests.peers.journald import Journald as JournaldPeer
 from tests.peers.journald import available
 from tests.plugins.receiver_support import Sink, make_context, running

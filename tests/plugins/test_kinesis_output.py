@@ -20,8 +20,8 @@ from collector.events import Metric
 from collector.output_driver import effective_limits
 from collector.send_result import Outcome
 from collector.testing import component_context
-from collector_plugins.outputs import kinesis_limits
-from collector_plugins.outputs.kinesis import (
+from collector_plugins.outputs.kinesis import limits as kinesis_limits
+from collector_plugins.outputs.kinesis.output import (
     HELD_BACK,
     KinesisConfig,
     KinesisOutput,

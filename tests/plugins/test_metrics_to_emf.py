@@ -15,7 +15,7 @@ from collector.api import ComponentContext, HostFacts
 from collector.events import LOGS, METRICS, Batch, Metric
 from collector_plugins.common.metrics.distribution import as_distribution
 from collector_plugins.common.metrics.emf import EmfChecker, to_metrics
-from collector_plugins.processors.metrics_to_emf import MetricsToEmf, MetricsToEmfConfig
+from collector_plugins.processors.metrics_to_emf.processor import MetricsToEmf, MetricsToEmfConfig
 
 NOW = time.time() // 60 * 60
 T = NOW - 60

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from collector.api import ComponentContext
 from collector.events import LOGS, Batch
-from collector_plugins.processors.parse_json import ParseJson, ParseJsonConfig
+from collector_plugins.processors.parse_json.processor import ParseJson, ParseJsonConfig
 
 
 def make(ctx: ComponentContext, **options: Any) -> ParseJson:

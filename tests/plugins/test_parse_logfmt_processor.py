@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from collector.api import ComponentContext
 from collector.events import LOGS, Batch
-from collector_plugins.common.logfmt import LogfmtError, parse_logfmt
-from collector_plugins.processors.parse_logfmt import ParseLogfmt, ParseLogfmtConfig
+from collector_plugins.processors.parse_logfmt.logfmt import LogfmtError, parse_logfmt
+from collector_plugins.processors.parse_logfmt.processor import ParseLogfmt, ParseLogfmtConfig
 
 
 def make(ctx: ComponentContext, **options: Any) -> ParseLogfmt:

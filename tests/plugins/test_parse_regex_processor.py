@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from collector.api import ComponentContext
 from collector.events import LOGS, Batch
-from collector_plugins.processors.parse_regex import ParseRegex, ParseRegexConfig
+from collector_plugins.processors.parse_regex.processor import ParseRegex, ParseRegexConfig
 
 ACCESS = (
     r'^(?P<client>\S+) \S+ (?P<user>\S+) \[(?P<timestamp>[^\]]+)\] "(?P<method>\S+) (?P<path>\S+) '

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from collector.api import ComponentContext
 from collector.events import LOGS, Batch
 from collector_plugins.common.timestamps import NAMED_FORMATS, rfc3339_epoch, timestamp_parser
-from collector_plugins.processors.parse_timestamp import ParseTimestamp, ParseTimestampConfig
+from collector_plugins.processors.parse_timestamp.processor import ParseTimestamp, ParseTimestampConfig
 
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC).timestamp()  # 1795687200
 PARIS = ZoneInfo("Europe/Paris")

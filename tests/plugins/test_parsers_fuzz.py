@@ -9,12 +9,12 @@ cri formats have their own file, tests/plugins/test_container_formats_fuzz.py.
 
 | parser | documented outcome for bad input |
 |---|---|
-| logfmt (`common/logfmt.py`, `parse_logfmt`) | `LogfmtError`; the processor tags the record |
+| logfmt (`processors/parse_logfmt/logfmt.py`, `parse_logfmt`) | `LogfmtError`; the processor tags the record |
 | EMF (`common/metrics/emf.py`, the `emf` input) | repaired, split or counted; never an exception |
-| forward (`common/forward_protocol.py`) | `ProtocolError` (the connection closes); a bad event is counted |
-| syslog (`common/syslog_parser.py`) | a record with `parse_error` |
-| statsd (`inputs/statsd_protocol.py`) | the line is counted as malformed |
-| X-Ray datagram (`inputs/xray_daemon/datagram.py`) | a reason string |
+| forward (`inputs/forward/protocol.py`) | `ProtocolError` (the connection closes); a bad event is counted |
+| syslog (`inputs/syslog/parser.py`) | a record with `parse_error` |
+| statsd (`inputs/statsd/protocol.py`) | the line is counted as malformed |
+| X-Ray datagram (`inputs/xray/datagram.py`) | a reason string |
 | timestamps (`common/timestamps.py`, `parse_timestamp`) | None; the processor tags the record |
 | `parse_regex`, `parse_json` | the record is kept and tagged |
 """
@@ -34,19 +34,19 @@ from hypothesis import strategies as st
 
 from collector.api import ComponentContext, HostFacts
 from collector.events import LOGS, Batch
-from collector_plugins.common import forward_protocol as fp
-from collector_plugins.common.logfmt import LogfmtError, parse_logfmt
 from collector_plugins.common.metrics.aggregator import Aggregator
 from collector_plugins.common.metrics.emf import EmfChecker
-from collector_plugins.common.syslog_parser import SyslogParser
 from collector_plugins.common.timestamps import NAMED_FORMATS, timestamp_parser
-from collector_plugins.inputs.emf import EmfConfig, EmfInput
-from collector_plugins.inputs.statsd_protocol import StatsdParser
-from collector_plugins.inputs.xray_daemon.datagram import HEADER, parse_datagram
-from collector_plugins.processors.parse_json import ParseJson, ParseJsonConfig
-from collector_plugins.processors.parse_logfmt import ParseLogfmt, ParseLogfmtConfig
-from collector_plugins.processors.parse_regex import ParseRegex, ParseRegexConfig
-from collector_plugins.processors.parse_timestamp import ParseTimestamp, ParseTimestampConfig
+from collector_plugins.inputs.emf.input import EmfConfig, EmfInput
+from collector_plugins.inputs.forward import protocol as fp
+from collector_plugins.inputs.statsd.protocol import StatsdParser
+from collector_plugins.inputs.syslog.parser import SyslogParser
+from collector_plugins.inputs.xray.datagram import HEADER, parse_datagram
+from collector_plugins.processors.parse_json.processor import ParseJson, ParseJsonConfig
+from collector_plugins.processors.parse_logfmt.logfmt import LogfmtError, parse_logfmt
+from collector_plugins.processors.parse_logfmt.processor import ParseLogfmt, ParseLogfmtConfig
+from collector_plugins.processors.parse_regex.processor import ParseRegex, ParseRegexConfig
+from collector_plugins.processors.parse_timestamp.processor import ParseTimestamp, ParseTimestampConfig
 
 EXAMPLES = 300
 PARSER_FUZZ = settings(

@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collector.api import ComponentContext, HostFacts
 from collector.events import METRICS, Batch, Metric
-from collector_plugins.inputs.prometheus import PrometheusConfig, PrometheusInput
-from collector_plugins.outputs.prometheus_exporter import PrometheusExporter, PrometheusExporterConfig
-from collector_plugins.outputs.prometheus_exposition import Exposition, label_name, metric_name
+from collector_plugins.inputs.prometheus.input import PrometheusConfig, PrometheusInput
+from collector_plugins.outputs.prometheus_exporter.exposition import Exposition, label_name, metric_name
+from collector_plugins.outputs.prometheus_exporter.output import PrometheusExporter, PrometheusExporterConfig
 
 
 @pytest.fixture

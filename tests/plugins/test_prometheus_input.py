@@ -20,7 +20,7 @@ from collector.api import HostFacts, InputContext
 from collector.events import Batch, Metric
 from collector.testing import free_port, wait_for
 from collector_plugins.common.metrics.distribution import as_distribution
-from collector_plugins.inputs.prometheus import PrometheusConfig, PrometheusInput
+from collector_plugins.inputs.prometheus.input import PrometheusConfig, PrometheusInput
 
 
 def make_input(tmp_path: Path, **options: Any) -> PrometheusInput:

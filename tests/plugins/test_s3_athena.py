@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from collector.cli import main
-from collector_plugins.outputs.s3 import S3Config
-from collector_plugins.outputs.s3_athena import DdlError, athena_ddl, layout
+from collector_plugins.outputs.s3.athena import DdlError, athena_ddl, layout
+from collector_plugins.outputs.s3.output import S3Config
 
 
 def config(**body: Any) -> S3Config:

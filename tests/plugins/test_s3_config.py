@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from collector.output_driver import effective_limits
-from collector_plugins.outputs.s3 import S3Config, S3Output
-from collector_plugins.outputs.s3_limits import MIB
-from collector_plugins.outputs.s3_upload import part_ranges
+from collector_plugins.outputs.s3.limits import MIB
+from collector_plugins.outputs.s3.output import S3Config, S3Output
+from collector_plugins.outputs.s3.upload import part_ranges
 
 
 def config(**body: Any) -> S3Config:

@@ -10,10 +10,10 @@ import orjson
 import pytest
 import zstandard
 
-from collector_plugins.outputs import s3_encoding
-from collector_plugins.outputs.encoding import encode_json
-from collector_plugins.outputs.s3 import DEFAULT_COLUMNS
-from collector_plugins.outputs.s3_encoding import CHUNK_RECORDS, Encoding, ObjectEncoder, check_column_type
+from collector_plugins.common.record_encoding import encode_json
+from collector_plugins.outputs.s3 import encoding as s3_encoding
+from collector_plugins.outputs.s3.encoding import CHUNK_RECORDS, Encoding, ObjectEncoder, check_column_type
+from collector_plugins.outputs.s3.output import DEFAULT_COLUMNS
 
 
 def records(n: int) -> list[dict[str, Any]]:
@@ -145,10 +145,10 @@ def test_parquet_needs_pyarrow_only_when_chosen(monkeypatch: pytest.MonkeyPatch)
 def test_an_uninstalled_codec_is_a_config_error_not_a_failing_send(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
-    from collector_plugins.outputs.s3 import S3Config
+    from collector_plugins.outputs.s3.output import S3Config
 
-    monkeypatch.setattr("collector_plugins.outputs.s3.zstd_available", lambda: False)
-    monkeypatch.setattr("collector_plugins.outputs.s3.parquet_available", lambda: False)
+    monkeypatch.setattr("collector_plugins.outputs.s3.output.zstd_available", lambda: False)
+    monkeypatch.setattr("collector_plugins.outputs.s3.output.parquet_available", lambda: False)
     body = {"type": "s3", "inputs": ["a"], "bucket": "logs-bucket"}
     with pytest.raises(ValidationError, match=r"node-collector\[zstd\]"):
         S3Config.model_validate({**body, "compression": "zstd"})

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from collector_plugins.common.key_escape import SAFE_CHARACTERS, escape_value
 from collector_plugins.common.record_templates import RecordTemplate
-from collector_plugins.outputs.s3 import DEFAULT_PREFIX
-from collector_plugins.outputs.s3_keys import KeyTooLongError, ObjectKeys, check_prefix
+from collector_plugins.outputs.s3.keys import KeyTooLongError, ObjectKeys, check_prefix
+from collector_plugins.outputs.s3.output import DEFAULT_PREFIX
 
 HOST = {"host": "node-1"}
 T0 = 1764151200.0  # 2025-11-26T10:00:00Z

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from collector.api import InputContext
 from collector.config import ConfigError, parse_config
 from collector.testing import wait_for
-from collector_plugins.inputs.socket import SocketInput, SocketInputConfig
+from collector_plugins.inputs.socket.input import SocketInput, SocketInputConfig
 from tests.plugins.receiver_support import Sink, make_context, running
 
 
@@ -287,7 +287,7 @@ async def test_stop_hands_on_what_was_received_and_returns(tmp_path: Path) -> No
 async def test_stop_cancels_a_connection_stuck_downstream_and_counts_its_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("collector_plugins.common.listeners.STOP_TIMEOUT", 0.2)
+    monkeypatch.setattr("collector_plugins.common.listening.listeners.STOP_TIMEOUT", 0.2)
     sink = Sink()
     sink.open.clear()
     plugin, ctx = make(tmp_path, sink)
@@ -339,7 +339,7 @@ def test_config_errors(options: dict[str, Any], error: str) -> None:
 
 async def test_json_records_survive_the_socket_output_encoding(tmp_path: Path) -> None:
     # What our socket output writes with codec json, this input reads back field for field.
-    from collector_plugins.outputs.encoding import encode_json
+    from collector_plugins.common.record_encoding import encode_json
 
     sink = Sink()
     plugin, ctx = make(tmp_path, sink, codec="json")

@@ -20,7 +20,7 @@ from collector.registry import load_registry
 from collector.runtime import Runtime
 from collector.send_result import Outcome, RetryableError
 from collector.testing import CaptureOutput, component_context, free_port, wait_for
-from collector_plugins.outputs.socket import SocketOutput, SocketOutputConfig
+from collector_plugins.outputs.socket.output import SocketOutput, SocketOutputConfig
 
 
 class LineServer:

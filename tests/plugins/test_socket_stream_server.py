@@ -13,8 +13,8 @@ import pytest
 import uvloop
 
 from collector.testing import wait_for
-from collector_plugins.common.listen import Address, bind, parse_address, release
-from collector_plugins.common.stream_server import (
+from collector_plugins.common.listening.addresses import Address, bind, parse_address, release
+from collector_plugins.common.listening.stream_server import (
     DEFAULT_HIGH_WATER,
     EVICT_MIN_IDLE,
     KEEPALIVE_IDLE,
@@ -23,7 +23,7 @@ from collector_plugins.common.stream_server import (
     StreamServer,
     format_peer,
 )
-from collector_plugins.inputs.socket import SocketInput, SocketInputConfig
+from collector_plugins.inputs.socket.input import SocketInput, SocketInputConfig
 from tests.plugins.receiver_support import Sink, make_context, running
 
 log = logging.getLogger("test.stream_server")

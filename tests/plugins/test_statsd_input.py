@@ -18,8 +18,8 @@ from collector.events import Batch, Metric
 from collector.testing import wait_for
 from collector_plugins.common.metrics.aggregator import Aggregator
 from collector_plugins.common.metrics.distribution import as_distribution
-from collector_plugins.inputs.statsd import StatsdConfig, StatsdInput
-from collector_plugins.inputs.statsd_protocol import MalformedLine, StatsdParser, parse_meta
+from collector_plugins.inputs.statsd.input import StatsdConfig, StatsdInput
+from collector_plugins.inputs.statsd.protocol import MalformedLine, StatsdParser, parse_meta
 
 
 class Losses(dict[str, int]):

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from collector.api import HostFacts, InputContext
 from collector.events import LOGS, Batch
-from collector_plugins.inputs.stdin import Stdin, StdinConfig
+from collector_plugins.inputs.stdin.input import Stdin, StdinConfig
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 
 from collector.api import ComponentContext
 from collector.events import LOGS, METRICS, TRACES, Batch, Metric
-from collector_plugins.outputs.encoding import encode_json, encode_text
-from collector_plugins.outputs.stdout import Stdout, StdoutConfig, write_all
+from collector_plugins.common.record_encoding import encode_json, encode_text
+from collector_plugins.outputs.stdout.output import Stdout, StdoutConfig, write_all
 
 
 def make(ctx: ComponentContext, **options: Any) -> tuple[Stdout, io.BytesIO]:

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from collector.api import InputContext
 from collector.testing import wait_for
-from collector_plugins.common.stream_server import EVICT_MIN_IDLE
-from collector_plugins.inputs.syslog import Syslog, SyslogConfig
+from collector_plugins.common.listening.stream_server import EVICT_MIN_IDLE
+from collector_plugins.inputs.syslog.input import Syslog, SyslogConfig
 from tests.plugins.receiver_support import Sink, make_context, running
 
 pytestmark = pytest.mark.skipif(shutil.which("logger") is None, reason="util-linux logger is not installed")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector_plugins.common.syslog_parser import FACILITIES, MONTHS, SEVERITIES, SyslogParser
+from collector_plugins.inputs.syslog.parser import FACILITIES, MONTHS, SEVERITIES, SyslogParser
 
 RECEIVED = 1_800_000_000.0
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from collector.api import ComponentContext
 from collector.events import LOGS, Batch
-from collector_plugins.processors.trace_context import TraceContextConfig, TraceContextProcessor, extract
+from collector_plugins.processors.trace_context.processor import TraceContextConfig, TraceContextProcessor, extract
 
 XRAY = "1-5759e988-bd862e3fe1be46a994272793"
 W3C = "5759e988bd862e3fe1be46a994272793"

@@ -22,12 +22,12 @@ import uvloop
 
 from collector.api import Input
 from collector.testing import wait_for
-from collector_plugins.common.datagram import DatagramReader
-from collector_plugins.common.kernel_drops import KernelDrops, counter_delta
-from collector_plugins.inputs.emf import EmfConfig, EmfInput
-from collector_plugins.inputs.socket import SocketInput, SocketInputConfig
-from collector_plugins.inputs.statsd import StatsdConfig, StatsdInput
-from collector_plugins.inputs.syslog import Syslog, SyslogConfig
+from collector_plugins.common.listening.datagram_reader import DatagramReader
+from collector_plugins.common.listening.kernel_drops import KernelDrops, counter_delta
+from collector_plugins.inputs.emf.input import EmfConfig, EmfInput
+from collector_plugins.inputs.socket.input import SocketInput, SocketInputConfig
+from collector_plugins.inputs.statsd.input import StatsdConfig, StatsdInput
+from collector_plugins.inputs.syslog.input import Syslog, SyslogConfig
 from tests.plugins.receiver_support import Sink, make_context, running
 
 FLOOD = 3000

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector_plugins.inputs.xray_daemon import datagram
-from collector_plugins.inputs.xray_daemon.address import parse_daemon_address, resolve_daemon_address
-from collector_plugins.inputs.xray_daemon.datagram import HEADER, REASONS, parse_datagram
+from collector_plugins.inputs.xray import datagram
+from collector_plugins.inputs.xray.address import parse_daemon_address, resolve_daemon_address
+from collector_plugins.inputs.xray.datagram import HEADER, REASONS, parse_datagram
 
 TRACE_ID = "1-5759e988-bd862e3fe1be46a994272793"
 SEGMENT = {

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from collector.api import HostFacts, InputContext
 from collector.events import TRACES, Batch
 from collector.testing import free_port, wait_for
-from collector_plugins.inputs.xray import XRayInput, XRayInputConfig
-from collector_plugins.inputs.xray_daemon.datagram import HEADER
+from collector_plugins.inputs.xray.datagram import HEADER
+from collector_plugins.inputs.xray.input import XRayInput, XRayInputConfig
 
 TRACE_ID = "1-5759e988-bd862e3fe1be46a994272793"
 

@@ -22,9 +22,9 @@ from collector.output_driver import OutputRunner, effective_limits
 from collector.send_result import Outcome
 from collector.stats import ComponentStats
 from collector.testing import free_port, wait_for
-from collector_plugins.outputs import xray_limits
-from collector_plugins.outputs.xray import XRayOutput, XRayOutputConfig
-from collector_plugins.outputs.xray_telemetry import connection_error_kind
+from collector_plugins.outputs.xray import limits as xray_limits
+from collector_plugins.outputs.xray.output import XRayOutput, XRayOutputConfig
+from collector_plugins.outputs.xray.telemetry import connection_error_kind
 from tests.moto import MotoServer
 
 

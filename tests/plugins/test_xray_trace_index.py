@@ -14,9 +14,9 @@ import pytest
 
 from collector.api import ComponentContext, HostFacts
 from collector.events import LOGS, TRACES, Batch
-from collector_plugins.common.trace_cli import run_trace_command
 from collector_plugins.common.trace_index import Entry, TraceIndex, index_path, lookup, normalise_trace_id
-from collector_plugins.outputs.trace_index import TraceIndexConfig, TraceIndexOutput
+from collector_plugins.outputs.trace_index.cli import run_trace_command
+from collector_plugins.outputs.trace_index.output import TraceIndexConfig, TraceIndexOutput
 
 XRAY = "1-5759e988-bd862e3fe1be46a994272793"
 W3C = "5759e988bd862e3fe1be46a994272793"

@@ -186,12 +186,12 @@ def test_commands_are_imported_only_when_run_or_listed() -> None:
     loaded = json.loads(done.stdout)
     assert loaded["version"] == []
     assert {
-        "collector_plugins.common.trace_cli",
-        "collector_plugins.outputs.s3_athena",
-        "collector_plugins.inputs.filetail.status",
+        "collector_plugins.outputs.trace_index.cli",
+        "collector_plugins.outputs.s3.athena",
+        "collector_plugins.inputs.file.status",
     } <= set(loaded["help"])
     # Listing the commands does not import the outputs and inputs they belong to (nor the AWS SDK).
-    assert "collector_plugins.outputs.s3" not in loaded["help"]
+    assert "collector_plugins.outputs.s3.output" not in loaded["help"]
 
 
 def test_the_built_in_commands_are_entry_points_that_load() -> None:

@@ -22,7 +22,7 @@ from collector.graph import Graph
 from collector.isolation import ERROR_FIELD, MAX_REASON_CHARS, isolate
 from collector.runtime import Runtime
 from collector.testing import CaptureOutput, wait_for
-from collector_plugins.inputs.file_input import FileInput
+from collector_plugins.inputs.file.input import FileInput
 from tests.unit.fakes import make_registry
 
 

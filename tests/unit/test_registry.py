@@ -153,7 +153,7 @@ def test_a_third_party_plugin_cannot_shadow_a_built_in(tmp_path: Path, monkeypat
     assert "file" not in registry.in_section("outputs")
     assert registry.in_section("inputs")["file"].__name__ == "FileInput"  # the other section is untouched
     why = registry.broken["file"]
-    assert "node-collector (collector_plugins.outputs.file:FileOutput)" in why
+    assert "node-collector (collector_plugins.outputs.file.output:FileOutput)" in why
     assert "acme-file (acme_file_output:File)" in why
     # A config using the type fails validation with that reason; one that does not still loads.
     with pytest.raises(ConfigError) as failed:
