@@ -20,7 +20,7 @@ from collector.api import HostFacts, InputContext
 from collector.config import parse_config
 from collector.registry import load_registry
 from collector.runtime import Runtime
-from collector.testing import CaptureOutput, free_port, wait_for
+from collector.testing import Capture, free_port, wait_for
 from collector_plugins.common.forward_protocol import encode_event_time
 from collector_plugins.common.stream_server import EVICT_MIN_IDLE
 from collector_plugins.inputs.forward import Forward, ForwardConfig
@@ -304,9 +304,9 @@ async def test_stop_sends_acks_that_arrive_during_the_drain(tmp_path: Path) -> N
 async def test_acks_through_the_runtime_memory_buffer_waits_for_delivery_disk_for_durability(
     tmp_path: Path,
 ) -> None:
+    capture = Capture()
     registry = load_registry()
-    registry.add(CaptureOutput)
-    CaptureOutput.captured.clear()
+    registry.add(capture.output)
     port = free_port()
     config = parse_config(
         f"""
@@ -333,8 +333,8 @@ outputs:
     # The disk buffer holds it durably at once, but the memory-buffered output must deliver it first.
     assert await client.receive() == {"ack": "d1"}
     assert time.monotonic() - sent >= 0.4
-    assert [r["message"] for r in CaptureOutput.captured["slow"]] == ["durable"]
-    assert "stuck" not in CaptureOutput.captured  # never delivered there: safe on disk is enough
+    assert [r["message"] for r in capture("slow")] == ["durable"]
+    assert capture("stuck") == []  # never delivered there: safe on disk is enough
     client.close()
     await runtime.shutdown(1)
 
