@@ -199,7 +199,8 @@ inputs: {src: {type: counting, batches: null, batch_size: 10}}
 outputs: {slow: {type: capture, inputs: [src], delay: 0.05, buffer: {max_events: 30}}}
 """)
     )
-    await asyncio.sleep(0.3)
+    await wait_for(lambda: runtime.stats["src"].sent_events >= 50)  # the channel and the buffer are full by now
+    await asyncio.sleep(0.3)  # not a wait: the input goes on trying, and must get no further ahead meanwhile
     sent = runtime.stats["src"].sent_events
     done = len(capture("slow"))
     # At most the channel's 20 events, the buffer's 30 (the request in hand included), one batch
