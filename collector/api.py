@@ -38,8 +38,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from collector.checkpoint import CheckpointFile
 from collector.delivery import OutputLimits, SendResult
 from collector.events import KINDS, Batch
+from collector.private_files import private_dir
 from collector.settings import BatchSettings, BufferSettings, DeadLetterSettings, RetrySettings
 
 ALL_KINDS = frozenset(KINDS)
@@ -83,7 +85,7 @@ class OutputConfig(_ConsumerConfig):
     retry: RetrySettings = Field(
         RetrySettings(),
         description="How failed requests are retried (exponential backoff with full jitter).",
-        examples=[{"initial_backoff": "500ms", "max_backoff": "1m", "max_retries": 10}],
+        examples=[{"initial_backoff": "500ms", "max_backoff": "20s", "max_retries": 10}],
     )
     concurrency: int = Field(1, ge=1, le=64, description="Requests in flight at once.", examples=[1])
     dead_letter: DeadLetterSettings = Field(
@@ -112,6 +114,10 @@ def _no_loss(reason: str, events: int) -> None:
     return None
 
 
+def _no_count(exc: OSError) -> None:
+    return None
+
+
 @dataclass
 class ComponentContext:
     """What the runtime gives a component: its identity, a logger and its state directory.
@@ -120,7 +126,9 @@ class ComponentContext:
     filter's dropped records, a truncated line) in the loss ledger: nothing is
     ever dropped without being counted. `runtime_stats` returns the counters of
     every running component (what `/status` shows); only self-observability
-    inputs need it.
+    inputs need it. `checkpoint_file(name)` is the component's state file,
+    whose failed writes the runtime counts
+    (`collector_component_checkpoint_failures_total`).
     """
 
     name: str
@@ -129,12 +137,15 @@ class ComponentContext:
     host: HostFacts
     runtime_stats: Callable[[], list[Any]] = _no_stats
     loss: Callable[[str, int], None] = _no_loss
+    checkpoint_failed: Callable[[OSError], None] = _no_count
+
+    def checkpoint_file(self, name: str) -> CheckpointFile:
+        """`name` in `state_dir()`, written atomically, 0600; failed saves are counted, then raised."""
+        return CheckpointFile(self.state_dir() / name, self.checkpoint_failed)
 
     def state_dir(self) -> Path:
-        """A directory owned by this component under the data directory (created on demand)."""
-        path = self.data_dir / "components" / self.name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """A directory owned by this component under the data directory (created on demand, 0700)."""
+        return private_dir(self.data_dir / "components" / self.name)
 
 
 class InputContext(ComponentContext):
@@ -151,8 +162,9 @@ class InputContext(ComponentContext):
         runtime_stats: Callable[[], list[Any]] = _no_stats,
         loss: Callable[[str, int], None] = _no_loss,
         try_emit: Callable[[Batch], bool] | None = None,
+        checkpoint_failed: Callable[[OSError], None] = _no_count,
     ) -> None:
-        super().__init__(name, logger, data_dir, host, runtime_stats, loss)
+        super().__init__(name, logger, data_dir, host, runtime_stats, loss, checkpoint_failed)
         self._emit = emit
         self._try_emit = try_emit
         self.stopping = stopping

@@ -27,9 +27,11 @@ from collector.config import Config, ConfigError, load_config
 from collector.config.model import parse_listen
 from collector.config.secrets import redact, secret_values
 from collector.defaults import SHUTDOWN_SLACK_SECONDS
+from collector.health import HealthPolicy, liveness_problems, readiness_problems
 from collector.http import ApiServer
 from collector.log import RepeatLimiter, configure_logging, kv
 from collector.notify import Notifier
+from collector.private_files import private_dir
 from collector.registry import Registry
 from collector.runtime import Runtime
 from collector.stats import RuntimeCollector, make_registry
@@ -52,7 +54,13 @@ class Daemon:
             RepeatLimiter(config.root.log.repeat_interval),
         )
         self.reloads = {"success": 0, "failure": 0}
-        self.metrics_registry = make_registry(RuntimeCollector(self.runtime.all_stats, lambda: dict(self.reloads)))
+        self.metrics_registry = make_registry(
+            RuntimeCollector(
+                self.runtime.all_stats,
+                lambda: dict(self.reloads),
+                lambda: {"healthz": self.liveness()[0], "readyz": self.readiness()[0]},
+            )
+        )
         self.api: ApiServer | None = None
         self.started_at = time.time()
         self.ready = False
@@ -67,7 +75,7 @@ class Daemon:
         for sig, name in ((signal.SIGTERM, "term"), (signal.SIGINT, "term"), (signal.SIGHUP, "hup")):
             loop.add_signal_handler(sig, self._on_signal, name)
         try:
-            self.config.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.config.data_dir, existing=False)  # created 0700: it holds buffered data
         except OSError as exc:
             log.error("cannot create the data directory", extra=kv(path=self.config.data_dir, error=exc.strerror))
             return 1
@@ -198,7 +206,7 @@ class Daemon:
         if not config.root.api.enabled:
             return True
         host, port = parse_listen(config.root.api.listen)
-        api = ApiServer(self.metrics_registry, self.status, self.readiness)
+        api = ApiServer(self.metrics_registry, self.status, self.readiness, self.liveness)
         try:
             await api.start(host, port)
         except OSError as exc:
@@ -222,11 +230,22 @@ class Daemon:
         host, port = self.api.bound
         return f"http://{host}:{port}"
 
+    def _health_policy(self) -> HealthPolicy:
+        h = self.config.root.api.health
+        return HealthPolicy(h.restart_limit, h.restart_window, h.wedged_after, h.full_after)
+
+    def liveness(self) -> tuple[bool, list[str]]:
+        problems = liveness_problems(self.runtime.all_stats(), self._health_policy())
+        return not problems, problems
+
     def readiness(self) -> tuple[bool, str]:
         if self.shutting_down:
             return False, "shutting down"
         if not self.ready:
             return False, "starting"
+        problems = readiness_problems(self.runtime.all_stats(), self._health_policy())
+        if problems:
+            return False, "; ".join(problems)
         return True, "running"
 
     def status(self) -> dict[str, Any]:
@@ -250,12 +269,17 @@ class Daemon:
                 entry["last_error"] = last_error
                 entry.update(st.snapshot())
             components.append(entry)
+        ready, ready_reason = self.readiness()
+        healthy, health_problems = self.liveness()
         return {
             "version": __version__,
             "config": self.config_path,
             "started_at": self.started_at,
             "uptime_seconds": time.time() - self.started_at,
-            "ready": self.readiness()[0],
+            "ready": ready,
+            "ready_reason": ready_reason,
+            "healthy": healthy,
+            "health_problems": health_problems,
             "reloads": dict(self.reloads),
             "components": components,
         }

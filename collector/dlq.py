@@ -3,7 +3,8 @@
 Layout: `<data_dir>/dead_letter/<output>/<UTC timestamp>-<pid>.jsonl`, one JSON
 object per line: `{"time", "output", "kind", "reason", "record"}`. Values that
 JSON cannot carry as they are round-trip through markers: bytes as
-`{"$bytes": "<base64>"}`, a metric as `{"$metric": {...}}`. Each output's dead
+`{"$bytes": "<base64>"}`, a metric as `{"$metric": {...}}`. Files are 0600 in
+0700 directories (`collector.private_files`): they hold the records themselves. Each output's dead
 letters are bounded by `dead_letter.max_bytes`; past it records are dropped and
 counted (`dead_letter_full`), never silently.
 
@@ -23,6 +24,7 @@ from typing import Any
 import orjson
 
 from collector.events import Metric
+from collector.private_files import open_private, private_dir
 
 
 def _default(obj: Any) -> Any:
@@ -95,9 +97,10 @@ class DeadLetterQueue:
         if kept:
             data = b"".join(lines[:kept])
             if self._file is None:
-                self.directory.mkdir(parents=True, exist_ok=True)
+                private_dir(self.directory)
                 name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}.jsonl"
-                self._file = open(self.directory / name, "ab")  # noqa: SIM115 (kept open across writes)
+                fd = open_private(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+                self._file = os.fdopen(fd, "ab")  # kept open across writes
                 # Held while this process appends: `collector dlq replay` skips a locked file.
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._file.write(data)

@@ -3,8 +3,8 @@
 Design note. Per output, data flows
 
     channel ──intake──▶ buffer (memory | disk) ──delivery──▶ Output.send
-                                                   │
-                                      retries ◀────┤ RETRY (backoff, full jitter, Retry-After)
+                                  send rate ──▶    │  (adaptive token bucket, once throttled)
+                                      retries ◀────┤ RETRY / THROTTLED (backoff, full jitter, Retry-After)
                                dead-letter file ◀──┘ DROP (per record where the API says so)
 
 - The **intake** task moves batches from the output's channel into its buffer.
@@ -25,6 +25,17 @@ Design note. Per output, data flows
 - Delivery can be cancelled at any point: units not acknowledged stay in the
   buffer, and the next delivery loop starts with `buffer.rewind()`. Requests
   that had in fact succeeded are then sent again (at-least-once).
+- Retries: a request waits `uniform(0, min(max_backoff, initial_backoff *
+  2^(n-1)))` before its n-th consecutive retry (full jitter), or the
+  Retry-After the destination sent. The count restarts when a send delivered
+  some records (partial progress never leaves a request at the cap) and when
+  the failures change kind (an outage's backoff does not carry over into the
+  throttling that follows it: a destination that says "slow down" is up).
+- Throttling: every send of the output first takes a token from one shared
+  `SendRate` (collector/send_rate.py), off until the destination first
+  throttles, then cut on each THROTTLED answer and grown back on success (the
+  AWS SDKs' adaptive mode). Outages (5xx, connection errors) only back off:
+  the rate limit is for a destination that answers "slow down".
 - While the collector shuts down, a delivery that has to wait for a retry gives
   up at once if the buffer is on disk (its data is safe there and is sent after
   the restart); a memory buffer keeps trying until the grace period ends.
@@ -53,6 +64,7 @@ from collector.delivery import (
 from collector.dlq import DeadLetterQueue
 from collector.events import Batch
 from collector.log import RepeatLimiter, kv
+from collector.send_rate import SendRate
 from collector.stats import ComponentStats
 
 
@@ -129,6 +141,7 @@ class OutputRunner:
         self.log = log
         self.limiter = limiter
         self.shutting_down = False
+        self.send_rate = SendRate()  # outlives instances: a reload does not forget that the destination throttles
         self.abandoned = asyncio.Event()
         self.intake_task: asyncio.Task[None] | None = None
 
@@ -179,6 +192,7 @@ class OutputRunner:
 
     async def _deliver(self, output: Output, config: OutputConfig) -> None:
         limits = effective_limits(type(output), config)
+        self.send_rate.window = config.concurrency
         self.buffer.rewind()
         slots = asyncio.Semaphore(config.concurrency)
         in_flight: set[asyncio.Task[None]] = set()
@@ -255,7 +269,9 @@ class OutputRunner:
         `origin` goes with the batch while it holds all of `records`; a resent subset has none.
         """
         retry = config.retry
-        attempt = 0
+        attempt = 0  # retries of this request, against max_retries
+        step = 0  # consecutive retries without progress, of one kind: the backoff's exponent
+        throttling = False  # the kind of the last failure: throttled, or an outage (5xx, connection)
         delivered = 0
         dead: list[tuple[Any, str]] = []
         todo = records
@@ -263,10 +279,11 @@ class OutputRunner:
             batch = Batch(kind, todo)  # type: ignore[arg-type]
             if todo is records:
                 batch.origin = origin
+            sent = await self.send_rate.acquire()
             try:
                 result = await output.send(batch) or SendResult.ok()
             except RetryableError as exc:
-                result = SendResult.retry(exc.reason, exc.retry_after)
+                result = SendResult(Outcome.RETRY, exc.reason, exc.retry_after, throttled=exc.throttled)
             except PermanentError as exc:
                 result = SendResult.drop(exc.reason)
             except asyncio.CancelledError:
@@ -274,6 +291,7 @@ class OutputRunner:
             except Exception as exc:
                 result = output.classify(exc)
                 self._log_send_error(exc)
+            self.send_rate.record(result.throttled, sent)
             if result.per_record is None:
                 if result.outcome is Outcome.OK:
                     delivered += len(todo)
@@ -294,19 +312,25 @@ class OutputRunner:
                         again.append(record)
                 if not again:
                     return delivered, dead
+                if len(again) < len(todo):
+                    step = 0  # progress: the destination takes data, so the backoff starts over
                 first = next(r for r, o in zip(reasons, result.per_record, strict=True) if o is Outcome.RETRY)
                 retry_reason = f"{len(again)} of {len(todo)} records: {first}"
                 todo = again
+            if result.throttled != throttling:
+                # From an outage to "slow down" (the destination is back) or the other way: a new episode.
+                step, throttling = 0, result.throttled
             attempt += 1
+            step += 1
             self.stats.retries += 1
             if retry.max_retries is not None and attempt > retry.max_retries:
                 dead.extend((r, f"retries_exhausted: {retry_reason}") for r in todo)
                 return delivered, dead
             if self.shutting_down and self.buffer.kind == "disk":
                 raise _Abandoned
-            cap = min(retry.max_backoff, retry.initial_backoff * (2 ** (attempt - 1)))
+            cap = min(retry.max_backoff, retry.initial_backoff * (2 ** min(step - 1, 62)))
             delay = result.retry_after if result.retry_after is not None else random.uniform(0, cap)
-            self._log_retry(retry_reason, attempt, delay, len(todo))
+            self._log_retry(retry_reason, attempt, delay, len(todo), result.throttled)
             await asyncio.sleep(delay)
         return delivered, dead
 
@@ -327,7 +351,7 @@ class OutputRunner:
                 fields["repeats_suppressed"] = suppressed
             self.log.error("destination rejected records; kept as dead letters", extra={"fields": fields})
 
-    def _log_retry(self, reason: str, attempt: int, delay: float, events: int) -> None:
+    def _log_retry(self, reason: str, attempt: int, delay: float, events: int, throttled: bool) -> None:
         now, _, suppressed = self.limiter.check(self.name, "retry")
         if not now:
             return
@@ -338,6 +362,10 @@ class OutputRunner:
             "retry_in": round(delay, 3),
             "events": events,
         }
+        if throttled:
+            fields["throttled"] = True
+        if self.send_rate.enabled:
+            fields["send_rate"] = round(self.send_rate.rate, 2)  # requests/s the output is held to
         if suppressed:
             fields["repeats_suppressed"] = suppressed
         self.log.warning("request failed; retrying", extra={"fields": fields})

@@ -1,8 +1,10 @@
 """The self-observability API: /healthz, /readyz, /metrics, /status.
 
-- `/healthz`: 200 while the event loop answers (liveness).
-- `/readyz`: 200 once the topology runs and until shutdown begins, else 503
-  with the reason (readiness: take the node out of rotation while draining).
+- `/healthz` (liveness): 200 while the event loop answers and no component is
+  stuck (a restart loop, a wedged buffer: `collector.health`); else 503 with
+  the problems.
+- `/readyz` (readiness): 200 once the topology runs, until shutdown begins,
+  while every output can accept data; else 503 with the reason.
 - `/metrics`: Prometheus text format, from the injected registry.
 - `/status`: JSON: version, uptime, config file, and each component with its
   section, type, kinds, upstreams, state and counters (what `collector top` shows).
@@ -28,10 +30,12 @@ class ApiServer:
         registry: CollectorRegistry,
         status: Callable[[], dict[str, Any]],
         readiness: Callable[[], tuple[bool, str]],
+        liveness: Callable[[], tuple[bool, list[str]]] | None = None,
     ) -> None:
         self._registry = registry
         self._status = status
         self._readiness = readiness
+        self._liveness = liveness
         self._runner: web.AppRunner | None = None
         self.bound: tuple[str, int] | None = None
 
@@ -63,7 +67,11 @@ class ApiServer:
             self._runner = None
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "version": __version__})
+        healthy, problems = self._liveness() if self._liveness is not None else (True, [])
+        if healthy:
+            return web.json_response({"status": "ok", "version": __version__})
+        body = {"status": "unhealthy", "problems": problems, "version": __version__}
+        return web.json_response(body, status=503)
 
     async def _readyz(self, request: web.Request) -> web.Response:
         ready, reason = self._readiness()

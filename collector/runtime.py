@@ -233,6 +233,7 @@ class Runtime:
         else:
             runner.buffer = buffer
         stats.buffer = buffer.metrics
+        stats.buffer_condition = buffer.condition
         stats.buffer_type = buffer.kind
 
     def _make_buffer(self, name: str, settings: BufferSettings, stats: ComponentStats, log: logging.Logger) -> Buffer:
@@ -293,8 +294,10 @@ class Runtime:
 
     def _context(self, spec: ComponentSpec) -> ComponentContext:
         logger = logging.getLogger(f"collector.component.{spec.name}")
-        loss = self.stats[spec.name].drop
-        return ComponentContext(spec.name, logger, self.data_dir, self.host, self.all_stats, loss)
+        stats = self.stats[spec.name]
+        return ComponentContext(
+            spec.name, logger, self.data_dir, self.host, self.all_stats, stats.drop, stats.checkpoint_failed
+        )
 
     def _start(self, spec: ComponentSpec) -> None:
         ctx = self._context(spec)
@@ -368,6 +371,7 @@ class Runtime:
             base.runtime_stats,
             base.loss,
             try_emit,
+            base.checkpoint_failed,
         )
         await instance.run(ctx)
 

@@ -89,7 +89,10 @@ class RetrySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     initial_backoff: Duration = Field(0.5, description="First wait before a retry.", examples=["500ms"])
-    max_backoff: Duration = Field(60.0, description="Longest wait between retries.", examples=["1m"])
+    # 20 s is where the AWS SDKs cap their backoff (MAX_BACKOFF in the AWS SDKs and Tools Reference Guide,
+    # "Retry behavior", https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html, checked
+    # 2026-12-06); a longer cap only delays recovery once a destination is back.
+    max_backoff: Duration = Field(20.0, description="Longest wait between retries.", examples=["20s"])
     max_retries: int | None = Field(
         None,
         ge=0,

@@ -14,6 +14,10 @@ neighbours. `supervise` owns the lifecycle of one component name:
   name (with its traceback only the first time that cause is seen), the instance
   is stopped and a fresh one is built from the same config after a backoff that
   doubles from 0.5 s up to 30 s and resets after a minute of healthy running.
+- Each restart is counted with its time (`ComponentStats.restarted`): a
+  component restarted `api.health.restart_limit` times within
+  `restart_window` makes /healthz fail (see `collector.health`), so a restart
+  loop is visible to probes, not only in the log.
 - A stop request (`stopping` set) during the backoff ends supervision.
 - Cancellation is not caught: it is the runtime's last resort at shutdown.
 """
@@ -88,7 +92,7 @@ class Supervised:
                 if await self._wait_or_stop(backoff):
                     break
                 backoff = min(backoff * 2, MAX_BACKOFF)
-                self.stats.restarts += 1
+                self.stats.restarted()  # timed too: /healthz reports a restart loop (collector/health.py)
                 continue
             await self._stop_instance(timeout=None)
             break

@@ -41,7 +41,8 @@ def render(status: dict[str, Any], previous: dict[str, Any] | None, width: int =
     before = {c["name"]: c for c in previous["components"]} if previous else {}
     header = (
         f"collector {status.get('version')}  config {status.get('config')}  "
-        f"uptime {status.get('uptime_seconds', 0):.0f}s  ready {status.get('ready')}  "
+        f"uptime {status.get('uptime_seconds', 0):.0f}s  healthy {status.get('healthy', True)}  "
+        f"ready {status.get('ready')}  "
         f"reloads ok={status.get('reloads', {}).get('success', 0)} "
         f"failed={status.get('reloads', {}).get('failure', 0)}"
     )
@@ -51,6 +52,9 @@ def render(status: dict[str, Any], previous: dict[str, Any] | None, width: int =
     )
     lines = [header[:width], "", cols]
     losses: list[str] = []
+    problems = [f"  {p}" for p in status.get("health_problems", [])]
+    if not status.get("ready", True) and status.get("ready_reason"):
+        problems.append(f"  not ready: {status['ready_reason']}")
     for section in ("inputs", "processors", "outputs"):
         for c in (c for c in status.get("components", []) if c["section"] == section):
             prev = before.get(c["name"])
@@ -64,16 +68,38 @@ def render(status: dict[str, Any], previous: dict[str, Any] | None, width: int =
                 f"{c.get('errors', 0):>8}{c.get('retries', 0):>8}{c.get('restarts', 0):>9}"
             )
             losses.extend(f"  {c['name']}: {reason} {n}" for reason, n in sorted(dropped.items()) if n)
+            problems.extend(_component_problems(c))
+    if problems:
+        lines += ["", "PROBLEMS", *problems]
     if losses:
         lines += ["", "NOT DELIVERED (loss ledger, since start)", *losses]
     return "\n".join(lines)
 
 
 def _fmt_buffer(buffer: dict[str, Any] | None) -> str:
-    """`disk 1234/12.0MiB`: events held and bytes used, for outputs."""
+    """`disk 1234/12.0MiB`: events held and bytes used, for outputs; `!` while it does not take data."""
     if not buffer:
         return "-"
-    return f"{buffer.get('type', '')[:4]} {int(buffer.get('events', 0))}/{format_size(buffer.get('bytes', 0))}"
+    mark = "" if buffer.get("accepting", True) else "!"
+    return f"{mark}{buffer.get('type', '')[:4]} {int(buffer.get('events', 0))}/{format_size(buffer.get('bytes', 0))}"
+
+
+def _component_problems(c: dict[str, Any]) -> list[str]:
+    """What about this component an operator should look at: a buffer not taking data, failed disk writes."""
+    out = []
+    buffer = c.get("buffer") or {}
+    if not buffer.get("accepting", True):
+        what = "disk refuses writes" if buffer.get("condition") == "write_failing" else "full"
+        error = f" ({buffer['error']})" if buffer.get("error") else ""
+        out.append(f"  {c['name']}: buffer {what}{error} for {buffer.get('blocked_seconds', 0):.0f}s")
+    errors = {k: int(buffer.get(f"{k}_errors", 0)) for k in ("write", "fsync", "ledger")}
+    if any(errors.values()):
+        out.append(
+            f"  {c['name']}: disk buffer errors since start: " + " ".join(f"{k}={n}" for k, n in errors.items() if n)
+        )
+    if c.get("checkpoint_failures"):
+        out.append(f"  {c['name']}: {c['checkpoint_failures']} checkpoint writes failed")
+    return out
 
 
 def run_top(api: str, interval: float, once: bool) -> int:

@@ -19,6 +19,20 @@ answers itself, the way AWS answers them:
         assert proxy.count("PutLogEvents") == 3
         assert proxy.faults == 2
 
+Sustained faults, as fleets meet them, apply to a share of ALL requests
+(CreateLogGroup and CreateLogStream included), drawn from a seeded generator,
+and answer with the throttling error of the service the request is signed for
+(`throttling_response`): CloudWatch Logs `ThrottlingException` (400, JSON),
+CloudWatch `Throttling` (400; query/XML, or JSON/CBOR with the query-compatible
+`x-amzn-query-error` header, whichever protocol botocore chose), Kinesis `ProvisionedThroughputExceededException`
+(400, JSON), Firehose `ServiceUnavailableException` (500, JSON: its throughput
+signal), S3 `SlowDown` (503, XML), X-Ray `ThrottledException` (429, JSON).
+An outage answers every request with a plain 503 for a number of seconds:
+
+    proxy.outage(8.0)                  # from now: 503 for 8 s
+    proxy.sustained(0.4, seed=7)       # then and after: 40 % throttled
+    proxy.throttled_by_operation()     # {"PutLogEvents": 12, "CreateLogGroup": 3, ...}
+
 `match` is an operation name (compared with the `X-Amz-Target` operation or
 the query protocol's `Action`), a path prefix starting with "/", or a callable
 over the `ProxiedRequest`; None matches everything. Every request is recorded
@@ -34,15 +48,18 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
+import re
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-FaultKind = Literal["throttle", "slowdown", "5xx", "reset", "error"]
+FaultKind = Literal["throttle", "slowdown", "5xx", "reset", "error", "sustained", "outage"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
@@ -55,9 +72,17 @@ class ProxiedRequest:
     body: bytes
     status: int = 0
     faulted: FaultKind | None = None
+    at: float = field(default_factory=time.monotonic)  # when the proxy received it
+
+    @property
+    def service(self) -> str | None:
+        """The signing name of the service the request is for (from the SigV4 credential scope)."""
+        match = _SCOPE_RE.search(self.headers.get("authorization", ""))
+        return match.group(1) if match else None
 
 
 Matcher = str | Callable[[ProxiedRequest], bool] | None
+_SCOPE_RE = re.compile(r"Credential=[^/,]+/\d{8}/[^/,]+/([^/,]+)/aws4_request")
 
 
 @dataclass
@@ -87,6 +112,10 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._outage_until = 0.0  # time.monotonic() before which every request gets a 503
+        self._share = 0.0  # sustained: the share of requests throttled
+        self._random = random.Random(0)
+        self._sustained_match: Matcher = None
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -151,6 +180,33 @@ class FaultProxy:
             self._rules.clear()
             self.requests.clear()
             self.faults = 0
+            self._share = 0.0
+            self._outage_until = 0.0
+
+    def outage(self, seconds: float) -> float:
+        """Answer every request with a plain 503 for `seconds` from now; returns when it ends (monotonic)."""
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+            return self._outage_until
+
+    def sustained(self, share: float, *, seed: int, match: Matcher = None) -> None:
+        """Throttle a random `share` of all requests (matching `match`) from now on, with each service's own
+        throttling error; the draws come from `random.Random(seed)`. `share=0` stops it."""
+        with self._lock:
+            self._share = share
+            self._random = random.Random(seed)
+            self._sustained_match = match
+
+    def throttled_by_operation(self) -> dict[str, int]:
+        """Sustained throttling answers so far, by operation (S3 requests by method)."""
+        with self._lock:
+            seen = list(self.requests)
+        counts: dict[str, int] = {}
+        for r in seen:
+            if r.faulted == "sustained":
+                name = r.operation or r.method
+                counts[name] = counts.get(name, 0) + 1
+        return counts
 
     def count(self, match: Matcher = None, *, faulted: bool | None = None) -> int:
         """Requests seen that match (and, if given, that were or were not answered with a fault)."""
@@ -163,6 +219,14 @@ class FaultProxy:
     def _take_fault(self, request: ProxiedRequest) -> _Rule | None:
         with self._lock:
             self.requests.append(request)
+            if time.monotonic() < self._outage_until:
+                self.faults += 1
+                request.faulted = "outage"
+                return _Rule(0, "outage", None, None)
+            if self._share > 0 and _matches(self._sustained_match, request) and self._random.random() < self._share:
+                self.faults += 1
+                request.faulted = "sustained"
+                return _Rule(0, "sustained", None, None, code=request.service or "")
             for rule in self._rules:
                 if rule.remaining > 0 and _matches(rule.match, request):
                     rule.remaining -= 1
@@ -251,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
-        status, extra, payload = _fault_response(rule)
+        status, extra, payload = _fault_response(rule, request)
         if rule.retry_after is not None:
             extra.append(("Retry-After", f"{rule.retry_after:g}"))
         request.status = status
@@ -269,8 +333,10 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
 
 
-def _fault_response(rule: _Rule) -> tuple[int, list[tuple[str, str]], bytes]:
+def _fault_response(rule: _Rule, request: ProxiedRequest) -> tuple[int, list[tuple[str, str]], bytes]:
     kind = rule.kind
+    if kind == "sustained":
+        return throttling_response(request)
     if kind == "error":
         body = json.dumps({"__type": rule.code, "message": rule.message}).encode()
         return rule.status, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", rule.code)], body
@@ -284,3 +350,66 @@ def _fault_response(rule: _Rule) -> tuple[int, list[tuple[str, str]], bytes]:
         )
         return 503, [("Content-Type", "application/xml")], body
     return 503, [("Content-Type", "text/plain")], b"Service Unavailable"
+
+
+_JSON_11 = "application/x-amz-json-1.1"
+
+
+def throttling_response(request: ProxiedRequest) -> tuple[int, list[tuple[str, str]], bytes]:
+    """What the service the request is signed for answers when it throttles (status, headers, body).
+
+    Shapes from each API reference's error list (checked 2026-12-06) and the protocol botocore speaks:
+    CloudWatch Logs ThrottlingException 400 (JSON 1.1); CloudWatch `Throttling` 400 (awsQuery XML, or
+    JSON 1.0 / rpc-v2-cbor with the query-compatible `x-amzn-query-error` header); Kinesis
+    ProvisionedThroughputExceededException 400 (JSON 1.1); Firehose ServiceUnavailableException 500 (JSON 1.1);
+    S3 SlowDown 503 (XML); X-Ray ThrottledException 429 (REST-JSON, `x-amzn-ErrorType`).
+    """
+    service = request.service
+    if service == "monitoring":
+        # CloudWatch is "query compatible": in JSON or CBOR the code travels in `x-amzn-query-error`.
+        query_error = ("x-amzn-query-error", "Throttling;Sender")
+        error = {"__type": "com.amazonaws.cloudwatch#Throttling", "message": "Rate exceeded"}
+        if request.headers.get("smithy-protocol") == "rpc-v2-cbor":
+            headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"), query_error]
+            return 400, headers, _cbor_map(error)
+        if request.headers.get("content-type", "").startswith("application/x-amz-json"):
+            return 400, [("Content-Type", "application/x-amz-json-1.0"), query_error], json.dumps(error).encode()
+        xml = (
+            b'<ErrorResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><Error><Type>Sender</Type>'
+            b"<Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
+            b"<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+        )
+        return 400, [("Content-Type", "text/xml")], xml
+    if service == "s3":
+        body = (
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+            b"<Message>Please reduce your request rate.</Message></Error>"
+        )
+        return 503, [("Content-Type", "application/xml")], body
+    if service == "xray":
+        body = json.dumps({"message": "Rate exceeded"}).encode()
+        return 429, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ThrottledException")], body
+    code, status, message = {
+        "kinesis": ("ProvisionedThroughputExceededException", 400, "Rate exceeded for shard shardId-000000000000"),
+        "firehose": ("ServiceUnavailableException", 500, "Slow down."),
+    }.get(service or "", ("ThrottlingException", 400, "Rate exceeded"))
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return status, [("Content-Type", _JSON_11), ("x-amzn-ErrorType", code)], body
+
+
+def _cbor_map(items: dict[str, str]) -> bytes:
+    """A CBOR map of short text strings (RFC 8949 major types 5 and 3): enough for an error body."""
+
+    def head(major: int, n: int) -> bytes:
+        if n < 24:
+            return bytes([major << 5 | n])
+        if n < 256:
+            return bytes([major << 5 | 24, n])
+        return bytes([major << 5 | 25]) + n.to_bytes(2, "big")
+
+    out = bytearray(head(5, len(items)))
+    for key, value in items.items():
+        for text in (key, value):
+            raw = text.encode()
+            out += head(3, len(raw)) + raw
+    return bytes(out)

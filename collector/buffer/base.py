@@ -17,10 +17,15 @@ Contract (both implementations):
 - `close()` makes the state durable and releases resources. Units not acked by
   then are delivered again by the next `open()` (disk) or are lost (memory: the
   caller counts them).
+- `condition()` says whether a `push` would store data now, and if not why and
+  since when: `full` (waiting for room, or dropping with `drop_newest`) or
+  `write_failing` (a disk buffer whose disk refuses writes). /readyz, /healthz,
+  /status and `collector top` read it (see `intake.IntakeCondition`).
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +37,22 @@ DropCallback = Callable[[str, int], None]
 
 class BufferClosedError(RuntimeError):
     """`push` on a buffer whose intake is closed, or that was closed while the push waited for room."""
+
+
+@dataclass(frozen=True, slots=True)
+class BufferCondition:
+    """Whether a buffer accepts data now; if not, why (`full`, `write_failing`) and since when."""
+
+    accepting: bool
+    reason: str = ""
+    since: float | None = None  # time.monotonic() when it stopped accepting
+    error: str | None = None  # the last error the disk gave (write_failing)
+    pending_events: int = 0  # stored and not acknowledged by the output
+
+    def blocked_seconds(self, now: float | None = None) -> float:
+        if self.since is None:
+            return 0.0
+        return max(0.0, (time.monotonic() if now is None else now) - self.since)
 
 
 @dataclass(slots=True)
@@ -82,3 +103,6 @@ class Buffer(ABC):
     @abstractmethod
     def metrics(self) -> dict[str, float]:
         """Figures for /metrics: at least `events`, `bytes`, `oldest_age_seconds`."""
+
+    def condition(self) -> BufferCondition:
+        return BufferCondition(True, pending_events=self.pending_events)

@@ -19,7 +19,12 @@ Invariants.
   waits (`block`) or drops (`drop_newest`) first. Space comes back a whole
   segment at a time, when everything in it is committed.
 - A segment is unlinked only after a durable ledger points past it, so a crash
-  between the two cannot leave a ledger that names a missing segment.
+  between the two cannot leave a ledger that names a missing segment. One
+  exception: when the disk is full (ENOSPC, EDQUOT) the new ledger may not fit
+  either, so the segments it frees (everything in them is acknowledged) are
+  unlinked first and the ledger written after. A crash in between leaves a
+  ledger naming a missing segment; recovery then starts at the oldest segment
+  left (duplicates, never loss).
 - Order: units come out in append order; ids increase in delivery order and a
   rewind hands out the same frames again with the same ids (unless a file was
   damaged meanwhile). Data left by a previous run is older than anything this
@@ -36,6 +41,18 @@ Invariants.
   written, when the reader has caught up) are indistinguishable from units read
   back: the frame is written first, the ids are the same, `ack` is None, and
   only batches whose encoding is exact (see `codec`) are kept there.
+
+A disk that refuses writes (full, I/O errors). The failed frame is cut off
+again (nothing half-written stays), the write is counted (`write_errors`) and,
+with `block`, retried every `WRITE_RETRY_SECONDS` and whenever space comes
+back, while the push (and with it the input) waits: nothing is lost. The
+segment being written is sealed at the first failure: a segment is freed only
+once sealed, and on a disk the buffer filled itself (`max_bytes` larger than
+the filesystem) freeing delivered segments is the only way to get room back.
+`drop_newest` drops the batch instead (`write_error`). Meanwhile `condition()`
+reports `write_failing` (/readyz not ready); failures are logged as an ERROR at
+most once per `FAILING_LOG_INTERVAL` (every one is counted), and the recovery
+after a logged failure as INFO.
 
 What a failure can cost, by `fsync` policy. An input's ack token is released
 only once its batch is as durable as the policy promises, and inputs commit
@@ -61,13 +78,16 @@ the reader reports (`corrupt_record`) and skips.
 
 Code: `store.SegmentStore` is the synchronous core (segments, writer, reader,
 committed position); this class adds waiting, the fsync policy, the background
-fsync/ledger task and the lifecycle. `recovery` runs at `open()`.
+fsync/ledger task and the lifecycle. `recovery` runs at `open()`;
+`ledger.persist_then_unlink` frees segments; `intake.IntakeCondition` keeps
+what `condition()` reports.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -76,21 +96,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 from collector.acks import release
-from collector.buffer.base import Buffer, BufferClosedError, DropCallback, Unit
+from collector.buffer.base import Buffer, BufferClosedError, BufferCondition, DropCallback, Unit
 from collector.buffer.codec import encode
-from collector.buffer.ledger import write_ledger
+from collector.buffer.intake import IntakeCondition
+from collector.buffer.ledger import persist_then_unlink
 from collector.buffer.recovery import recover
 from collector.buffer.segment import HEADER_SIZE, segment_name
 from collector.buffer.store import CorruptCallback, SegmentStore
 from collector.checkpoint import fsync_directory
 from collector.events import Batch
-from collector.log import kv
+from collector.log import RepeatLimiter, kv
 
 MIB = 1024 * 1024
 MIN_MAX_BYTES = 64 * 1024
 MIN_SEGMENT_BYTES = 4096
 MAX_FRAME_BYTES = 1 << 31  # the length field is a u32; no frame comes near it
 WRITE_RETRY_SECONDS = 1.0  # after a failed write (disk full, I/O error) in `block` mode
+FAILING_LOG_INTERVAL = 60.0  # disk errors are logged at most this often (counted every time)
 
 
 def default_segment_bytes(max_bytes: int) -> int:
@@ -158,13 +180,17 @@ class DiskBuffer(Buffer):
         self._room_waiters: list[asyncio.Future[None]] = []
         self._write_lock = asyncio.Lock()
         self._sync_lock = asyncio.Lock()
+        self._persist_lock = asyncio.Lock()  # one ledger writer at a time (they share the temporary file)
         self._kick = asyncio.Event()
         self._stopping = False
         self._flusher: asyncio.Task[None] | None = None
         self._persisted: bytes | None = None
-        self._write_failing = False
         self._sync_failing = False
         self._ledger_failing = False
+        self._intake = IntakeCondition(when_full)
+        self._limiter = RepeatLimiter(FAILING_LOG_INTERVAL)  # disk errors: a line per interval at most
+        self._write_error_logged = False  # an ERROR about writes was logged and its recovery not yet
+        self.errors = {"write": 0, "fsync": 0, "ledger": 0}  # failed operations, since this object was made
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -177,6 +203,7 @@ class DiskBuffer(Buffer):
             self._store = None
         self._closing = self._finished = self._intake_closed = self._stopping = False
         self._close_task, self._persisted = None, None
+        self._intake = IntakeCondition(self.when_full)
         self._awaiting_sync = []
         self._kick.clear()
         rec = await asyncio.to_thread(recover, self.directory, self._log)
@@ -276,6 +303,8 @@ class DiskBuffer(Buffer):
                 raise BufferClosedError("disk buffer is closed")
             need = sum(p.size for p in parts)
             full = store.total + need > self.max_bytes
+            if full:
+                self._intake.full()
             if full and self.when_full == "drop_newest" and not await self._room_soon(need):
                 self._on_drop("buffer_full", sum(p.records for p in parts))
                 release(token)
@@ -343,6 +372,7 @@ class DiskBuffer(Buffer):
                 store.roll()  # the writer's segment can be freed only once it is sealed
             if store.reclaimable():
                 self._kick.set()
+            self._intake.full()
             await self._wait(self._room_waiters)
 
     async def _write(self, part: _Part) -> bool:
@@ -352,25 +382,53 @@ class DiskBuffer(Buffer):
             try:
                 store.append(part.payload, part.records, part.batch)
             except OSError as exc:
-                if not self._write_failing:
-                    self._write_failing = True
-                    self._log.error(
-                        "disk buffer cannot write; inputs are held back"
-                        if self.when_full == "block"
-                        else "disk buffer cannot write; new data is dropped",
-                        extra=self._kv(segment=segment_name(store.writer.id), error=exc.strerror or str(exc)),
-                    )
+                self._write_failed(exc)
                 if self.when_full == "drop_newest":
                     return False
-                await self._wait(self._room_waiters, WRITE_RETRY_SECONDS)  # close() wakes it
+                # Woken early when delivered segments are deleted (room), or by close().
+                await self._wait(self._room_waiters, WRITE_RETRY_SECONDS)
                 if self._closing:
                     raise BufferClosedError("disk buffer closed while writes were failing") from exc
                 continue
-            if self._write_failing:
-                self._write_failing = False
-                self._log.info("disk buffer writes again", extra=self._kv())
+            failed = self._intake.stored()
+            if failed is not None and self._write_error_logged:
+                self._write_error_logged = False
+                self._log.info(
+                    "disk buffer writes again",
+                    extra=self._kv(failed_seconds=round(failed, 3), write_errors=self.errors["write"]),
+                )
             self._wake(self._readers)
             return True
+
+    def _write_failed(self, exc: OSError) -> None:
+        """Count and report a refused write; seal the segment being written so that it can be freed."""
+        store = self._opened()
+        self.errors["write"] += 1
+        error = f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror or exc}"
+        failed = self._intake.failing(error)
+        # Once per interval, however often writes fail and recover meanwhile (a disk that the buffer
+        # keeps filling and freeing would otherwise log a pair of lines per segment).
+        log_now, _first, suppressed = self._limiter.check("write")
+        if log_now:
+            self._write_error_logged = True
+            self._log.error(
+                "disk buffer cannot write; inputs are held back"
+                if self.when_full == "block"
+                else "disk buffer cannot write; new data is dropped",
+                extra=self._kv(
+                    segment=segment_name(store.writer.id),
+                    error=error,
+                    failed_seconds=round(failed, 3),
+                    write_errors=self.errors["write"],
+                    **({"repeats_suppressed": suppressed} if suppressed else {}),
+                ),
+            )
+        if store.writer.size:
+            # While it is the segment being written, nothing delivered from it can be freed: on a disk the
+            # buffer filled itself, sealing it is what lets delivery give the space back.
+            with contextlib.suppress(OSError):  # no room even for an empty file: tried again next failure
+                store.roll()
+        self._kick.set()  # persist the ledger and delete what is delivered, now
 
     # -- durability --------------------------------------------------------------------------------
 
@@ -382,16 +440,22 @@ class DiskBuffer(Buffer):
             if self._stopping:
                 break
             try:
-                if self.fsync == "interval":
+                if self.fsync != "never":
+                    # `always` too: a segment sealed by a failed write is closed (its space released)
+                    # by a data sync, and no push may come to do one while the disk is full.
                     await self._sync_data()
                 await self._persist_and_reclaim()
-            except Exception:
-                if not self._ledger_failing:  # once, not every tick: the next success is logged too
+            except OSError as exc:
+                if self._limiter.check("background")[0]:  # counted in `errors`, logged once per interval
                     self._ledger_failing = True
-                    self._log.exception(
-                        "disk buffer background sync failed; retrying (space is not reclaimed meanwhile)",
-                        extra=self._kv(),
+                    self._log.error(
+                        "disk buffer cannot write its ledger; retrying (delivered data is not deleted meanwhile)",
+                        extra=self._kv(error=exc.strerror or str(exc), ledger_errors=self.errors["ledger"]),
                     )
+            except Exception:
+                if self._limiter.check("background-bug")[0]:
+                    self._ledger_failing = True
+                    self._log.exception("disk buffer background sync failed; retrying", extra=self._kv())
             else:
                 if self._ledger_failing:
                     self._ledger_failing = False
@@ -415,6 +479,7 @@ class DiskBuffer(Buffer):
         except OSError as exc:
             # After a failed fsync the kernel may have dropped the data: never report these batches durable.
             # Their inputs do not commit them and read them again after a restart.
+            self.errors["fsync"] += 1
             self._sync_failing = True
             self._log.error(
                 "disk buffer fsync failed; data written since the last fsync may be lost",
@@ -433,17 +498,28 @@ class DiskBuffer(Buffer):
 
     async def _persist_and_reclaim(self) -> None:
         """Write the ledger if it changed, then delete the segments it no longer needs."""
+        async with self._persist_lock:
+            await self._persist_and_reclaim_locked()
+
+    async def _persist_and_reclaim_locked(self) -> None:
         store = self._opened()
         data, doomed = store.ledger_data()
         if data == self._persisted and not doomed:
             return
         paths = [self.directory / segment_name(i) for i in doomed]
         ledger = None if data == self._persisted else data
-        await asyncio.shield(asyncio.to_thread(_persist_then_unlink, self.directory, ledger, paths))
-        self._persisted = data
+        try:
+            failed, error = await asyncio.shield(asyncio.to_thread(persist_then_unlink, self.directory, ledger, paths))
+        except OSError:
+            self.errors["ledger"] += 1
+            raise
+        self.errors["ledger"] += failed
         if doomed:
             store.forget(doomed)
             self._wake(self._room_waiters)
+        if error is not None:
+            raise error
+        self._persisted = data
 
     # -- delivery ----------------------------------------------------------------------------------
 
@@ -497,7 +573,13 @@ class DiskBuffer(Buffer):
             "oldest_age_seconds": age,
             "segments": float(len(store.segments) if store is not None else 0),
             "max_bytes": float(self.max_bytes),
+            "write_errors": float(self.errors["write"]),
+            "fsync_errors": float(self.errors["fsync"]),
+            "ledger_errors": float(self.errors["ledger"]),
         }
+
+    def condition(self) -> BufferCondition:
+        return self._intake.condition(self.pending_events)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -536,12 +618,3 @@ def _fsync_all(fds: list[int], directory: Path | None) -> None:
         os.fsync(fd)
     if directory is not None:
         fsync_directory(directory)
-
-
-def _persist_then_unlink(directory: Path, ledger: bytes | None, doomed: list[Path]) -> None:
-    """The ledger that no longer needs `doomed` is durable before any of them is unlinked."""
-    if ledger is not None:
-        write_ledger(directory, ledger)
-    for path in doomed:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)

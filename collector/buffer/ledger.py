@@ -12,6 +12,7 @@ sees either the previous or the next ledger, and a damaged one is recognised
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import zlib
@@ -90,6 +91,38 @@ def read_ledger(directory: Path) -> LedgerState | None:
 def write_ledger(directory: Path, data: bytes) -> None:
     """Replace the ledger atomically and durably (blocking: run it in a thread)."""
     replace_durably(directory / LEDGER_FILE, data)
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def persist_then_unlink(directory: Path, ledger: bytes | None, doomed: list[Path]) -> tuple[int, OSError | None]:
+    """Write `ledger` (if not None) durably, then unlink the `doomed` segments it no longer needs (blocking).
+
+    On a full disk (ENOSPC, EDQUOT) the ledger may not fit until they are gone: then `doomed` (all
+    acknowledged) is unlinked first and the ledger written again; a crash in between leaves the old
+    ledger naming a missing segment, and recovery starts at the oldest one left (duplicates, no loss).
+    Returns (failed ledger writes, the error if the ledger is still not written); `doomed` is gone
+    unless an exception is raised.
+    """
+    failed = 0
+    if ledger is not None:
+        try:
+            write_ledger(directory, ledger)
+            ledger = None
+        except OSError as exc:
+            if not doomed or exc.errno not in _DISK_FULL:
+                raise
+            failed = 1
+    for path in doomed:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    if ledger is not None:
+        try:
+            write_ledger(directory, ledger)
+        except OSError as exc:
+            return failed + 1, exc
+    return failed, None
 
 
 def remove_stale_tmp(directory: Path) -> None:

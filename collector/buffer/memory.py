@@ -13,7 +13,8 @@ import time
 from collections import deque
 
 from collector.acks import release
-from collector.buffer.base import Buffer, BufferClosedError, DropCallback, Unit
+from collector.buffer.base import Buffer, BufferClosedError, BufferCondition, DropCallback, Unit
+from collector.buffer.intake import IntakeCondition
 from collector.events import Batch
 
 
@@ -34,6 +35,7 @@ class MemoryBuffer(Buffer):
         self._closed = False
         self._readable = asyncio.Event()
         self._space = asyncio.Event()
+        self._intake = IntakeCondition(when_full)
 
     async def open(self) -> None:
         return None
@@ -47,6 +49,7 @@ class MemoryBuffer(Buffer):
         if self._closed or self._intake_closed:
             raise BufferClosedError("memory buffer is closed")
         while not self._fits(batch):
+            self._intake.full()
             if self.when_full == "drop_newest":
                 self.on_drop("buffer_full", len(batch.records))
                 release(batch.ack)
@@ -55,6 +58,7 @@ class MemoryBuffer(Buffer):
             await self._space.wait()
             if self._closed:
                 raise BufferClosedError("memory buffer closed while waiting for room")
+        self._intake.stored()
         now = time.time()
         # Memory units never outlive the process; the push time keeps origins of different runs apart.
         unit = Unit(self._next_id, batch, f"{int(now * 1000):011x}-m-{self._next_id:x}")
@@ -109,6 +113,9 @@ class MemoryBuffer(Buffer):
     @property
     def pending_events(self) -> int:
         return self._events
+
+    def condition(self) -> BufferCondition:
+        return self._intake.condition(self._events)
 
     def metrics(self) -> dict[str, float]:
         oldest = [t for _, t in self._in_flight.values()]

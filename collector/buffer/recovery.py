@@ -18,6 +18,7 @@ from pathlib import Path
 from collector.buffer.ledger import LedgerError, LedgerState, read_ledger, remove_stale_tmp
 from collector.buffer.segment import Frame, list_segments, open_reader, segment_name
 from collector.log import kv
+from collector.private_files import open_private, private_dir
 
 
 @dataclass(slots=True)
@@ -40,7 +41,7 @@ class Recovered:
 
 
 def recover(directory: Path, log: logging.Logger) -> Recovered:
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     remove_stale_tmp(directory)
     ids = list_segments(directory)
     reports: list[tuple[str, int]] = []
@@ -134,8 +135,7 @@ def recover(directory: Path, log: logging.Logger) -> Recovered:
             pending += pending_here
 
     writer_id = highest + 1
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
-    writer_fd = os.open(directory / segment_name(writer_id), flags, 0o644)
+    writer_fd = open_private(directory / segment_name(writer_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND)
     return Recovered(
         [figures[i] for i in ids],
         commit_segment,

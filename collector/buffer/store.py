@@ -25,6 +25,7 @@ from collector.buffer.recovery import Recovered
 from collector.buffer.segment import HEADER_SIZE, Frame, SegmentReader, frame_header, open_reader, segment_name
 from collector.events import Batch
 from collector.log import kv
+from collector.private_files import open_private
 
 TAIL_FRAMES = 8  # frames kept in memory for a reader that has caught up with the writer
 
@@ -134,8 +135,7 @@ class SegmentStore:
         """Seal the writer's segment and start the next one."""
         old = self.writer
         new_id = old.id + 1
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
-        fd = os.open(self.directory / segment_name(new_id), flags, 0o644)
+        fd = open_private(self.directory / segment_name(new_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND)
         old.sealed = True
         if self._close_sealed_at_once:
             os.close(self._wfd)

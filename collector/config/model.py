@@ -23,6 +23,35 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, port
 
 
+class HealthSettings(BaseModel):
+    """What /healthz and /readyz call unhealthy and not ready (see docs/operations.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    restart_limit: int = Field(
+        5,
+        ge=1,
+        description="/healthz fails while a component was restarted this many times within `restart_window` "
+        "(a restart loop).",
+        examples=[5],
+    )
+    restart_window: Duration = Field(300.0, gt=0, description="See `restart_limit`.", examples=["5m"])
+    wedged_after: Duration = Field(
+        300.0,
+        gt=0,
+        description="/healthz fails while an output's buffer has refused data this long with nothing left "
+        "to deliver (wedged: waiting will not free it).",
+        examples=["5m"],
+    )
+    full_after: Duration = Field(
+        10.0,
+        ge=0,
+        description="/readyz fails while an output's buffer has been full this long (a buffer whose disk "
+        "refuses writes makes it fail at once).",
+        examples=["10s"],
+    )
+
+
 class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -32,6 +61,11 @@ class ApiSettings(BaseModel):
         description="host:port of the self-observability API. Loopback by default; use 0.0.0.0 only "
         "where a probe must reach it from outside (a Kubernetes pod).",
         examples=[API_LISTEN],
+    )
+    health: HealthSettings = Field(
+        HealthSettings(),
+        description="When /healthz and /readyz fail.",
+        examples=[{"restart_limit": 5, "restart_window": "5m", "wedged_after": "5m", "full_after": "10s"}],
     )
 
     @field_validator("listen")

@@ -23,6 +23,7 @@ them in a worker thread.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from collector.private_files import open_private, private_dir
 from collector_plugins.outputs.encoding import json_default
 
 SCHEMA = """
@@ -113,7 +115,10 @@ class TraceIndex:
         self.max_bytes = max_bytes
         self.trimmed = 0
         """Rows deleted to keep the file within `max_bytes`."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # A private data file like the buffers' (0600 in a 0700 directory, whatever the umask); SQLite gives
+        # its -wal and -shm files the database file's mode.
+        private_dir(path.parent)
+        os.close(open_private(path, os.O_RDWR | os.O_CREAT))
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # effective on a new file only
         self._db.execute("PRAGMA journal_mode=WAL")

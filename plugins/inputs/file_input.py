@@ -134,7 +134,7 @@ class FileInput(Input):
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        self._store = CheckpointStore(self.ctx.state_dir())
+        self._store = CheckpointStore(self.ctx.state_dir(), self.ctx.checkpoint_failed)
         try:
             entries, bad = await asyncio.to_thread(self._store.load)
         except CheckpointError as exc:

@@ -33,7 +33,7 @@ from pydantic import Field, field_validator, model_validator
 
 from collector.acks import AckTracker
 from collector.api import Input, InputConfig, InputContext
-from collector.checkpoint import CheckpointError, CheckpointFile
+from collector.checkpoint import CheckpointError
 from collector.events import KINDS, LOGS, METRICS, TRACES, Batch, Metric
 from collector.log import kv
 from collector.units import Size
@@ -304,7 +304,7 @@ class Generator(Input):
         self.acknowledged = 0
         """Every record before this sequence number is safe downstream (see collector/acks.py)."""
         self._acks = AckTracker(self._on_commit)
-        self._checkpoint = CheckpointFile(ctx.state_dir() / "checkpoint.json") if config.checkpoint else None
+        self._checkpoint = ctx.checkpoint_file("checkpoint.json") if config.checkpoint else None
         self._saved = 0
         self._rnd = random.Random(config.seed)
         self._make: Callable[[int, int], Batch]

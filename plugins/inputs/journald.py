@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import re
 import time
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import orjson
@@ -37,7 +36,7 @@ from pydantic import Field, field_validator
 
 from collector.acks import AckTracker
 from collector.api import Input, InputConfig, InputContext
-from collector.checkpoint import CheckpointError, CheckpointFile
+from collector.checkpoint import CheckpointError
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter, kv
 from collector_plugins.common.framing import LineSplitter
@@ -163,7 +162,7 @@ class Journald(Input):
 
     def __init__(self, config: JournaldConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
-        self.checkpoint = CheckpointFile(Path(ctx.state_dir()) / "cursor.json")
+        self.checkpoint = ctx.checkpoint_file("cursor.json")
         self.tracker = AckTracker(self._committed)
         self.entries = 0
         self.invalid_lines = 0

@@ -13,7 +13,9 @@
   PutRecords (`ErrorCode` on a failed entry) into driver outcomes: the
   throttling and internal error codes the APIs document are retried, any other
   code is permanent (the record is dead-lettered). `spread` gives each event
-  the outcome of the packed entry that carried it.
+  the outcome of the packed entry that carried it. `throttled_entries` says
+  whether any entry was refused for throughput (THROTTLED: the driver also
+  slows the output's send rate).
 - `mismatched_answer(...)`: logs, once a minute, an answer with another number
   of results than records sent, and gives the reason to resend them all.
 - `raise_unless_delivered(result)`: `Output.write` semantics over a `send`
@@ -45,6 +47,19 @@ RETRYABLE_RECORD_ERRORS = frozenset(
         "ServiceUnavailableException",
         "InternalFailure",
         "InternalFailureException",
+        "ThrottlingException",
+        "KMSThrottlingException",
+        "KMS.ThrottlingException",
+    }
+)
+
+# The per-record codes that mean "slow down": Kinesis ProvisionedThroughputExceededException; Firehose
+# ServiceUnavailableException ("throughput limits for the Firehose stream may have been exceeded", PutRecordBatch
+# API reference, checked 2026-12-06); KMS throttling on encrypted streams.
+THROTTLING_RECORD_ERRORS = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ServiceUnavailableException",
         "ThrottlingException",
         "KMSThrottlingException",
         "KMS.ThrottlingException",
@@ -129,6 +144,15 @@ def entry_outcomes(entries: Sequence[Mapping[str, Any]]) -> tuple[list[Outcome],
     return outcomes, reasons
 
 
+def throttled_entries(entries: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether any per-record answer is a throttling code (see THROTTLING_RECORD_ERRORS)."""
+    for entry in entries:
+        code = entry.get("ErrorCode")
+        if code and (code in THROTTLING_RECORD_ERRORS or "Throttl" in code):
+            return True
+    return False
+
+
 def spread(
     spans: Sequence[tuple[int, int]], outcomes: Sequence[Outcome], reasons: Sequence[str]
 ) -> tuple[list[Outcome], list[str]]:
@@ -158,7 +182,7 @@ def raise_unless_delivered(result: SendResult) -> None:
     """`write()` semantics over a `send()` result: return if all was accepted, else raise."""
     if result.per_record is None:
         if result.outcome is Outcome.RETRY:
-            raise RetryableError(result.reason, result.retry_after)
+            raise RetryableError(result.reason, result.retry_after, result.throttled)
         if result.outcome is Outcome.DROP:
             raise PermanentError(result.reason)
         return
@@ -168,5 +192,5 @@ def raise_unless_delivered(result: SendResult) -> None:
         return
     message = f"{len(failed)} of {len(result.per_record)} records not accepted: {failed[0][1]}"
     if any(o is Outcome.RETRY for o, _ in failed):
-        raise RetryableError(message, result.retry_after)
+        raise RetryableError(message, result.retry_after, result.throttled)
     raise PermanentError(message)

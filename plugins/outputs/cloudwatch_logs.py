@@ -14,10 +14,14 @@ The driver hands `send` a batch no larger than one PutLogEvents request
 3. sends them one after another. A missing group or stream (never created,
    or deleted while we run) is created and the request sent once more;
    events the API reports as too old, too new or expired are given back as
-   dead letters with that reason; throttling, 5xx and connection errors stop
-   the send and hand every unsent record back for a retry with backoff;
-   permission errors are logged once with the missing IAM action and the
-   records dead-lettered.
+   dead letters with that reason; throttling (THROTTLED), 5xx and connection
+   errors stop the send and hand every unsent record back for a retry with
+   backoff; permission errors are logged once with the missing IAM action and
+   the records dead-lettered.
+
+What is known about groups and streams, and their creation, is
+`cloudwatch_logs_resources.py`: a creation call that fails (throttled, say)
+ends the send, and the retry resumes at that very call, not at PutLogEvents.
 
 The result is per record (`SendResult.partial`) whenever the outcomes differ,
 so the driver resends only what was not accepted. No sequence tokens: the API
@@ -59,6 +63,7 @@ from collector_plugins.outputs.cloudwatch_logs_limits import (
     RETENTION_DAYS,
 )
 from collector_plugins.outputs.cloudwatch_logs_requests import MIN_MESSAGE_BYTES, EventPlanner, EventRequest
+from collector_plugins.outputs.cloudwatch_logs_resources import LogResources
 
 EMF_HEADER = ("x-amzn-logs-format", "json/emf")
 EMF_MARK = "_emf"
@@ -240,8 +245,7 @@ class CloudWatchLogsOutput(Output):
         self.split_records = 0
         self.empty_records = 0
         self.rejected = {"too_old": 0, "too_new": 0, "expired": 0}
-        self.groups_created = 0
-        self.streams_created = 0
+        self.resources = LogResources(config, self._failed, self._group_created)
 
     def _compile_templates(self, host: dict[str, str]) -> None:
         missing = self.config.missing_value
@@ -294,8 +298,8 @@ class CloudWatchLogsOutput(Output):
             "rejected_too_old": self.rejected["too_old"],
             "rejected_too_new": self.rejected["too_new"],
             "rejected_expired": self.rejected["expired"],
-            "groups_created": self.groups_created,
-            "streams_created": self.streams_created,
+            "groups_created": self.resources.groups_created,
+            "streams_created": self.resources.streams_created,
         }
 
     def classify(self, exc: Exception) -> SendResult:
@@ -322,12 +326,12 @@ class CloudWatchLogsOutput(Output):
             self.split_records += plan.split_records
             for request in plan.requests:
                 if stop is not None:
-                    outcome.mark(request.owners, Outcome.RETRY, stop.reason, stop.retry_after)
+                    outcome.mark(request.owners, Outcome.RETRY, stop.reason, stop.retry_after, stop.throttled)
                     continue
                 result = await self._put(client, dest, request, outcome)
                 if result is None:
                     continue
-                outcome.mark(request.owners, result.outcome, result.reason, result.retry_after)
+                outcome.mark(request.owners, result.outcome, result.reason, result.retry_after, result.throttled)
                 if result.outcome is Outcome.RETRY:
                     stop = result
         return outcome.result()
@@ -388,7 +392,12 @@ class CloudWatchLogsOutput(Output):
         token = _SENDING_EMF.set(dest.emf)
         body_token = _BODY.set(body)
         try:
+            resources = self.resources
             for attempt in (1, 2):
+                if resources.pending(dest):  # found missing before: create first, resuming where that stopped
+                    failure = await resources.create(client, dest)
+                    if failure is not None:
+                        return failure
                 try:
                     response = await client.put_log_events(
                         logGroupName=dest.group, logStreamName=dest.stream, logEvents=events
@@ -397,9 +406,7 @@ class CloudWatchLogsOutput(Output):
                 except ClientError as exc:
                     if error_code(exc) != "ResourceNotFoundException" or attempt == 2:
                         return self._failed(exc, "logs:PutLogEvents", dest)
-                    failure = await self._create(client, dest)
-                    if failure is not None:
-                        return failure
+                    resources.stream_missing(dest)
                 except (BotoCoreError, OSError, TimeoutError) as exc:
                     return self._failed(exc, "logs:PutLogEvents", dest)
         finally:
@@ -451,69 +458,11 @@ class CloudWatchLogsOutput(Output):
                 "CloudWatch Logs refused events outside its time window; kept as dead letters", extra={"fields": fields}
             )
 
-    async def _create(self, client: Any, dest: _Destination) -> SendResult | None:
-        """Create the stream, and its group first if that is missing too; None when done."""
-        try:
-            await client.create_log_stream(logGroupName=dest.group, logStreamName=dest.stream)
-            self.streams_created += 1
-        except ClientError as exc:
-            code = error_code(exc)
-            if code == "ResourceAlreadyExistsException":
-                return None
-            if code != "ResourceNotFoundException":
-                return self._failed(exc, "logs:CreateLogStream", dest)
-            if not self.config.create_log_group:
-                return SendResult.drop(f"log group {dest.group!r} does not exist and create_log_group is false")
-            failure = await self._create_group(client, dest)
-            if failure is not None:
-                return failure
-            try:
-                await client.create_log_stream(logGroupName=dest.group, logStreamName=dest.stream)
-                self.streams_created += 1
-            except ClientError as again:
-                if error_code(again) != "ResourceAlreadyExistsException":
-                    return self._failed(again, "logs:CreateLogStream", dest)
-            except (BotoCoreError, OSError, TimeoutError) as again:
-                return self._failed(again, "logs:CreateLogStream", dest)
-        except (BotoCoreError, OSError, TimeoutError) as exc:
-            return self._failed(exc, "logs:CreateLogStream", dest)
-        return None
-
-    async def _create_group(self, client: Any, dest: _Destination) -> SendResult | None:
-        config = self.config
-        args: dict[str, Any] = {"logGroupName": dest.group}
-        if config.kms_key_id:
-            args["kmsKeyId"] = config.kms_key_id
-        if config.tags:
-            args["tags"] = dict(config.tags)
-        if config.log_group_class:
-            args["logGroupClass"] = config.log_group_class
-        try:
-            await client.create_log_group(**args)
-        except ClientError as exc:
-            if error_code(exc) == "ResourceAlreadyExistsException":
-                return None  # created meanwhile by someone else: leave its settings alone
-            return self._failed(exc, "logs:CreateLogGroup", dest)
-        except (BotoCoreError, OSError, TimeoutError) as exc:
-            return self._failed(exc, "logs:CreateLogGroup", dest)
-        self.groups_created += 1
+    def _group_created(self, group: str) -> None:
         self.log.info(
             "created log group",
-            extra=kv(component=self.ctx.name, log_group=dest.group, retention_days=config.retention_days),
+            extra=kv(component=self.ctx.name, log_group=group, retention_days=self.config.retention_days),
         )
-        if config.retention_days:
-            try:
-                await client.put_retention_policy(logGroupName=dest.group, retentionInDays=config.retention_days)
-            except (ClientError, BotoCoreError, OSError, TimeoutError) as exc:
-                # The group exists and takes events; a missing retention is logged, not a reason to hold data.
-                classify_aws_error(
-                    exc,
-                    action="logs:PutRetentionPolicy",
-                    log=self.log,
-                    resource=self._arn(dest, False),
-                    limiter=self._limiter,
-                )
-        return None
 
     def _failed(self, exc: BaseException, action: str, dest: _Destination) -> SendResult:
         stream_level = action in ("logs:PutLogEvents", "logs:CreateLogStream")
@@ -532,7 +481,7 @@ class CloudWatchLogsOutput(Output):
 class _Outcomes:
     """Per-record outcomes of one send, allocated only when something was not accepted."""
 
-    __slots__ = ("n", "outcomes", "reasons", "retry_after")
+    __slots__ = ("n", "outcomes", "reasons", "retry_after", "throttled")
 
     _RANK: ClassVar[dict[Outcome, int]] = {Outcome.OK: 0, Outcome.DROP: 1, Outcome.RETRY: 2}
 
@@ -541,8 +490,16 @@ class _Outcomes:
         self.outcomes: list[Outcome] | None = None
         self.reasons: list[str] = []
         self.retry_after: float | None = None
+        self.throttled = False
 
-    def mark(self, owners: Sequence[int], outcome: Outcome, reason: str, retry_after: float | None = None) -> None:
+    def mark(
+        self,
+        owners: Sequence[int],
+        outcome: Outcome,
+        reason: str,
+        retry_after: float | None = None,
+        throttled: bool = False,
+    ) -> None:
         """A record keeps its worst outcome (a part to retry outranks a part dropped, which outranks OK)."""
         if outcome is Outcome.OK:
             return
@@ -556,6 +513,7 @@ class _Outcomes:
                 self.reasons[i] = reason
         if retry_after is not None:
             self.retry_after = max(self.retry_after or 0.0, retry_after)
+        self.throttled = self.throttled or throttled
 
     def result(self) -> SendResult:
         if self.outcomes is None:
@@ -563,9 +521,11 @@ class _Outcomes:
         first = self.outcomes[0]
         if all(o is first for o in self.outcomes) and len(set(self.reasons)) == 1:
             if first is Outcome.RETRY:
+                if self.throttled:
+                    return SendResult.throttle(self.reasons[0], self.retry_after)
                 return SendResult.retry(self.reasons[0], self.retry_after)
             return SendResult.drop(self.reasons[0])
-        return SendResult.partial(self.outcomes, self.reasons, self.retry_after)
+        return SendResult.partial(self.outcomes, self.reasons, self.retry_after, self.throttled)
 
 
 def _prepare_request(params: dict[str, Any], **_: Any) -> None:

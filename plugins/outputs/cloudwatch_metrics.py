@@ -180,7 +180,7 @@ class CloudWatchMetricsOutput(Output):
         """Send without the driver (tests, tools): raise unless every record was accepted."""
         result = await self.send(batch)
         if result.outcome is Outcome.RETRY:
-            raise RetryableError(result.reason, result.retry_after)
+            raise RetryableError(result.reason, result.retry_after, result.throttled)
         if result.outcome is Outcome.DROP:
             raise PermanentError(result.reason)
         if result.per_record is not None and any(o is not Outcome.OK for o in result.per_record):
@@ -208,27 +208,34 @@ class CloudWatchMetricsOutput(Output):
             items.append((index, namespace, datums))
         max_events, max_bytes = LIMITS.max_events.value, LIMITS.max_bytes.value  # type: ignore[union-attr]
         retry_after: float | None = None
+        stop: SendResult | None = None  # a retryable failure: the rest of this send waits for the retry
         if items:
             client = await self.clients.client("cloudwatch")
             for request in pack(items, max_events, max_bytes):
-                try:
-                    await client.put_metric_data(Namespace=request.namespace, MetricData=request.datums)
-                except Exception as exc:
-                    result = self.classify(exc)
-                    for index in request.records:
-                        outcomes[index], reasons[index] = result.outcome, result.reason
-                    if result.retry_after is not None:
-                        retry_after = max(retry_after or 0.0, result.retry_after)
-                    continue
-                self.requests += 1
-                self.datums += len(request.datums)
+                if stop is None:
+                    try:
+                        await client.put_metric_data(Namespace=request.namespace, MetricData=request.datums)
+                        self.requests += 1
+                        self.datums += len(request.datums)
+                        continue
+                    except Exception as exc:
+                        result = self.classify(exc)
+                    if result.outcome is Outcome.RETRY:
+                        stop = result  # throttled or down: more requests now would only add to it
+                else:
+                    result = stop
+                for index in request.records:
+                    outcomes[index], reasons[index] = result.outcome, result.reason
+                if result.retry_after is not None:
+                    retry_after = max(retry_after or 0.0, result.retry_after)
+        throttled = stop is not None and stop.throttled
         if all(o is Outcome.OK for o in outcomes):
             return SendResult.ok()
-        if all(o is Outcome.RETRY for o in outcomes):
-            return SendResult.retry(reasons[0], retry_after)
+        if all(o is Outcome.RETRY for o in outcomes) and len(set(reasons)) == 1:
+            return SendResult(Outcome.RETRY, reasons[0], retry_after, throttled=throttled)
         if all(o is Outcome.DROP for o in outcomes) and len(set(reasons)) == 1:
             return SendResult.drop(reasons[0])
-        return SendResult.partial(outcomes, reasons, retry_after)
+        return SendResult.partial(outcomes, reasons, retry_after, throttled)
 
     def _invalid(self, exc: InvalidRecord, record: Any) -> None:
         self.invalid_records += 1

@@ -20,9 +20,8 @@ digit (`{app}.jsonl`), else the value `x.1` would name `x`'s rotated file.
 Permissions: files the output creates are 0600 and directories 0700, whatever
 the umask (the mode is given at creation and set again with fchmod/chmod,
 because the umask may have removed bits). Existing files and directories keep
-theirs: an operator may have opened them up on purpose. (A core helper for
-private files is being written for the buffers; this module has its own small
-one until the two are unified.)
+theirs: an operator may have opened them up on purpose. The modes come from
+`collector.private_files`, as the buffers' do.
 """
 
 from __future__ import annotations
@@ -32,12 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from collector.private_files import open_created_private, private_dir
 from collector_plugins.common.key_escape import escape_value
 from collector_plugins.common.record_templates import RecordTemplate, parse_record_template
-
-FILE_MODE = 0o600
-DIR_MODE = 0o700
-_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
 
 
 def check_path_template(template: str) -> str:
@@ -98,35 +94,9 @@ class FilePaths:
 
 def make_private_dirs(directory: Path) -> None:
     """Create `directory` and its missing parents with mode 0700 (existing ones are left as they are)."""
-    missing: list[Path] = []
-    current = directory
-    while not current.is_dir():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for path in reversed(missing):
-        try:
-            os.mkdir(path, DIR_MODE)
-        except FileExistsError:
-            continue  # made meanwhile by someone else: theirs
-        os.chmod(path, DIR_MODE)  # the umask may have removed bits
+    private_dir(directory, existing=False)
 
 
 def open_private_append(path: Path) -> int:
     """An O_APPEND descriptor on `path`; a file created here is 0600 whatever the umask."""
-    for _ in range(3):
-        try:
-            fd = os.open(path, _APPEND | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        except FileExistsError:
-            try:
-                return os.open(path, _APPEND)
-            except FileNotFoundError:
-                continue  # removed between the two calls: create it
-        try:
-            os.fchmod(fd, FILE_MODE)
-        except OSError:
-            os.close(fd)
-            raise
-        return fd
-    raise OSError(f"{path} keeps appearing and disappearing; not opened")
+    return open_created_private(path, os.O_WRONLY | os.O_APPEND)

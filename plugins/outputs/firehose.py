@@ -31,7 +31,7 @@ from collector.api import Output, OutputConfig
 from collector.delivery import Outcome, SendResult
 from collector.events import KINDS, Batch
 from collector.log import RepeatLimiter
-from collector_plugins.common.aws.errors import classify_aws_error
+from collector_plugins.common.aws.errors import classify_aws_error, error_code
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
 from collector_plugins.outputs import firehose_limits
@@ -43,6 +43,7 @@ from collector_plugins.outputs.aws_records import (
     pack_spans,
     raise_unless_delivered,
     spread,
+    throttled_entries,
 )
 
 ACTION = "firehose:PutRecordBatch"
@@ -139,9 +140,14 @@ class FirehoseOutput(Output):
         try:
             response = await client.put_record_batch(DeliveryStreamName=self.config.delivery_stream, Records=entries)
         except (BotoCoreError, ClientError, OSError) as exc:  # OSError covers TimeoutError
-            return classify_aws_error(
+            result = classify_aws_error(
                 exc, action=ACTION, log=self.log, resource=f"deliverystream/{self.config.delivery_stream}"
             )
+            if error_code(exc) == "ServiceUnavailableException":
+                # Firehose's answer when the stream's throughput limit is exceeded (PutRecordBatch API
+                # reference, checked 2026-12-06): throttling, so the driver also slows down.
+                return SendResult.throttle(result.reason, result.retry_after)
+            return result
         if not response.get("FailedPutCount"):
             self.records_sent += len(entries)
             return SendResult.ok()
@@ -151,9 +157,10 @@ class FirehoseOutput(Output):
                 mismatched_answer("PutRecordBatch", len(entries), len(answers), self.log, self._limiter, self.ctx.name)
             )
         outcomes, reasons = entry_outcomes(answers)
+        throttled = throttled_entries(answers)
         failed = sum(1 for o in outcomes if o is not Outcome.OK)
         self.records_failed += failed
         self.records_sent += len(entries) - failed
         if spans is not None:
             outcomes, reasons = spread(spans, outcomes, reasons)
-        return SendResult.partial(outcomes, reasons)
+        return SendResult.partial(outcomes, reasons, throttled=throttled)

@@ -48,6 +48,7 @@ from collector_plugins.outputs.aws_records import (
     entry_outcomes,
     mismatched_answer,
     raise_unless_delivered,
+    throttled_entries,
 )
 
 ACTION = "kinesis:PutRecords"
@@ -274,11 +275,13 @@ class KinesisOutput(Output):
                 return result
             for i in positions:
                 outcomes[i], reasons[i] = result.outcome, result.reason
-            return SendResult.partial(outcomes, reasons, result.retry_after)
+            return SendResult.partial(outcomes, reasons, result.retry_after, result.throttled)
+        throttled = False
         if response.get("FailedRecordCount"):
             answers = response.get("Records") or []
             if len(answers) == len(entries):
                 answered, why = entry_outcomes(answers)
+                throttled = throttled_entries(answers)
             else:
                 reason = mismatched_answer(
                     "PutRecords", len(entries), len(answers), self.log, self._limiter, self.ctx.name
@@ -291,7 +294,7 @@ class KinesisOutput(Output):
                 self.records_held_back += hold_back_after_failures(keys, outcomes, reasons)
         elif len(positions) == n:
             return SendResult.ok()
-        return SendResult.partial(outcomes, reasons)
+        return SendResult.partial(outcomes, reasons, throttled=throttled)
 
     def _sendable(self, blobs: list[bytes], keys: list[str], outcomes: list[Outcome], reasons: list[str]) -> list[int]:
         """Positions of the records within the stream's record size; the others are marked DROP."""

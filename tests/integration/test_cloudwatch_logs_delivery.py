@@ -141,3 +141,63 @@ async def test_rejected_old_events_become_dead_letters_and_the_rest_arrives(
         ("too old", "rejected_too_old")
     ]
     assert read_all(moto, "/delivery", "a") == ["fine"]
+
+
+async def test_a_throttled_creation_call_is_retried_on_its_own(
+    tmp_path: Path, proxy: FaultProxy, moto: MotoServer
+) -> None:
+    # The chain: PutLogEvents -> CreateLogStream -> CreateLogGroup -> CreateLogStream -> PutLogEvents.
+    # A throttled call used to restart it from PutLogEvents; now the retry resumes at the call that failed.
+    proxy.fail_next(1, "throttle", match="CreateLogGroup")
+    proxy.fail_next(1, "throttle", match="CreateLogStream")
+    async with Pipeline(tmp_path, proxy, log_stream="s") as pipe:
+        await pipe.feed(make_records(5))
+        await wait_for(lambda: pipe.settled(5), timeout=10)
+        assert pipe.stats.sent_events == 5
+        assert pipe.runner.send_rate.throttled == 2  # THROTTLED, so the output's send rate was cut
+    calls = [(r.operation, r.faulted is not None) for r in proxy.requests]
+    assert calls == [
+        ("PutLogEvents", False),  # ResourceNotFoundException: the stream is missing
+        ("CreateLogStream", True),  # throttled
+        ("CreateLogStream", False),  # ResourceNotFoundException: the group is missing too
+        ("CreateLogGroup", True),  # throttled
+        ("CreateLogGroup", False),  # retried on its own
+        ("CreateLogStream", False),
+        ("PutLogEvents", False),
+    ]
+    assert read_all(moto, "/delivery", "s") == [r["message"] for r in make_records(5)]
+
+
+async def test_a_stream_someone_else_created_is_used(tmp_path: Path, proxy: FaultProxy, moto: MotoServer) -> None:
+    logs = moto.client("logs")
+    logs.create_log_group(logGroupName="/delivery")
+    # Another node creates the stream between our PutLogEvents and our CreateLogStream.
+    proxy.fail_next(1, "error", code="ResourceNotFoundException", match="PutLogEvents", message="no stream")
+    logs.create_log_stream(logGroupName="/delivery", logStreamName="s")
+    async with Pipeline(tmp_path, proxy, log_stream="s") as pipe:
+        await pipe.feed(make_records(3))
+        await wait_for(lambda: pipe.settled(3), timeout=10)
+        assert pipe.stats.sent_events == 3 and pipe.stats.retries == 0
+    assert [r.operation for r in proxy.requests] == ["PutLogEvents", "CreateLogStream", "PutLogEvents"]
+    assert [r.status for r in proxy.requests][1] == 400  # ResourceAlreadyExistsException: counted as created
+
+
+async def test_a_throttled_retention_policy_is_set_on_the_retry(
+    tmp_path: Path, proxy: FaultProxy, moto: MotoServer
+) -> None:
+    proxy.fail_next(1, "throttle", match="PutRetentionPolicy")
+    async with Pipeline(tmp_path, proxy, log_stream="s", retention_days=7) as pipe:
+        await pipe.feed(make_records(2))
+        await wait_for(lambda: pipe.settled(2), timeout=10)
+        assert pipe.stats.sent_events == 2
+    assert [(r.operation, r.faulted is not None) for r in proxy.requests] == [
+        ("PutLogEvents", False),
+        ("CreateLogStream", False),  # ResourceNotFoundException: no group
+        ("CreateLogGroup", False),
+        ("PutRetentionPolicy", True),  # throttled: the send ends here
+        ("PutRetentionPolicy", False),  # the retry resumes with it, not with PutLogEvents
+        ("CreateLogStream", False),
+        ("PutLogEvents", False),
+    ]
+    (group,) = moto.client("logs").describe_log_groups(logGroupNamePrefix="/delivery")["logGroups"]
+    assert group["retentionInDays"] == 7

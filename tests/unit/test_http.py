@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.buffer.base import BufferCondition
 from collector.events import LOGS, Batch
+from collector.health import HealthPolicy, liveness_problems, readiness_problems
 from collector.http import ApiServer
 from collector.stats import ComponentStats, RuntimeCollector, make_registry
 
@@ -49,3 +54,58 @@ async def test_endpoints() -> None:
     )
     assert samples[("collector_component_up", labels)] == 1
     assert samples[("collector_config_reloads_total", (("result", "success"),))] == 1
+
+
+async def test_healthz_and_readyz_say_why_and_metrics_show_the_condition(tmp_path: Path) -> None:
+    st = ComponentStats("out", "outputs", "gate")
+    st.state = "running"
+    since = time.monotonic() - 12
+    st.buffer = lambda: {"events": 0.0, "bytes": 10.0, "write_errors": 7.0, "fsync_errors": 0.0, "ledger_errors": 2.0}
+    st.buffer_type = "disk"
+    st.buffer_condition = lambda: BufferCondition(False, "write_failing", since, "ENOSPC: No space left on device")
+    inp = ComponentStats("in", "inputs", "file")
+    inp.checkpoint_failed(OSError(28, "No space left on device"))
+    policy = HealthPolicy(wedged_after=10.0)
+
+    def liveness() -> tuple[bool, list[str]]:
+        problems = liveness_problems([st, inp], policy)
+        return not problems, problems
+
+    def readiness() -> tuple[bool, str]:
+        problems = readiness_problems([st, inp], policy)
+        return not problems, "; ".join(problems)
+
+    registry = make_registry(
+        RuntimeCollector(lambda: [st, inp], dict, lambda: {"healthz": liveness()[0], "readyz": readiness()[0]})
+    )
+    server = ApiServer(registry, dict, readiness, liveness)
+    await server.start("127.0.0.1", 0)
+    assert server.bound is not None
+    base = f"http://127.0.0.1:{server.bound[1]}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(base + "/healthz") as r:
+                body = await r.json()
+                assert r.status == 503 and body["status"] == "unhealthy"
+                assert body["problems"][0].startswith("out: buffer wedged: refusing data (disk buffer cannot write")
+            async with session.get(base + "/readyz") as r:
+                body = await r.json()
+                assert r.status == 503 and body["reason"].startswith("out: cannot accept data: disk buffer cannot")
+            async with session.get(base + "/metrics") as r:
+                text = await r.text()
+    finally:
+        await server.stop()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    buf = (("buffer_type", "disk"), ("component", "out"))
+    assert samples[("collector_buffer_accepting", (*buf, ("condition", "write_failing")))] == 0
+    assert samples[("collector_buffer_blocked_seconds", buf)] >= 12
+    assert samples[("collector_buffer_disk_errors_total", (*buf, ("operation", "write")))] == 7
+    assert samples[("collector_buffer_disk_errors_total", (*buf, ("operation", "ledger")))] == 2
+    in_labels = (("component", "in"), ("component_type", "file"), ("section", "inputs"))
+    assert samples[("collector_component_checkpoint_failures_total", in_labels)] == 1
+    assert samples[("collector_probe_ok", (("probe", "healthz"),))] == 0
+    assert samples[("collector_probe_ok", (("probe", "readyz"),))] == 0

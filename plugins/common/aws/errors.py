@@ -1,8 +1,11 @@
 """What an AWS error means for the output driver: retry later, or give the records up for good.
 
-- Throttling codes, HTTP 5xx, timeouts, connection errors, expired or not yet
-  available credentials: `SendResult.retry` (with `retry_after` when the
-  response carries a Retry-After header). The driver backs off with jitter.
+- Throttling codes and HTTP 429: `SendResult.throttle` (THROTTLED): the driver
+  retries with backoff and also lowers the output's send rate (its adaptive
+  token bucket, `collector/send_rate.py`).
+- HTTP 5xx, timeouts, connection errors, expired or not yet available
+  credentials: `SendResult.retry` (with `retry_after` when the response carries
+  a Retry-After header). The driver backs off with full jitter.
 - A component that cannot be set up (no region, an unknown profile): retry,
   logged once; its records are not to blame.
 - Validation errors and any other 4xx: `SendResult.drop` (dead-lettered).
@@ -126,11 +129,19 @@ def retry_after(exc: BaseException) -> float | None:
     return seconds if seconds is not None and 0 <= seconds <= 3600 else None
 
 
+def is_throttling(exc: BaseException) -> bool:
+    """The service asked us to slow down: a throttling error code, or HTTP 429."""
+    code = error_code(exc)
+    return code is not None and (code in THROTTLING_CODES or http_status(exc) == 429)
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Throttling, 5xx, timeouts, connection and credential-availability errors."""
     code = error_code(exc)
     if code is not None:
         if code in THROTTLING_CODES or code in TRANSIENT_CODES:
+            return True
+        if http_status(exc) == 429:
             return True
         status = http_status(exc)
         return status is not None and status >= 500
@@ -179,6 +190,8 @@ def classify_aws_error(
                 "(environment, profile, web identity, ECS task role, instance metadata); will retry",
                 error=message,
             )
+        if is_throttling(exc):
+            return SendResult.throttle(f"{label}: {message}", retry_after(exc))
         return SendResult.retry(f"{label}: {message}", retry_after(exc))
     if code in ACCESS_CODES:
         target = _resource_of(message) or resource or "*"

@@ -6,9 +6,13 @@ signing, endpoints and metadata is botocore's own code: the standard credential
 chain, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_EC2_METADATA_SERVICE_ENDPOINT`, proxies
 from the environment. This module only wires the plugin's `AwsSettings` into it:
 
-- botocore's own retries are off (`max_attempts=1`): the output driver retries
-  with backoff and full jitter and resends only what failed, so a request is
-  never retried twice over;
+- botocore's own retries are off (`max_attempts=1`), deliberately: the output
+  driver owns retry scheduling. It retries with backoff and full jitter,
+  resends only what failed, and paces the whole output with one adaptive send
+  rate when the service throttles (`collector/send_rate.py`); botocore's
+  retries (and its adaptive mode's per-client bucket) would retry each call
+  out of the driver's sight, twice over, and hide the throttled answers the
+  send rate needs to see;
 - `role_arn` is assumed with STS using the chain's credentials, through
   botocore's refreshing assume-role fetcher (renewed before expiry);
 - the user agent names the collector (`node-collector/<version>`).

@@ -19,6 +19,7 @@ that happened while the collector was down are still read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,8 @@ class FileCheckpoint:
 
 
 class CheckpointStore:
-    def __init__(self, directory: Path) -> None:
-        self.file = CheckpointFile(directory / FILE_NAME)
+    def __init__(self, directory: Path, on_failure: Callable[[OSError], None] | None = None) -> None:
+        self.file = CheckpointFile(directory / FILE_NAME, on_failure)
 
     @property
     def path(self) -> Path:
