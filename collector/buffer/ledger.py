@@ -201,6 +201,10 @@ class CommitTracker:
         """The committed segment is used up: continue at the start of `segment`."""
         self.segment, self.offset, self.events_before = segment, 0, 0
 
+    def forget_acks_from(self, unit_id: int) -> None:
+        """Acknowledgements of `unit_id` and later no longer name the frames they did (see `SegmentStore._skip`)."""
+        self.acked = {i for i in self.acked if i < unit_id}
+
     def forget_inflight(self) -> None:
         """For a rewind: entries are re-created as the units are handed out again."""
         self.inflight.clear()
