@@ -245,7 +245,11 @@ async def test_backpressure_blocks_the_sender_without_loss(tmp_path: Path) -> No
             before, last[0] = last[0], sent[0]
             return before == sent[0]
 
-        await wait_for(sender_stuck, timeout=10, interval=0.1)
+        server = plugin.listeners.server
+        assert server is not None
+        await wait_for(lambda: bool(server.connections) and all(c._paused for c in server.connections))
+        # Kernel buffers still fill (and grow) for a while after the pause: no progress over a quarter second.
+        await wait_for(sender_stuck, timeout=10, interval=0.25)
         stuck_at = sent[0]
         await asyncio.sleep(0.2)  # not a wait: the sender must make no progress at all meanwhile
         # The connection's reading paused: the sender is stuck with most of the payload unsent.
