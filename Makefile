@@ -1,11 +1,14 @@
-# The two commands of the README:
+# The commands of the README:
 #   make run    set up .venv if missing and run the collector on collector.yaml
 #   make test   set up .venv if missing and run the whole test suite
+#   make lint   ruff and mypy, as CI runs them before the tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= collector.yaml
 STAMP := $(VENV)/.installed
+LINT_STAMP := $(VENV)/.lint-installed
+LINT_PATHS := collector plugins tests bench
 
 .PHONY: run test peers validate lint bench clean
 
@@ -28,9 +31,15 @@ test: $(STAMP) peers
 peers:
 	@sh tests/peers/install.sh
 
-lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff mypy
-	$(BIN)/ruff check collector plugins tests bench
+# ruff (lint and format) over every tree of Python, mypy over collector/ and plugins/ ([tool.mypy]).
+# The tools are the `lint` extra's pinned versions, installed here: a clean clone needs nothing else.
+$(LINT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	touch $(LINT_STAMP)
+
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -18,7 +18,11 @@ only does its job:
 - `Processor.process(batch)` is synchronous: it returns the batch to pass on
   (the same object or a new one), or `None` to pass nothing on. A processor that
   needs I/O is an input or an output in disguise.
-- `Output.write(batch)` delivers one batch; `stop()` flushes what it holds.
+- `Output.send(batch)` delivers one request and returns a `SendResult` (or
+  raises `RetryableError` / `PermanentError`, collector/send_result.py); the
+  output driver (collector/output_driver.py) buffers, batches and retries.
+  An output that either takes a whole batch or raises may implement
+  `write(batch)` instead, which the default `send` calls.
 
 Any exception escaping these methods is caught by the supervisor: logged once
 with the component name, counted, and the component rebuilt from its config and
@@ -39,10 +43,11 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from collector.checkpoint import CheckpointFile
-from collector.delivery import OutputLimits, SendResult
 from collector.events import KINDS, Batch
+from collector.output_limits import OutputLimits
+from collector.output_settings import BatchSettings, BufferSettings, DeadLetterSettings, RetrySettings
 from collector.private_files import private_dir
-from collector.settings import BatchSettings, BufferSettings, DeadLetterSettings, RetrySettings
+from collector.send_result import SendResult
 
 ALL_KINDS = frozenset(KINDS)
 

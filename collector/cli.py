@@ -1,38 +1,56 @@
-"""The `collector` command line."""
+"""The `collector` command line.
+
+The core commands are defined here; plugins add theirs through the
+`node_collector.commands` entry-point group (collector/commands.py), which is
+how `trace`, `athena-ddl` and `status` arrive. Only the command being run is
+imported, except when every command must be listed (`--help`, an unknown or
+missing command).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from collector import __version__
-from collector.defaults import API_LISTEN, CONFIG_PATH
+from collector.commands import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    BrokenCommand,
+    Command,
+    CommandFailed,
+    add_config_argument,
+    discover_commands,
+)
+from collector.defaults import API_LISTEN
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 2
+__all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "build_parser", "main"]
+
+CORE_COMMANDS = ("run", "validate", "schema", "version", "dlq", "plugins", "top")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(
+    commands: Mapping[str, Command] | None = None, broken: Mapping[str, str] | None = None
+) -> argparse.ArgumentParser:
+    """The parser of the core commands plus `commands` (plugin commands, loaded); `broken` ones are listed."""
+    epilog = None
+    if broken:
+        lines = [f"  {name}: {why}" for name, why in sorted(broken.items())]
+        epilog = "broken command plugins (not available):\n" + "\n".join(lines)
     parser = argparse.ArgumentParser(
         prog="collector",
         description="Node-local collector for logs, metrics and traces.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    default_config = os.environ.get("COLLECTOR_CONFIG", CONFIG_PATH)
-
-    def add_config(command: argparse.ArgumentParser) -> None:
-        command.add_argument(
-            "-c", "--config", default=default_config, help=f"config file (default: $COLLECTOR_CONFIG or {CONFIG_PATH})"
-        )
-
     run = sub.add_parser("run", help="run the collector", description="Run the collector until SIGTERM.")
-    add_config(run)
+    add_config_argument(run)
 
     validate = sub.add_parser(
         "validate",
@@ -40,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a config file and report every error with its line. Exit 0 if valid, 2 if not. "
         "Nothing is started, opened or written.",
     )
-    add_config(validate)
+    add_config_argument(validate)
     validate.add_argument("--format", choices=["text", "json"], default="text", help="report format")
 
     schema = sub.add_parser(
@@ -59,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dlq_sub = dlq.add_subparsers(dest="dlq_command", metavar="COMMAND", required=True)
     dlq_list = dlq_sub.add_parser("list", help="dead letters per output", description="Dead letters per output.")
-    add_config(dlq_list)
+    add_config_argument(dlq_list)
     dlq_list.add_argument("--format", choices=["text", "json"], default="text")
     dlq_show = dlq_sub.add_parser(
         "show",
@@ -67,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print an output's dead letters as JSON lines.",
     )
     dlq_show.add_argument("output", help="output name")
-    add_config(dlq_show)
+    add_config_argument(dlq_show)
     dlq_show.add_argument("--limit", type=int, help="print at most this many")
     dlq_replay = dlq_sub.add_parser(
         "replay",
@@ -77,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "record was rejected again.",
     )
     dlq_replay.add_argument("output", help="output name")
-    add_config(dlq_replay)
+    add_config_argument(dlq_replay)
     dlq_replay.add_argument(
         "--max-retries", type=int, default=5, help="retries per request before giving up on it (default: 5)"
     )
@@ -95,45 +113,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--interval", type=float, default=1.0, help="refresh interval in seconds (default: 1)")
     top.add_argument("--once", action="store_true", help="print one snapshot and exit")
-    status = sub.add_parser(
-        "status",
-        help="inspect input positions (works while the collector is stopped)",
-        description="Show what the inputs have read and had acknowledged, from the data directory.",
-    )
-    status_sub = status.add_subparsers(dest="status_command", metavar="WHAT", required=True)
-    status_files = status_sub.add_parser(
-        "files",
-        help="per watched file: identity, checkpointed offset, size, unread bytes",
-        description="For every file-type input: each checkpointed or matching file with its device:inode, "
-        "fingerprint, acknowledged offset, current size and unread bytes.",
-    )
-    add_config(status_files)
-    status_files.add_argument("--format", choices=["text", "json"], default="text")
-    athena = sub.add_parser(
-        "athena-ddl",
-        help="print the Athena table over an s3 output's objects",
-        description="Print the CREATE EXTERNAL TABLE statement (with partition projection) that makes an s3 "
-        "output's objects queryable in Athena exactly as the output lays them out.",
-    )
-    athena.add_argument("output", help="name of an s3 output")
-    add_config(athena)
-    athena.add_argument("--table", help="table name (default: the output's athena.table, else its name)")
-    athena.add_argument("--database", help="database (default: the output's athena.database, else default)")
-    trace = sub.add_parser(
-        "trace",
-        help="print one trace's segments and log lines from the local index",
-        description="Print the segments and log lines of one trace, in time order, from the trace_index outputs "
-        "of the config (works while the network is down). Exit 0 if found, 1 if not, 2 for a malformed id.",
-    )
-    trace.add_argument("trace_id", help="X-Ray (1-5759e988-bd86...) or W3C (5759e988bd86...) trace id")
-    add_config(trace)
-    trace.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    for name, command in sorted((commands or {}).items()):
+        description = getattr(command, "description", None) or command.help
+        command.add_arguments(sub.add_parser(name, help=command.help, description=description))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler = {
+    argv = list(sys.argv[1:] if argv is None else argv)
+    table = discover_commands(reserved=CORE_COMMANDS)
+    word = next((a for a in argv if not a.startswith("-")), None)
+    commands: dict[str, Command] = {}
+    if word in table.found:
+        try:
+            commands[word] = table.load(word)
+        except BrokenCommand:
+            pass
+    elif word not in CORE_COMMANDS:
+        commands = table.load_all()  # listing every command: --help, or no or an unknown command
+    if word is not None and word in table.broken:
+        print(f"collector: the command `{word}` is not available: {table.broken[word]}", file=sys.stderr)
+        return EXIT_FAILURE
+    args = build_parser(commands, table.broken).parse_args(argv)
+    core = {
         "run": _run,
         "validate": _validate,
         "schema": _schema,
@@ -141,11 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins": _plugins,
         "top": _top,
         "dlq": _dlq,
-        "status": _status,
-        "athena-ddl": _athena_ddl,
-        "trace": _trace,
-    }[args.command]
-    return handler(args)
+    }
+    try:
+        if args.command in core:
+            return core[args.command](args)
+        return commands[args.command].run(args)
+    except CommandFailed as exc:
+        if exc.message:
+            print(exc.message, file=sys.stderr)
+        return exc.exit_status
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -164,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.format(), file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(config.root.log.level, config.root.log.format)
+    configure_logging(config.root.log.level, config.root.log.format, secrets=config.secret_values())
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(run_daemon(args.config, config, registry))
 
@@ -250,30 +256,6 @@ def _top(args: argparse.Namespace) -> int:
     from collector.top import run_top
 
     return run_top(args.api, args.interval, args.once)
-
-
-def _athena_ddl(args: argparse.Namespace) -> int:
-    from collector_plugins.outputs.s3_athena import run
-
-    return run(args)
-
-
-def _trace(args: argparse.Namespace) -> int:
-    from collector.config import ConfigError, load_config
-    from collector_plugins.common.trace_cli import run_trace_command
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.format(), file=sys.stderr)
-        return EXIT_CONFIG
-    return run_trace_command(args, config)
-
-
-def _status(args: argparse.Namespace) -> int:
-    from collector_plugins.inputs.filetail.status import run
-
-    return run(args)
 
 
 def _report_broken(registry: object) -> None:

@@ -188,9 +188,9 @@ class Daemon:
             return False
         if new.data_dir != self.config.data_dir:
             log.warning("data_dir changes take effect only after a restart", extra=kv(data_dir=new.data_dir))
-        if new.root.log != self.config.root.log:
-            configure_logging(new.root.log.level, new.root.log.format)
-            self.runtime.limiter.interval = new.root.log.repeat_interval
+        # Always: a reload may bring new secrets that the log must not show.
+        configure_logging(new.root.log.level, new.root.log.format, secrets=new.secret_values())
+        self.runtime.limiter.interval = new.root.log.repeat_interval
         if new.root.api != self.config.root.api:
             await self._restart_api(new)
         changes = await self.runtime.apply(new.graph)

@@ -32,3 +32,6 @@ SHUTDOWN_SLACK_SECONDS = 2.0
 
 # Entry-point group through which installed distributions add plugins.
 PLUGIN_ENTRY_POINT_GROUP = "node_collector.plugins"
+
+# Entry-point group through which installed distributions add `collector` subcommands (collector/commands.py).
+COMMAND_ENTRY_POINT_GROUP = "node_collector.commands"

@@ -23,9 +23,9 @@ from collector.buffer.memory import MemoryBuffer
 from collector.channel import Channel
 from collector.config import Config
 from collector.dlq import DeadLetterQueue, dead_letter_files, dlq_dir, is_locked, read_dead_letters
-from collector.driver import OutputRunner
 from collector.events import Batch
 from collector.log import RepeatLimiter
+from collector.output_driver import OutputRunner
 from collector.stats import ComponentStats
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 import orjson
@@ -31,8 +32,30 @@ def _logfmt_value(value: Any) -> str:
     return text
 
 
-class LogfmtFormatter(logging.Formatter):
+class _Redacting(logging.Formatter):
+    """Replaces the config's secret values wherever they appear in a finished line.
+
+    Plugins and libraries may put a secret into an exception's text (a proxy URL with its
+    password, a DSN); the line is checked whole, traceback included. Lines are rare (never
+    per event), so the scan costs nothing that matters.
+    """
+
+    secrets: tuple[str, ...] = ()
+
     def format(self, record: logging.LogRecord) -> str:
+        line = self.format_line(record)
+        if self.secrets:
+            from collector.config.secrets import redact
+
+            line = redact(line, self.secrets)
+        return line
+
+    def format_line(self, record: logging.LogRecord) -> str:
+        raise NotImplementedError
+
+
+class LogfmtFormatter(_Redacting):
+    def format_line(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
         parts = [f"ts={ts}", f"level={record.levelname.lower()}", f"msg={_logfmt_value(record.getMessage())}"]
         for key, value in getattr(record, "fields", {}).items():
@@ -42,8 +65,8 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
+class JsonFormatter(_Redacting):
+    def format_line(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
@@ -56,11 +79,18 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
-def configure_logging(level: str = "info", fmt: str = "logfmt", stream: TextIO | None = None) -> None:
-    """Route the `collector` logger tree to stderr in the chosen format (idempotent, used on reload too)."""
+def configure_logging(
+    level: str = "info", fmt: str = "logfmt", stream: TextIO | None = None, secrets: Iterable[str] = ()
+) -> None:
+    """Route the `collector` logger tree to stderr in the chosen format (idempotent, used on reload too).
+
+    `secrets`: the values of the config's secret options, never written to the log.
+    """
     root = logging.getLogger("collector")
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    formatter: _Redacting = JsonFormatter() if fmt == "json" else LogfmtFormatter()
+    formatter.secrets = tuple(value for value in secrets if value)
+    handler.setFormatter(formatter)
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)

@@ -19,9 +19,10 @@ config that uses it fails validation with that message and the others run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import entry_points
 
 from collector.api import SECTIONS, Component
+from collector.commands import origin_of  # the same wording for plugins and commands
 from collector.defaults import PLUGIN_ENTRY_POINT_GROUP
 
 
@@ -40,12 +41,6 @@ def entry_point_type(name: str) -> str:
 
 class DuplicatePluginError(ValueError):
     """A second plugin for a section and type name that already has one."""
-
-
-def origin_of(ep: EntryPoint) -> str:
-    """Where an entry point comes from, for messages: `distribution (module:Class)`."""
-    dist = getattr(ep, "dist", None)
-    return f"{dist.name if dist is not None else 'an unknown distribution'} ({ep.value})"
 
 
 @dataclass

@@ -43,6 +43,13 @@ class Config:
     file: str
     data_dir: Path
 
+    def secret_values(self) -> set[str]:
+        """The values of every component's secret options: never logged, never shown."""
+        found: set[str] = set()
+        for spec in self.graph.components.values():
+            found |= secret_values(spec.plugin.Config, spec.config)
+        return found
+
 
 def load_config(path: str | Path, registry: Registry | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate `path`; raise `ConfigError` listing every problem."""

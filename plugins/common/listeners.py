@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BeforeValidator
 
-from collector.api import Input, InputContext
+from collector.api import ComponentContext, Input, InputContext
 from collector.events import Batch
 from collector.log import RepeatLimiter, kv
 from collector_plugins.common.datagram import DatagramReader, LossCallback
@@ -204,7 +204,7 @@ class ListeningInput(Input):
 
     listeners: Listeners
 
-    def __init__(self, config: Any, ctx: Any) -> None:
+    def __init__(self, config: Any, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self._run_ctx: InputContext | None = None
         """The context `run()` got; the connection and datagram handlers emit through it."""

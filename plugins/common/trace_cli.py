@@ -96,3 +96,26 @@ def run_trace_command(args: argparse.Namespace, config: Any, out: TextIO = sys.s
             text = _segment_line(entry) if entry.kind == "segment" else _log_line(entry)
             out.write(f"{_when(entry.time)}  {text}\n")
     return EXIT_FOUND if entries else EXIT_NOT_FOUND
+
+
+class TraceCommand:
+    """`collector trace`, registered in the `node_collector.commands` entry-point group."""
+
+    name = "trace"
+    help = "print one trace's segments and log lines from the local index"
+    description = (
+        "Print the segments and log lines of one trace, in time order, from the trace_index outputs "
+        "of the config (works while the network is down). Exit 0 if found, 1 if not, 2 for a malformed id."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from collector.commands import add_config_argument
+
+        parser.add_argument("trace_id", help="X-Ray (1-5759e988-bd86...) or W3C (5759e988bd86...) trace id")
+        add_config_argument(parser)
+        parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from collector.commands import load_config
+
+        return run_trace_command(args, load_config(args.config))

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from collector.api import ComponentContext
 from collector.units import Duration
 from collector_plugins.common.container_paths import docker_container_id
 from collector_plugins.common.ecs_metadata import ENV_VAR, EcsTaskMetadata, metadata_endpoint
@@ -85,7 +86,7 @@ class DockerInput(FileInput):
 
     config: DockerInputConfig
 
-    def __init__(self, config: DockerInputConfig, ctx: Any) -> None:
+    def __init__(self, config: DockerInputConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         endpoint = metadata_endpoint(config.ecs_metadata_endpoint)
         self.ecs: EcsTaskMetadata | None = (

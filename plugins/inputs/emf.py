@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 import orjson
 from pydantic import Field, field_validator, model_validator
 
-from collector.api import InputConfig, InputContext
+from collector.api import ComponentContext, InputConfig, InputContext
 from collector.events import LOGS, METRICS, Batch, Metric
 from collector.log import RepeatLimiter, kv
 from collector.units import Duration, Size
@@ -131,7 +131,7 @@ class EmfInput(ListeningInput):
     def emitted_kinds(cls, config: EmfConfig) -> frozenset[str]:
         return frozenset(config.emit)
 
-    def __init__(self, config: EmfConfig, ctx: Any) -> None:
+    def __init__(self, config: EmfConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.listeners = config.listeners(
             self.log,
@@ -274,7 +274,9 @@ class EmfInput(ListeningInput):
             try:
                 result = check(doc, now_ms)
                 if not result.emf:
-                    doc_records = [{"timestamp": now, "message": line.decode()}] if want_logs else []
+                    doc_records: list[dict[str, Any]] = (
+                        [{"timestamp": now, "message": line.decode()}] if want_logs else []
+                    )
                     doc_points: list[Metric] = []
                 else:
                     doc_records, doc_points = [], []

@@ -1,4 +1,7 @@
-"""`file`: tails log files matched by glob patterns, with checkpoints, rotation and exactly-once restarts.
+"""`file`: tails log files matched by glob patterns, with checkpoints, rotation and at-least-once restarts.
+
+A restart resumes from the last checkpoint, which only ever holds acknowledged offsets: nothing acknowledged
+is lost, and what was read after it is read (and sent) again (docs/delivery.md, "At-least-once, end to end").
 
 Design note (the details live in `filetail/`, one module per concern).
 
@@ -30,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from collector.api import Input, InputContext
+from collector.api import ComponentContext, Input, InputContext
 from collector.checkpoint import CheckpointError
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter, kv
@@ -62,7 +65,7 @@ class FileInput(Input):
 
     config: FileInputConfig
 
-    def __init__(self, config: FileInputConfig, ctx: Any) -> None:
+    def __init__(self, config: FileInputConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.stats = Counters()
         self.globs = GlobSet(config.include, config.exclude)

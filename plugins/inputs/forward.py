@@ -39,7 +39,7 @@ import msgpack
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from collector.acks import AckTracker
-from collector.api import InputConfig, InputContext
+from collector.api import ComponentContext, InputConfig, InputContext
 from collector.events import LOGS, Batch
 from collector.units import Duration, Size
 from collector_plugins.common import forward_protocol as fp
@@ -247,7 +247,7 @@ class Forward(ListeningInput):
 
     config: ForwardConfig
 
-    def __init__(self, config: ForwardConfig, ctx: Any) -> None:
+    def __init__(self, config: ForwardConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.listeners = config.listeners(
             self.log,

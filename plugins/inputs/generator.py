@@ -32,9 +32,9 @@ import orjson
 from pydantic import Field, field_validator, model_validator
 
 from collector.acks import AckTracker
-from collector.api import Input, InputConfig, InputContext
+from collector.api import ComponentContext, Input, InputConfig, InputContext
 from collector.checkpoint import CheckpointError
-from collector.events import KINDS, LOGS, METRICS, TRACES, Batch, Metric
+from collector.events import KINDS, LOGS, METRICS, TRACES, Batch, Metric, MetricType
 from collector.log import kv
 from collector.units import Size
 
@@ -297,7 +297,7 @@ class Generator(Input):
 
     config: GeneratorConfig
 
-    def __init__(self, config: GeneratorConfig, ctx: Any) -> None:
+    def __init__(self, config: GeneratorConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.sequence = 0
         """Sequence number of the next record; also the number of events emitted so far."""
@@ -381,7 +381,7 @@ class Generator(Input):
 
     def _setup_metrics(self) -> None:
         rnd = self._rnd
-        series: list[tuple[str, str, Any, dict[str, str], str | None]] = []
+        series: list[tuple[str, MetricType, Any, dict[str, str], str | None]] = []
         routes = ("/api/v1/orders", "/api/v1/cart", "/api/v1/search", "/login")
         queues = ("default", "priority", "bulk")
         for i in range(POOL_SIZE):

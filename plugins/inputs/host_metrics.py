@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from collector.api import Input, InputConfig, InputContext
+from collector.api import ComponentContext, Input, InputConfig, InputContext
 from collector.events import METRICS
 from collector.log import RepeatLimiter, kv
 from collector.units import Duration
@@ -152,7 +152,7 @@ class HostMetrics(Input):
 
     config: HostMetricsConfig
 
-    def __init__(self, config: HostMetricsConfig, ctx: Any) -> None:
+    def __init__(self, config: HostMetricsConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         from collector_plugins.inputs.host_metrics_collect import Collector
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from collector.api import Input, InputConfig, InputContext
+from collector.api import ComponentContext, Input, InputConfig, InputContext
 from collector.events import METRICS, Metric
 from collector.units import Duration
 from collector_plugins.common.metrics.batch import metric_batch
@@ -42,7 +42,7 @@ class InternalMetrics(Input):
     Config = InternalMetricsConfig
     emits: ClassVar[frozenset[str]] = frozenset({METRICS})
 
-    def __init__(self, config: InternalMetricsConfig, ctx: Any) -> None:
+    def __init__(self, config: InternalMetricsConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self._previous: dict[tuple[str, str], float] = {}
 

@@ -35,7 +35,7 @@ import orjson
 from pydantic import Field, field_validator
 
 from collector.acks import AckTracker
-from collector.api import Input, InputConfig, InputContext
+from collector.api import ComponentContext, Input, InputConfig, InputContext
 from collector.checkpoint import CheckpointError
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter, kv
@@ -160,7 +160,7 @@ class Journald(Input):
 
     config: JournaldConfig
 
-    def __init__(self, config: JournaldConfig, ctx: Any) -> None:
+    def __init__(self, config: JournaldConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.checkpoint = ctx.checkpoint_file("cursor.json")
         self.tracker = AckTracker(self._committed)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from collector.api import ComponentContext
 from collector.log import kv
 from collector_plugins.common.container_paths import pod_fields
 from collector_plugins.inputs.file_input import FileInput, FileInputConfig
@@ -46,7 +47,7 @@ class KubernetesInput(FileInput):
     description: ClassVar[str] = "Tails pod container logs under /var/log/pods with namespace, pod and container."
     Config: ClassVar[type[KubernetesInputConfig]] = KubernetesInputConfig
 
-    def __init__(self, config: KubernetesInputConfig, ctx: Any) -> None:
+    def __init__(self, config: KubernetesInputConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.unrecognised_paths = 0
         """Files whose path is not the kubelet's layout (read without `k8s` fields)."""

@@ -30,7 +30,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from collector.api import Input, InputConfig, InputContext
+from collector.api import ComponentContext, Input, InputConfig, InputContext
 from collector.config.secrets import SECRET
 from collector.events import METRICS, Metric
 from collector.log import RepeatLimiter, kv
@@ -165,7 +165,7 @@ class PrometheusInput(Input):
 
     config: PrometheusConfig
 
-    def __init__(self, config: PrometheusConfig, ctx: Any) -> None:
+    def __init__(self, config: PrometheusConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.job = config.job or ctx.name
         self._deltas: dict[str, Deltas] = {}

@@ -25,7 +25,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import orjson
 from pydantic import Field, field_validator
 
-from collector.api import InputConfig
+from collector.api import ComponentContext, InputConfig
 from collector.events import LOGS, Batch
 from collector.units import Size
 from collector_plugins.common.framing import LineSplitter
@@ -94,7 +94,7 @@ class SocketInput(ListeningInput):
 
     config: SocketInputConfig
 
-    def __init__(self, config: SocketInputConfig, ctx: Any) -> None:
+    def __init__(self, config: SocketInputConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.listeners = config.listeners(
             self.log,

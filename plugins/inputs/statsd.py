@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import InputConfig, InputContext
+from collector.api import ComponentContext, InputConfig, InputContext
 from collector.events import METRICS, Metric
 from collector.log import kv
 from collector.units import Duration, Size
@@ -111,7 +111,7 @@ class StatsdInput(ListeningInput):
 
     config: StatsdConfig
 
-    def __init__(self, config: StatsdConfig, ctx: Any) -> None:
+    def __init__(self, config: StatsdConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.listeners = config.listeners(
             self.log, ctx.name, stream_handler=self._serve, datagram_handler=self._on_datagrams

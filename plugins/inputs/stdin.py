@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Input, InputConfig, InputContext
+from collector.api import ComponentContext, Input, InputConfig, InputContext
 from collector.events import LOGS, Batch
 from collector.log import kv
 from collector.units import Duration, Size
@@ -137,7 +137,7 @@ class Stdin(Input):
     def counters(self) -> dict[str, float]:
         return {"lines": self.lines, "truncated_lines": self.truncated}
 
-    def __init__(self, config: StdinConfig, ctx: Any) -> None:
+    def __init__(self, config: StdinConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.fd: int | None = None
         """The file descriptor to read; None means standard input. Tests set an `os.pipe()` read end."""

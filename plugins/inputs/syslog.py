@@ -24,7 +24,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import InputConfig
+from collector.api import ComponentContext, InputConfig
 from collector.events import LOGS, Batch
 from collector.units import Size
 from collector_plugins.common.framing import LineSplitter, OctetCountingFramer
@@ -98,7 +98,7 @@ class Syslog(ListeningInput):
 
     config: SyslogConfig
 
-    def __init__(self, config: SyslogConfig, ctx: Any) -> None:
+    def __init__(self, config: SyslogConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.listeners = config.listeners(
             self.log,

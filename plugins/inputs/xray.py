@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.api import Input, InputConfig, InputContext
+from collector.api import ComponentContext, Input, InputConfig, InputContext
 from collector.events import TRACES, Batch
 from collector.log import RepeatLimiter, kv
 from collector.units import Duration, Size
@@ -155,7 +155,7 @@ class XRayInput(Input):
 
     config: XRayInputConfig
 
-    def __init__(self, config: XRayInputConfig, ctx: Any) -> None:
+    def __init__(self, config: XRayInputConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.address, self.address_source = resolve_daemon_address(config.listen)
         self._wake = asyncio.Event()

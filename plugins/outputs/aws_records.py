@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 import orjson
 
-from collector.delivery import Outcome, PermanentError, RetryableError, SendResult
 from collector.log import RepeatLimiter, kv
+from collector.send_result import Outcome, PermanentError, RetryableError, SendResult
 from collector_plugins.outputs.encoding import encode_json, encode_text, json_default
 
 Format = Literal["json", "raw"]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Output, OutputConfig
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import KINDS, Batch
 from collector.log import kv
 from collector.units import Duration
@@ -37,7 +37,7 @@ class Blackhole(Output):
 
     config: BlackholeConfig
 
-    def __init__(self, config: BlackholeConfig, ctx: Any) -> None:
+    def __init__(self, config: BlackholeConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.events = 0
         """Records received so far."""

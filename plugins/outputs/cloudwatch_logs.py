@@ -40,10 +40,10 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator, model_validator
 
-from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, SendResult
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter, kv
+from collector.send_result import Outcome, SendResult
 from collector.units import Duration, Size
 from collector_plugins.common.aws.errors import classify_aws_error, error_code
 from collector_plugins.common.aws.metadata import template_host_facts
@@ -222,7 +222,7 @@ class CloudWatchLogsOutput(Output):
 
     config: CloudWatchLogsConfig
 
-    def __init__(self, config: CloudWatchLogsConfig, ctx: Any) -> None:
+    def __init__(self, config: CloudWatchLogsConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         batch = config.batch
         self.planner = EventPlanner(

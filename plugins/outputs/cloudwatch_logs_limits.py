@@ -19,7 +19,7 @@ moto enforces none of these sizes, so the unit tests hold them.
 
 from __future__ import annotations
 
-from collector.delivery import Limit, OutputLimits
+from collector.output_limits import Limit, OutputLimits
 
 CHECKED = "2026-11-26"
 PUT_LOG_EVENTS = "https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html"

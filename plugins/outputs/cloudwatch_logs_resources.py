@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from collector.delivery import Outcome, SendResult
+from collector.send_result import Outcome, SendResult
 from collector_plugins.common.aws.errors import error_code
 
 KNOWN_MAX = 10_000
@@ -42,11 +42,17 @@ class Destination(Protocol):
 
 
 class GroupSettings(Protocol):
-    create_log_group: bool
-    retention_days: int | None
-    kms_key_id: str | None
-    tags: dict[str, str]
-    log_group_class: str | None
+    # Read-only members: the settings are a frozen config model, and these are only read.
+    @property
+    def create_log_group(self) -> bool: ...
+    @property
+    def retention_days(self) -> int | None: ...
+    @property
+    def kms_key_id(self) -> str | None: ...
+    @property
+    def tags(self) -> dict[str, str]: ...
+    @property
+    def log_group_class(self) -> str | None: ...
 
 
 # (exception, IAM action, destination) -> the classified result (logs access errors once)

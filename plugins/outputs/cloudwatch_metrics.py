@@ -30,10 +30,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, PermanentError, RetryableError, SendResult
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import METRICS, Batch
 from collector.log import RepeatLimiter, kv
+from collector.send_result import Outcome, PermanentError, RetryableError, SendResult
 from collector_plugins.common.aws.errors import classify_aws_error
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
@@ -116,7 +116,7 @@ class CloudWatchMetricsOutput(Output):
 
     config: CloudWatchMetricsConfig
 
-    def __init__(self, config: CloudWatchMetricsConfig, ctx: Any) -> None:
+    def __init__(self, config: CloudWatchMetricsConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.clients: AwsClients | None = None
         self.builder: DatumBuilder | None = None

@@ -22,7 +22,7 @@ output's unit tests hold them.
 
 from __future__ import annotations
 
-from collector.delivery import Limit, OutputLimits
+from collector.output_limits import Limit, OutputLimits
 
 CHECKED = "2026-11-26"
 PUT_METRIC_DATA = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html"

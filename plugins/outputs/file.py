@@ -32,14 +32,14 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, RetryableError, SendResult
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import KINDS, Batch
 from collector.log import kv
+from collector.send_result import Outcome, RetryableError, SendResult
 from collector.units import Size
 from collector_plugins.outputs.encoding import encoder_for
 from collector_plugins.outputs.file_paths import FilePaths, check_path_template, make_private_dirs, open_private_append
@@ -138,7 +138,7 @@ class FileOutput(Output):
 
     config: FileConfig
 
-    def __init__(self, config: FileConfig, ctx: Any) -> None:
+    def __init__(self, config: FileConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.paths = FilePaths(config.path, ctx.host.as_dict(), Path(ctx.data_dir))
         self.path: Path | None = self.paths.static

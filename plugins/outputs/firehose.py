@@ -27,10 +27,10 @@ from typing import Any, ClassVar, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
-from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, SendResult
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import KINDS, Batch
 from collector.log import RepeatLimiter
+from collector.send_result import Outcome, SendResult
 from collector_plugins.common.aws.errors import classify_aws_error, error_code
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
@@ -90,7 +90,7 @@ class FirehoseOutput(Output):
 
     config: FirehoseConfig
 
-    def __init__(self, config: FirehoseConfig, ctx: Any) -> None:
+    def __init__(self, config: FirehoseConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self._encode = blob_encoder(config.format, config.append_newline)
         self.clients = AwsClients(config, ctx)

@@ -16,7 +16,7 @@ values and names these pages); the per-record limit cannot be changed.
 
 from __future__ import annotations
 
-from collector.delivery import Limit, OutputLimits
+from collector.output_limits import Limit, OutputLimits
 
 CHECKED = "2026-11-26"
 PUT_RECORD_BATCH = "https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html"

@@ -32,10 +32,10 @@ from typing import Any, ClassVar, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator, model_validator
 
-from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, SendResult
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import KINDS, Batch, Metric
 from collector.log import RepeatLimiter
+from collector.send_result import Outcome, SendResult
 from collector.units import Size
 from collector_plugins.common.aws.errors import classify_aws_error
 from collector_plugins.common.aws.session import AwsClients
@@ -202,7 +202,7 @@ class KinesisOutput(Output):
 
     config: KinesisConfig
 
-    def __init__(self, config: KinesisConfig, ctx: Any) -> None:
+    def __init__(self, config: KinesisConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self._encode = blob_encoder(config.format, config.append_newline)
         try:

@@ -19,7 +19,7 @@ higher values and names these pages) and `max_record_size` down to any size.
 
 from __future__ import annotations
 
-from collector.delivery import Limit, OutputLimits
+from collector.output_limits import Limit, OutputLimits
 
 CHECKED = "2026-11-26"
 PUT_RECORDS = "https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html"

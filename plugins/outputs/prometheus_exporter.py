@@ -9,14 +9,14 @@ writes for scrapes: both run on the event loop, one at a time.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 from pydantic import Field, field_validator
 
-from collector.api import Output, OutputConfig
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.config.model import parse_listen
 from collector.events import METRICS, Batch
 from collector.log import kv
@@ -69,7 +69,7 @@ class PrometheusExporter(Output):
 
     config: PrometheusExporterConfig
 
-    def __init__(self, config: PrometheusExporterConfig, ctx: Any) -> None:
+    def __init__(self, config: PrometheusExporterConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.exposition = Exposition(config.expire_after)
         self.registry = CollectorRegistry(auto_describe=False)

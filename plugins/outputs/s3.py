@@ -32,10 +32,10 @@ from typing import Any, ClassVar, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, SendResult
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import KINDS, METRICS, Batch
-from collector.settings import BatchSettings, BufferSettings
+from collector.output_settings import BatchSettings, BufferSettings
+from collector.send_result import Outcome, SendResult
 from collector.units import Size
 from collector_plugins.common.aws.errors import classify_aws_error
 from collector_plugins.common.aws.metadata import template_host_facts
@@ -269,7 +269,7 @@ class S3Output(Output):
 
     config: S3Config
 
-    def __init__(self, config: S3Config, ctx: Any) -> None:
+    def __init__(self, config: S3Config, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.encoding = Encoding(config.format, config.compression, config.compression_level)
         self._keys = ObjectKeys(config.prefix, ctx.host.as_dict(), self.encoding.extension)

@@ -27,10 +27,13 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from collector_plugins.common.record_templates import parse_record_template
-from collector_plugins.outputs.s3 import S3Config
 from collector_plugins.outputs.s3_encoding import column_name
+
+if TYPE_CHECKING:  # the s3 output's module is heavy; `collector --help` imports this one
+    from collector_plugins.outputs.s3 import S3Config
 
 _TIME_COLUMNS = {"%Y": "year", "%m": "month", "%d": "day", "%H": "hour", "%M": "minute", "%S": "second"}
 _INTEGER_RANGES = {"%m": (1, 12), "%d": (1, 31), "%H": (0, 23), "%M": (0, 59), "%S": (0, 59)}
@@ -179,14 +182,11 @@ def athena_ddl(config: S3Config, output_name: str, *, table: str | None = None, 
 
 def run(args: argparse.Namespace) -> int:
     """The `collector athena-ddl` command: 0 printed, 1 not an s3 output or not describable, 2 bad config."""
-    from collector.config import ConfigError, load_config
+    from collector.commands import load_config
     from collector.registry import load_registry
+    from collector_plugins.outputs.s3 import S3Config
 
-    try:
-        config = load_config(args.config, load_registry())
-    except ConfigError as exc:
-        print(exc.format(), file=sys.stderr)
-        return 2
+    config = load_config(args.config, load_registry())
     spec = config.graph.components.get(args.output)
     if spec is None or spec.section != "outputs":
         outputs = sorted(n for n, s in config.graph.components.items() if s.section == "outputs")
@@ -201,3 +201,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"output {args.output!r}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+class AthenaDdlCommand:
+    """`collector athena-ddl`, registered in the `node_collector.commands` entry-point group."""
+
+    name = "athena-ddl"
+    help = "print the Athena table over an s3 output's objects"
+    description = (
+        "Print the CREATE EXTERNAL TABLE statement (with partition projection) that makes an s3 "
+        "output's objects queryable in Athena exactly as the output lays them out."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from collector.commands import add_config_argument
+
+        parser.add_argument("output", help="name of an s3 output")
+        add_config_argument(parser)
+        parser.add_argument("--table", help="table name (default: the output's athena.table, else its name)")
+        parser.add_argument("--database", help="database (default: the output's athena.database, else default)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        return run(args)

@@ -13,7 +13,7 @@ A key is `PREFIX + NAME + EXTENSION`:
   partition (`x/year=1999`), be a `.`/`..` step or carry NUL, TAB or newline;
   distinct values stay distinct. A key therefore always has as many `/` as
   the template's own text.
-- `NAME` is the request's `origin` (see `collector.driver`): the same when the
+- `NAME` is the request's `origin` (see `collector.output_driver`): the same when the
   same buffered data is sent again after a retry, a rewind or a restart, so a
   replay overwrites the object it wrote before instead of adding a duplicate.
   It starts with the hex time the data was buffered, so names sort by age.

@@ -16,7 +16,7 @@ is built in memory) well below every S3 limit.
 
 from __future__ import annotations
 
-from collector.delivery import Limit
+from collector.output_limits import Limit
 
 CHECKED = "2026-11-26"
 MULTIPART = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html"

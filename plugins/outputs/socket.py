@@ -26,10 +26,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, PermanentError, RetryableError, SendResult
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import KINDS, Batch
 from collector.log import RepeatLimiter, kv
+from collector.send_result import Outcome, PermanentError, RetryableError, SendResult
 from collector.units import Duration
 from collector_plugins.common.listen import Address, parse_address
 from collector_plugins.outputs.encoding import encoder_for
@@ -150,7 +150,7 @@ class SocketOutput(Output):
 
     config: SocketOutputConfig
 
-    def __init__(self, config: SocketOutputConfig, ctx: Any) -> None:
+    def __init__(self, config: SocketOutputConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.address: Address = parse_address(config.address, "tcp", allowed=("tcp", "udp", "unix"))
         self.events = 0

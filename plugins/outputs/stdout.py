@@ -14,11 +14,11 @@ import io
 import os
 import select
 import sys
-from typing import Any, BinaryIO, ClassVar, Literal
+from typing import BinaryIO, ClassVar, Literal
 
 from pydantic import Field
 
-from collector.api import Output, OutputConfig
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import KINDS, Batch
 from collector_plugins.outputs.encoding import encoder_for
 
@@ -64,7 +64,7 @@ class Stdout(Output):
 
     config: StdoutConfig
 
-    def __init__(self, config: StdoutConfig, ctx: Any) -> None:
+    def __init__(self, config: StdoutConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.stream: BinaryIO | None = None
         """Where to write; None means `sys.stdout.buffer` (looked up per batch). Tests may set a BytesIO."""

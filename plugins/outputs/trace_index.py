@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Output, OutputConfig
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import LOGS, TRACES, Batch
 from collector.units import Size
 from collector_plugins.common.trace_index import Entry, TraceIndex, index_path, log_entry, segment_entry
@@ -59,7 +59,7 @@ class TraceIndexOutput(Output):
 
     config: TraceIndexConfig
 
-    def __init__(self, config: TraceIndexConfig, ctx: Any) -> None:
+    def __init__(self, config: TraceIndexConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.path = index_path(ctx.data_dir, ctx.name)
         self._index: TraceIndex | None = None

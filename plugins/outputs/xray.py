@@ -33,10 +33,10 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator
 
-from collector.api import Output, OutputConfig
-from collector.delivery import Outcome, SendResult
+from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import TRACES, Batch
 from collector.log import RepeatLimiter, kv
+from collector.send_result import Outcome, SendResult
 from collector.units import Duration
 from collector_plugins.common.aws.errors import THROTTLING_CODES, TRANSIENT_CODES, classify_aws_error
 from collector_plugins.common.aws.session import AwsClients
@@ -132,7 +132,7 @@ class XRayOutput(Output):
 
     config: XRayOutputConfig
 
-    def __init__(self, config: XRayOutputConfig, ctx: Any) -> None:
+    def __init__(self, config: XRayOutputConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.clients = AwsClients(config, ctx)
         self.requests = 0

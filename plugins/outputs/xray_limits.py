@@ -16,7 +16,7 @@ value and names the source); the per-document limit cannot be changed.
 
 from __future__ import annotations
 
-from collector.delivery import Limit, OutputLimits
+from collector.output_limits import Limit, OutputLimits
 
 CHECKED = "2026-11-26"
 PUT_TRACE_SEGMENTS = "https://docs.aws.amazon.com/xray/latest/api/API_PutTraceSegments.html"

@@ -7,11 +7,11 @@ Log and trace records get top-level keys; metrics get tags (values as strings).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from collector.api import Processor, ProcessorConfig
+from collector.api import ComponentContext, Processor, ProcessorConfig
 from collector.events import KINDS, METRICS, Batch
 from collector_plugins.templates import check_template, render_template
 
@@ -64,7 +64,7 @@ class AddFields(Processor):
 
     config: AddFieldsConfig
 
-    def __init__(self, config: AddFieldsConfig, ctx: Any) -> None:
+    def __init__(self, config: AddFieldsConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         facts = ctx.host.as_dict()
         resolved: dict[str, FieldValue] = {}

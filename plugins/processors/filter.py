@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from collector.api import Processor, ProcessorConfig
+from collector.api import ComponentContext, Processor, ProcessorConfig
 from collector.events import KINDS, METRICS, Batch
 
 Scalar = str | int | float | bool | None
@@ -384,7 +384,7 @@ class Filter(Processor):
 
     config: FilterConfig
 
-    def __init__(self, config: FilterConfig, ctx: Any) -> None:
+    def __init__(self, config: FilterConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.filtered = 0
         """Records removed so far (not errors: the runtime reports this count)."""

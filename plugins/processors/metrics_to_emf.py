@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 import orjson
 from pydantic import Field, field_validator
 
-from collector.api import Processor, ProcessorConfig
+from collector.api import ComponentContext, Processor, ProcessorConfig
 from collector.events import LOGS, METRICS, Batch, Metric
 from collector.log import RepeatLimiter, kv
 from collector_plugins.common.metrics.emf import EmfChecker
@@ -106,7 +106,7 @@ class MetricsToEmf(Processor):
 
     config: MetricsToEmfConfig
 
-    def __init__(self, config: MetricsToEmfConfig, ctx: Any) -> None:
+    def __init__(self, config: MetricsToEmfConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         literal = config.literal_dimensions()
         self.builder = self._builder(literal)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 import orjson
 from pydantic import Field, model_validator
 
-from collector.api import Processor, ProcessorConfig
+from collector.api import ComponentContext, Processor, ProcessorConfig
 from collector.events import LOGS, Batch
 from collector_plugins.common.parsed_fields import Failures, store_fields
 
@@ -83,7 +83,7 @@ class ParseJson(Processor):
 
     config: ParseJsonConfig
 
-    def __init__(self, config: ParseJsonConfig, ctx: Any) -> None:
+    def __init__(self, config: ParseJsonConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.parse_errors = 0
         """Records that could not be parsed so far (kept or dropped as `on_error` says)."""

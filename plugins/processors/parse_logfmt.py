@@ -12,11 +12,11 @@ reason. A parsed `timestamp` is stored as `timestamp_raw`.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from collector.api import Processor, ProcessorConfig
+from collector.api import ComponentContext, Processor, ProcessorConfig
 from collector.events import LOGS, Batch
 from collector_plugins.common.logfmt import LogfmtError, parse_logfmt
 from collector_plugins.common.parsed_fields import Failures, store_fields, tag_failures, text_of
@@ -77,7 +77,7 @@ class ParseLogfmt(Processor):
 
     config: ParseLogfmtConfig
 
-    def __init__(self, config: ParseLogfmtConfig, ctx: Any) -> None:
+    def __init__(self, config: ParseLogfmtConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.parse_errors = 0
         """Records whose field was missing or not logfmt, so far (all kept)."""

@@ -15,11 +15,11 @@ A group named `timestamp` is stored as `timestamp_raw` (the record's
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.api import Processor, ProcessorConfig
+from collector.api import ComponentContext, Processor, ProcessorConfig
 from collector.events import LOGS, Batch
 from collector_plugins.common.parsed_fields import Failures, store_fields, tag_failures, text_of
 
@@ -93,7 +93,7 @@ class ParseRegex(Processor):
 
     config: ParseRegexConfig
 
-    def __init__(self, config: ParseRegexConfig, ctx: Any) -> None:
+    def __init__(self, config: ParseRegexConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self._search = re.compile(config.pattern).search
         self.parse_errors = 0

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.api import Processor, ProcessorConfig
+from collector.api import ComponentContext, Processor, ProcessorConfig
 from collector.events import LOGS, Batch
 from collector_plugins.common.parsed_fields import Failures, tag_failures
 from collector_plugins.common.timestamps import NAMED_FORMATS, Parser, timestamp_parser
@@ -98,7 +98,7 @@ class ParseTimestamp(Processor):
 
     config: ParseTimestampConfig
 
-    def __init__(self, config: ParseTimestampConfig, ctx: Any) -> None:
+    def __init__(self, config: ParseTimestampConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         zone = ZoneInfo(config.timezone)
         self._parsers: list[Parser] = [timestamp_parser(spec, zone) for spec in config.formats]

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import Field, field_validator
 
-from collector.api import Processor, ProcessorConfig
+from collector.api import ComponentContext, Processor, ProcessorConfig
 from collector.events import LOGS, Batch
 from collector_plugins.common.trace_index import xray_form
 
@@ -189,7 +189,7 @@ class TraceContextProcessor(Processor):
 
     config: TraceContextConfig
 
-    def __init__(self, config: TraceContextConfig, ctx: Any) -> None:
+    def __init__(self, config: TraceContextConfig, ctx: ComponentContext) -> None:
         super().__init__(config, ctx)
         self.records = 0
         """Log records looked at."""

@@ -141,3 +141,29 @@ def test_stdin_to_stdout_exits_when_input_ends(tmp_path: Path) -> None:
     assert [r.get("n") for r in records] == [1, None, 2]
     assert records[0]["level"] == "error"
     assert records[1]["message"] == "plain line"
+
+
+def test_a_third_party_command_is_listed_and_runs(tmp_path: Path) -> None:
+    listed = cli("--help")
+    assert listed.returncode == 0
+    assert "chaos-count" in listed.stdout and "count the chaos processors of a config" in listed.stdout
+    # The built-in plugins' commands arrive the same way.
+    for builtin in ("trace", "athena-ddl", "status"):
+        assert builtin in listed.stdout
+    assert "broken command plugins" not in listed.stdout
+    assert "usage: collector chaos-count" in cli("chaos-count", "--help").stdout
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "inputs:\n  gen: {type: generator, count: 1}\n"
+        "processors:\n  flaky: {type: chaos, inputs: [gen], every: 3}\n"
+        "outputs:\n  out: {type: blackhole, inputs: [flaky]}\n"
+    )
+    ran = cli("chaos-count", "-c", str(config), "--format", "json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"chaos": {"flaky": 3}}
+    # The core's config helper: an invalid config is reported as `collector validate` reports it, exit 2.
+    config.write_text(THREE_MISTAKES)
+    bad = cli("chaos-count", "-c", str(config))
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[0] == "3 errors in config:"

@@ -19,11 +19,11 @@ import pytest
 
 from collector.api import ComponentContext, HostFacts
 from collector.channel import Channel
-from collector.delivery import Outcome
 from collector.dlq import DeadLetterQueue, dlq_dir
-from collector.driver import OutputRunner
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter
+from collector.output_driver import OutputRunner
+from collector.send_result import Outcome
 from collector.stats import ComponentStats
 from collector_plugins.outputs.s3 import S3Config, S3Output
 from tests.aws_faults import FaultProxy

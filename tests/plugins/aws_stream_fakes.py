@@ -22,9 +22,9 @@ from collector.api import Output, OutputConfig
 from collector.buffer.memory import MemoryBuffer
 from collector.channel import Channel
 from collector.dlq import DeadLetterQueue, dead_letter_files, dlq_dir, read_dead_letters
-from collector.driver import OutputRunner
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter
+from collector.output_driver import OutputRunner
 from collector.stats import ComponentStats
 from collector.testing import component_context, wait_for
 

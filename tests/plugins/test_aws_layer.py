@@ -10,8 +10,8 @@ from botocore.exceptions import ClientError, NoCredentialsError, ParamValidation
 from pydantic import ValidationError
 
 from collector.api import ComponentContext
-from collector.delivery import Outcome
 from collector.log import RepeatLimiter
+from collector.send_result import Outcome
 from collector_plugins.common.aws.errors import classify_aws_error, error_code
 from collector_plugins.common.aws.session import USER_AGENT, AwsClients
 from collector_plugins.common.aws.settings import AwsSettings

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from collector.api import ComponentContext
-from collector.delivery import Outcome, SendResult
 from collector.events import Batch
+from collector.send_result import Outcome, SendResult
 from collector_plugins.outputs.cloudwatch_logs import CloudWatchLogsConfig, CloudWatchLogsOutput
 from tests.aws_faults import FaultProxy
 from tests.moto import MotoServer
@@ -301,7 +301,7 @@ async def test_instance_id_without_metadata_renders_as_missing(
 
 
 async def test_write_raises_unless_everything_was_accepted(make: Any, proxy: FaultProxy) -> None:
-    from collector.delivery import RetryableError
+    from collector.send_result import RetryableError
 
     output = await make(log_group="/w", log_stream="s")
     await output.write(Batch("logs", lines(1)))

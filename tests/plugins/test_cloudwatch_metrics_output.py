@@ -14,9 +14,9 @@ from aiohttp import web
 
 from collector.api import ComponentContext, HostFacts
 from collector.config import parse_config
-from collector.delivery import Outcome, PermanentError
 from collector.events import METRICS, Batch, Metric
 from collector.registry import load_registry
+from collector.send_result import Outcome, PermanentError
 from collector_plugins.outputs.cloudwatch_metrics import CloudWatchMetricsConfig, CloudWatchMetricsOutput
 from collector_plugins.outputs.cloudwatch_metrics_dimensions import MetadataUnavailable, placeholder
 from tests.aws_faults import FaultProxy

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.api import ComponentContext
-from collector.delivery import Outcome, RetryableError
 from collector.events import LOGS, METRICS, Batch, Metric
+from collector.send_result import Outcome, RetryableError
 from collector_plugins.common.key_escape import SAFE_CHARACTERS
 from collector_plugins.outputs.file import FileConfig, FileOutput
 from collector_plugins.outputs.file_paths import FilePaths

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from collector.config.errors import ConfigError
 from collector.config.loader import parse_config
-from collector.delivery import Outcome, RetryableError
-from collector.driver import effective_limits
 from collector.events import Batch, Metric
+from collector.output_driver import effective_limits
+from collector.send_result import Outcome, RetryableError
 from collector.testing import component_context
 from collector_plugins.outputs import firehose_limits
 from collector_plugins.outputs.aws_records import blob_encoder, entry_outcomes, pack_spans

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from collector.config.errors import ConfigError
 from collector.config.loader import parse_config
-from collector.delivery import Outcome
-from collector.driver import effective_limits
 from collector.events import Metric
+from collector.output_driver import effective_limits
+from collector.send_result import Outcome
 from collector.testing import component_context
 from collector_plugins.outputs import kinesis_limits
 from collector_plugins.outputs.kinesis import (

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from collector.driver import effective_limits
+from collector.output_driver import effective_limits
 from collector_plugins.outputs.s3 import S3Config, S3Output
 from collector_plugins.outputs.s3_limits import MIB
 from collector_plugins.outputs.s3_upload import part_ranges

@@ -15,10 +15,10 @@ from pydantic import ValidationError
 
 from collector.api import HostFacts
 from collector.config import parse_config
-from collector.delivery import Outcome, RetryableError
 from collector.events import LOGS, Batch
 from collector.registry import load_registry
 from collector.runtime import Runtime
+from collector.send_result import Outcome, RetryableError
 from collector.testing import Capture, component_context, free_port, wait_for
 from collector_plugins.outputs.socket import SocketOutput, SocketOutputConfig
 

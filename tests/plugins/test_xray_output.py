@@ -15,11 +15,11 @@ from pydantic import ValidationError
 from collector.api import ComponentContext, HostFacts
 from collector.buffer.memory import MemoryBuffer
 from collector.channel import Channel
-from collector.delivery import Outcome
 from collector.dlq import DeadLetterQueue, dead_letter_files, dlq_dir, read_dead_letters
-from collector.driver import OutputRunner, effective_limits
 from collector.events import TRACES, Batch
 from collector.log import RepeatLimiter
+from collector.output_driver import OutputRunner, effective_limits
+from collector.send_result import Outcome
 from collector.stats import ComponentStats
 from collector.testing import free_port, wait_for
 from collector_plugins.outputs import xray_limits

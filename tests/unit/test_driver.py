@@ -14,11 +14,12 @@ from pydantic import Field
 from collector.api import ALL_KINDS, Output, OutputConfig
 from collector.buffer.memory import MemoryBuffer
 from collector.channel import Channel
-from collector.delivery import Limit, Outcome, OutputLimits, PermanentError, RetryableError, SendResult
 from collector.dlq import DeadLetterQueue, dead_letter_files, dlq_dir, read_dead_letters
-from collector.driver import OutputRunner, effective_limits
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter
+from collector.output_driver import OutputRunner, effective_limits
+from collector.output_limits import Limit, OutputLimits
+from collector.send_result import Outcome, PermanentError, RetryableError, SendResult
 from collector.stats import ComponentStats
 from collector.testing import component_context, wait_for
 

@@ -19,11 +19,12 @@ from pydantic import Field
 from collector.api import ALL_KINDS, Output, OutputConfig
 from collector.buffer.memory import MemoryBuffer
 from collector.channel import Channel
-from collector.delivery import Limit, OutputLimits, RetryableError, SendResult
 from collector.dlq import DeadLetterQueue, dlq_dir
-from collector.driver import OutputRunner, effective_limits
 from collector.events import LOGS, Batch
 from collector.log import RepeatLimiter
+from collector.output_driver import OutputRunner, effective_limits
+from collector.output_limits import Limit, OutputLimits
+from collector.send_result import RetryableError, SendResult
 from collector.stats import ComponentStats
 from collector.testing import component_context, wait_for
 from tests.unit.buffer.helpers import drain, log_batch, make_buffer
@@ -144,7 +145,7 @@ async def test_each_request_carries_its_first_records_origin_through_retries(tmp
 
 
 async def test_a_resent_subset_has_no_origin(tmp_path: Path) -> None:
-    from collector.delivery import Outcome
+    from collector.send_result import Outcome
 
     buffer = MemoryBuffer(max_events=100, max_bytes=10**6, when_full="block", on_drop=lambda r, n: None)
     runner, _, _ = runner_for(tmp_path, buffer)

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from unittest import mock
 
-from collector.delivery import Outcome, RetryableError, SendResult
+from collector.send_result import Outcome, RetryableError, SendResult
 from collector.testing import wait_for
 from tests.unit.test_driver import Harness, records
 
@@ -42,7 +42,7 @@ async def test_backoff_restarts_when_an_outage_turns_into_throttling(tmp_path: P
         caps.append(high)
         return 0.0  # no real waiting
 
-    with mock.patch("collector.driver.random.uniform", uniform):
+    with mock.patch("collector.output_driver.random.uniform", uniform):
         task = h.start()
         await h.feed(records(1))
         await wait_for(lambda: h.settled(1))
@@ -62,7 +62,7 @@ async def test_backoff_is_capped_and_restarts_after_progress(tmp_path: Path) -> 
         caps.append(high)
         return 0.0
 
-    with mock.patch("collector.driver.random.uniform", uniform):
+    with mock.patch("collector.output_driver.random.uniform", uniform):
         task = h.start()
         await h.feed(records(3))
         await wait_for(lambda: h.settled(3))

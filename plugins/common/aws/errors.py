@@ -37,8 +37,8 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from collector.delivery import SendResult
 from collector.log import RepeatLimiter, kv
+from collector.send_result import SendResult
 
 THROTTLING_CODES = frozenset(
     {

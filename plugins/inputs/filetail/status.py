@@ -17,17 +17,19 @@ stopped; while it runs they are at most about a second old) and looks at each fi
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector_plugins.inputs.filetail.checkpoints import CheckpointStore, FileCheckpoint
-from collector_plugins.inputs.filetail.config import FileInputConfig
 from collector_plugins.inputs.filetail.globs import GlobSet
 from collector_plugins.inputs.filetail.identity import Fingerprint, still_matches
 from collector_plugins.inputs.filetail.search import find_by_inode
+
+if TYPE_CHECKING:  # pydantic models are heavy; `collector --help` imports this module
+    from collector_plugins.inputs.filetail.config import FileInputConfig
 
 
 def _same_start(path: str, fingerprint: Fingerprint) -> bool | None:
@@ -145,14 +147,9 @@ def render_text(rows: list[dict[str, Any]]) -> str:
 
 def run(args: Any) -> int:
     """`collector status files -c CONFIG [--format json]`; exit 0, or 2 for an invalid config."""
-    from collector.config import ConfigError, load_config
+    from collector.commands import load_config
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.format(), file=sys.stderr)
-        return 2
-    rows = collect(config)
+    rows = collect(load_config(args.config))
     if args.format == "json":
         print(json.dumps({"files": rows}, indent=2))
     elif rows:
@@ -160,3 +157,27 @@ def run(args: Any) -> int:
     else:
         print("no file inputs in this config, or no files yet")
     return 0
+
+
+class StatusCommand:
+    """`collector status files`, registered in the `node_collector.commands` entry-point group."""
+
+    name = "status"
+    help = "inspect input positions (works while the collector is stopped)"
+    description = "Show what the inputs have read and had acknowledged, from the data directory."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from collector.commands import add_config_argument
+
+        sub = parser.add_subparsers(dest="status_command", metavar="WHAT", required=True)
+        files = sub.add_parser(
+            "files",
+            help="per watched file: identity, checkpointed offset, size, unread bytes",
+            description="For every file-type input: each checkpointed or matching file with its device:inode, "
+            "fingerprint, acknowledged offset, current size and unread bytes.",
+        )
+        add_config_argument(files)
+        files.add_argument("--format", choices=["text", "json"], default="text")
+
+    def run(self, args: argparse.Namespace) -> int:
+        return run(args)

@@ -3,10 +3,12 @@
 `chaos` passes batches on and raises on every `every`-th one: the e2e tests use
 it to show that a failing component is restarted and counted. `gate` is a
 destination that a test can take down and bring back (an outage).
+`collector chaos-count` is a third-party CLI command (collector/commands.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from typing import ClassVar, Literal
 
@@ -14,8 +16,8 @@ import orjson
 from pydantic import Field
 
 from collector.api import ALL_KINDS, Output, OutputConfig, Processor, ProcessorConfig
-from collector.delivery import Outcome, RetryableError, SendResult
 from collector.events import Batch
+from collector.send_result import Outcome, RetryableError, SendResult
 
 
 class ChaosConfig(ProcessorConfig):
@@ -71,3 +73,27 @@ class Gate(Output):
             return None
         reasons = ["" if o is Outcome.OK else "ValidationException: sequence rejected" for o in outcomes]
         return SendResult.partial(outcomes, reasons)
+
+
+class ChaosCount:
+    """`collector chaos-count -c CONFIG`: how many `chaos` processors a config has, and how often they raise."""
+
+    name = "chaos-count"
+    help = "count the chaos processors of a config"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from collector.commands import add_config_argument
+
+        add_config_argument(parser)
+        parser.add_argument("--format", choices=["text", "json"], default="text")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from collector.commands import load_config
+
+        config = load_config(args.config)
+        found = {n: s.config.every for n, s in config.graph.components.items() if s.type_name == "chaos"}
+        if args.format == "json":
+            print(orjson.dumps({"chaos": found}).decode())
+        else:
+            print(f"{len(found)} chaos processor(s)")
+        return 0 if found else 1

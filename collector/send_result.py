@@ -1,4 +1,4 @@
-"""What an output tells the driver: its API limits and the outcome of each send.
+"""What an output tells the driver after each send: `SendResult`, or a retryable or permanent error.
 
 An output only says how to send one batch and how to read the answer. It
 returns (or raises) one of:
@@ -17,9 +17,7 @@ returns (or raises) one of:
   says that (some of) those retries were throttling.
 Any other exception goes through `Output.classify(exc)` (retryable by default).
 
-Limits: each output declares the destination's hard limits once, each with the
-documentation page it comes from and the date it was checked. Users may lower
-a limit in `batch:`, never raise it (the config validator enforces this).
+The limits an output declares are in `collector/output_limits.py`.
 """
 
 from __future__ import annotations
@@ -92,25 +90,3 @@ class PermanentError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    value: int
-    source: str  # the documentation page the value comes from
-    checked: str  # the date it was last checked against that page
-
-
-@dataclass(frozen=True, slots=True)
-class OutputLimits:
-    """Hard limits of one request to the destination; None where there is none."""
-
-    max_events: Limit | None = None
-    max_bytes: Limit | None = None
-    max_record_bytes: Limit | None = None
-
-
-# Defaults for destinations without API limits (local files, stdout): big enough to
-# amortise per-request cost, small enough to keep a request's memory modest.
-DEFAULT_MAX_EVENTS = 2000
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024

@@ -52,19 +52,12 @@ from typing import Any
 from collector.api import Output, OutputConfig
 from collector.buffer.base import Buffer, BufferClosedError, Unit
 from collector.channel import Channel
-from collector.delivery import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_EVENTS,
-    Limit,
-    Outcome,
-    PermanentError,
-    RetryableError,
-    SendResult,
-)
 from collector.dlq import DeadLetterQueue
 from collector.events import Batch
 from collector.log import RepeatLimiter, kv
+from collector.output_limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Limit
 from collector.send_rate import SendRate
+from collector.send_result import Outcome, PermanentError, RetryableError, SendResult
 from collector.stats import ComponentStats
 
 
