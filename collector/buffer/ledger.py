@@ -148,7 +148,8 @@ class CommitTracker:
     each one as it is handed out (and for each skipped region). The committed
     position advances over the longest prefix of acknowledged entries.
     Acknowledged ids survive `forget_inflight` (a rewind): the units come out
-    again with the same ids and are committed as soon as they are reached.
+    again with the same ids and are committed as soon as they are reached,
+    unless damage found since shifted the ids (`forget_acks_from`).
     """
 
     __slots__ = ("acked", "events_before", "inflight", "next_id", "offset", "segment")
