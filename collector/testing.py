@@ -3,8 +3,10 @@
 - `wait_for(predicate, timeout)`: poll instead of sleeping a fixed time.
 - `free_port()`: a port for a listener, allocated per test and passed explicitly.
 - `component_context(...)` / `input_context(...)`: what the runtime would give a plugin.
-- `CaptureOutput`: an output that keeps every batch it receives (register it in a
-  `Registry` to use it in a topology under test).
+- `CaptureOutput`: an output whose instances keep every record they receive
+  (`records`); `Capture` binds it to one test, so the test can read what the
+  outputs of a topology it runs received, by output name, with no state shared
+  between tests.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ async def wait_for(
 
 
 def wait_for_sync(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.02) -> None:
+    """`wait_for` for code outside an event loop (a thread, a subprocess's output, a file written elsewhere)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -71,15 +74,45 @@ class CaptureConfig(OutputConfig):
 
 
 class CaptureOutput(Output):
-    """Keeps every batch in `CaptureOutput.captured[name]` (class-level, so tests can read it)."""
+    """Keeps every record it receives in `self.records` (register `Capture().output` to read them by name)."""
 
     type_name = "capture"
     description = "Test output that keeps what it receives."
     Config = CaptureConfig
     accepts: ClassVar[frozenset[str]] = ALL_KINDS
-    captured: ClassVar[dict[str, list[Any]]] = {}
+    capture: ClassVar[Capture | None] = None  # set on the subclass that `Capture` makes
+
+    def __init__(self, config: Any, ctx: ComponentContext) -> None:
+        super().__init__(config, ctx)
+        self.records: list[Any] = []
+        if self.capture is not None:
+            self.capture.instances.setdefault(ctx.name, []).append(self)
 
     async def write(self, batch: Batch) -> None:
         if self.config.delay:
-            await asyncio.sleep(self.config.delay)
-        self.captured.setdefault(self.ctx.name, []).extend(batch.records)
+            await asyncio.sleep(self.config.delay)  # the configured slow destination
+        self.records.extend(batch.records)
+
+
+class Capture:
+    """What the capture outputs of one test received, by output name.
+
+    `output` (and `bind(cls)` for a subclass of `CaptureOutput`) is the plugin class
+    to register; every instance the runtime builds from it, including those of
+    restarts and reloads, is kept, so `capture(name)` is everything output `name`
+    received, in order, even after a shutdown.
+    """
+
+    def __init__(self) -> None:
+        self.instances: dict[str, list[CaptureOutput]] = {}
+        self.output = self.bind(CaptureOutput)
+
+    def bind(self, cls: type[CaptureOutput]) -> type[CaptureOutput]:
+        return type(cls.__name__, (cls,), {"capture": self, "__module__": cls.__module__})
+
+    def __call__(self, name: str) -> list[Any]:
+        return [r for out in self.instances.get(name, []) for r in out.records]
+
+    def names(self) -> set[str]:
+        """Outputs that were built (whether or not they received anything)."""
+        return set(self.instances)

@@ -13,12 +13,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from collector.testing import free_port
+from collector.testing import free_port, wait_for_sync
 
 REGION = "eu-west-1"
 
@@ -40,18 +39,22 @@ class MotoServer:
             stderr=subprocess.DEVNULL,
         )
         server = cls(f"http://127.0.0.1:{port}", process)
-        deadline = time.monotonic() + 30
-        while True:
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError("exited")
             try:
                 with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/", timeout=1) as response:
-                    if response.status == 200:
-                        return server
+                    return response.status == 200
             except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"moto_server did not start on port {port}")
-            time.sleep(0.1)
+                return False
+
+        try:
+            wait_for_sync(answers, timeout=30, interval=0.1)
+        except (TimeoutError, RuntimeError):
+            process.kill()
+            raise RuntimeError(f"moto_server did not start on port {port}") from None
+        return server
 
     def reset(self) -> None:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")

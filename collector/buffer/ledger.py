@@ -148,7 +148,8 @@ class CommitTracker:
     each one as it is handed out (and for each skipped region). The committed
     position advances over the longest prefix of acknowledged entries.
     Acknowledged ids survive `forget_inflight` (a rewind): the units come out
-    again with the same ids and are committed as soon as they are reached.
+    again with the same ids and are committed as soon as they are reached,
+    unless damage found since shifted the ids (`forget_acks_from`).
     """
 
     __slots__ = ("acked", "events_before", "inflight", "next_id", "offset", "segment")
@@ -200,6 +201,10 @@ class CommitTracker:
     def move_to(self, segment: int) -> None:
         """The committed segment is used up: continue at the start of `segment`."""
         self.segment, self.offset, self.events_before = segment, 0, 0
+
+    def forget_acks_from(self, unit_id: int) -> None:
+        """Acknowledgements of `unit_id` and later no longer name the frames they did (see `SegmentStore._skip`)."""
+        self.acked = {i for i in self.acked if i < unit_id}
 
     def forget_inflight(self) -> None:
         """For a rewind: entries are re-created as the units are handed out again."""

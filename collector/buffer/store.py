@@ -244,6 +244,11 @@ class SegmentStore:
         """Move past damaged data (reported once, however often it is read) as if it were acknowledged."""
         if (self._rseg, offset) not in self._reported:
             self._reported.add((self._rseg, offset))
+            # Skipped here for the first time: a frame handed out before (from the in-memory tail) may be what
+            # is now found damaged, and then each unit from here on comes out under the id of the one before
+            # it. An acknowledgement kept from before the rewind would commit a frame never acknowledged:
+            # forget those for the units not handed out again yet (they come again: at least once).
+            self.tracker.forget_acks_from(self._next_id)
             self._log.error(
                 "disk buffer skipped damaged data",
                 extra=kv(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
 from pathlib import Path
 
 from collector.testing import wait_for_sync
@@ -108,10 +107,15 @@ def test_systemd_notify_protocol(collector: Collector, tmp_path: Path) -> None:
         messages: list[str] = []
 
         def receive_until(marker: str) -> None:
-            deadline = time.monotonic() + 10
-            while not any(marker in m for m in messages):
-                assert time.monotonic() < deadline, messages
-                messages.append(sock.recv(4096).decode())
+            def received() -> bool:
+                if not any(marker in m for m in messages):
+                    messages.append(sock.recv(4096).decode())  # blocks up to the socket's timeout
+                return any(marker in m for m in messages)
+
+            try:
+                wait_for_sync(received, timeout=10, interval=0)
+            except TimeoutError:
+                raise AssertionError(messages) from None
 
         receive_until("READY=1")
         receive_until("WATCHDOG=1")

@@ -51,7 +51,7 @@ def test_sigkill_at_random_moments_loses_nothing(collector: Collector) -> None:
     kills = 0
     while kills < 10:
         collector.start()
-        time.sleep(rnd.uniform(0.1, 0.9))
+        time.sleep(rnd.uniform(0.1, 0.9))  # not a wait: a random moment to kill at
         if collector.proc is not None and collector.proc.poll() is None:
             collector.signal(signal.SIGKILL)
             collector.wait()
@@ -85,7 +85,7 @@ def test_outage_with_disk_buffer_blocks_then_delivers_everything(collector: Coll
 
     def held_back() -> bool:
         before = collector.component("seq")["sent_events"]
-        time.sleep(0.5)
+        time.sleep(0.5)  # not a wait: the window the rate is measured over
         return collector.component("seq")["sent_events"] - before < 500  # it would send 10000 in 0.5 s
 
     wait_for_sync(held_back, timeout=20)

@@ -148,7 +148,7 @@ class Writer(threading.Thread):
                 fd = self.fds[name]
                 if fd is not None:
                     self._write(name, fd)
-            time.sleep(0.002)
+            time.sleep(0.002)  # not a wait: the writers' pace
             now = time.monotonic()
             if now >= due["a"] and self.may_rotate("a"):
                 self._rotate_by_rename()
@@ -235,20 +235,21 @@ def run_scenario(collector: Collector, stop_signal: int, buffer: str) -> tuple[W
     writer.start()
     restarts = 0
     while restarts < RESTARTS:
-        time.sleep(rnd.uniform(0.8, 1.6) - SEEN_WITHIN)
+        time.sleep(rnd.uniform(0.8, 1.6) - SEEN_WITHIN)  # not a wait: a random time to run before the stop
         writer.rotated_while_down.clear()
         writer.down.set()
-        time.sleep(SEEN_WITHIN)  # a rotation now counts as one of the outage: it may not be seen before the stop
+        time.sleep(SEEN_WITHIN)  # not a wait: a rotation now counts as one of the outage (may be unseen)
         stopping = time.monotonic()
         collector.signal(stop_signal)
         code = collector.wait(timeout=20)
         assert stop_signal == signal.SIGKILL or code == 0, collector.stderr()
         stopped = time.monotonic()
-        time.sleep(rnd.uniform(0.1, 0.4))  # down: the writer goes on writing and rotating
+        time.sleep(rnd.uniform(0.1, 0.4))  # not a wait: down for a random time, the writer goes on writing and rotating
         starting = time.monotonic()
         collector.start()
         print(f"restart {restarts + 1}: stop {stopped - stopping:.2f}s, start {time.monotonic() - starting:.2f}s")
-        time.sleep(0.5)  # the input has scanned the files again
+        # The input has scanned the files again (it watches none before).
+        wait_for_sync(lambda: collector.component("logs")["extra"].get("files_watched", 0) >= 2, timeout=10)
         writer.down.clear()
         restarts += 1
     writer.stopping.set()

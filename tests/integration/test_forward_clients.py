@@ -25,7 +25,7 @@ from collector.api import HostFacts
 from collector.config import parse_config
 from collector.registry import load_registry
 from collector.runtime import Runtime
-from collector.testing import CaptureOutput, free_port, wait_for
+from collector.testing import Capture, free_port, wait_for
 from tests.plugins.receiver_support import self_signed_cert
 
 NODE_PEER = Path(__file__).resolve().parents[1] / "peers" / "node"
@@ -42,29 +42,26 @@ def node_client() -> Path:
     return NODE_PEER / "send.js"
 
 
-@pytest.fixture(autouse=True)
-def _clear_capture() -> None:
-    CaptureOutput.captured.clear()
-
-
 class Collector:
     """A runtime with `forward -> capture` on a free port."""
 
-    def __init__(self, runtime: Runtime, port: int) -> None:
+    def __init__(self, runtime: Runtime, port: int, capture: Capture) -> None:
         self.runtime = runtime
         self.port = port
+        self.capture = capture
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        return CaptureOutput.captured.get("got", [])
+        return self.capture("got")
 
     def counters(self) -> dict[str, float]:
         return self.runtime.stats["fwd"].extra()
 
 
 async def start_collector(tmp_path: Path, forward: str = "", output: str = "") -> Collector:
+    capture = Capture()
     registry = load_registry()
-    registry.add(CaptureOutput)
+    registry.add(capture.output)
     port = free_port()
     config = parse_config(
         f"""
@@ -80,7 +77,7 @@ outputs:
     runtime = Runtime(tmp_path / "data", HostFacts("h"))
     await runtime.apply(config.graph)
     await wait_for(lambda: runtime.stats["fwd"].state == "running")
-    return Collector(runtime, port)
+    return Collector(runtime, port, capture)
 
 
 @pytest.fixture
@@ -142,8 +139,9 @@ async def test_python_fluent_logger_over_a_unix_socket(tmp_path: Path) -> None:
     path = tmp_path / "fwd.sock"
     running = await start_collector(tmp_path, forward="")
     await running.runtime.shutdown(5)  # the TCP one is not needed; start one on a unix socket instead
+    capture = Capture()
     registry = load_registry()
-    registry.add(CaptureOutput)
+    registry.add(capture.output)
     config = parse_config(
         f"""
 inputs: {{fwd: {{type: forward, listen: "unix://{path}"}}}}
@@ -165,8 +163,8 @@ outputs: {{got: {{type: capture, inputs: [fwd]}}}}
             client.close()
 
     await asyncio.to_thread(send)
-    await wait_for(lambda: len(CaptureOutput.captured.get("got", [])) == 1)
-    assert CaptureOutput.captured["got"][0]["message"] == "over unix"
+    await wait_for(lambda: len(capture("got")) == 1)
+    assert capture("got")[0]["message"] == "over unix"
     await runtime.shutdown(5)
 
 

@@ -60,7 +60,7 @@ async def serve(xray: AWSXRayRecorder, requests: range) -> set[str]:
     trace_ids = set()
     for n in requests:
         trace_ids.add(handle_request(xray, n))
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # not a wait: the app's pace (see above)
     return trace_ids
 
 
@@ -211,7 +211,7 @@ async def test_outage_and_restart_lose_nothing(moto: MotoServer, tmp_path: Path)
             await wait_for(lambda: runtime.stats["traces"].received_events == len(emitter.documents), timeout=5)
             assert runtime.stats["traces"].sent_events < len(emitter.documents)
         # The collector stopped during the outage: what was not delivered waits in the disk buffer.
-        await asyncio.sleep(max(0.0, 5.0 - (time.monotonic() - outage_started)))
+        await asyncio.sleep(max(0.0, 5.0 - (time.monotonic() - outage_started)))  # not a wait: a 5 s outage
         await gate.up()
         async with collector(path) as runtime:
             delivered_before = len(await asyncio.to_thread(xray_documents, moto, trace_ids))
@@ -248,7 +248,7 @@ async def test_a_minute_long_outage_loses_nothing_and_retries_stay_bounded(moto:
             while time.monotonic() < deadline:  # two requests a second through the whole outage
                 trace_ids |= await serve(xray, range(n, n + 2))
                 n += 2
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # not a wait: the app's pace through the outage
             assert traces.sent_events == 0 and traces.received_events == len(emitter.documents)
             attempts_during_outage = traces.retries
             await gate.up()

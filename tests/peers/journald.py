@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
+
+from collector.testing import wait_for_sync
 
 JOURNALD = Path("/lib/systemd/systemd-journald")
 
@@ -74,12 +75,17 @@ class Journald:
             stderr=subprocess.STDOUT,
         )
         machine = Path("/etc/machine-id").read_text().strip()
-        deadline = time.monotonic() + 10
-        while not (self.store / machine / "system.journal").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"systemd-journald did not start: {self.log_path.read_text()[-2000:]}")
-            time.sleep(0.02)
+
+        def started() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError("exited")
+            return (self.store / machine / "system.journal").exists()
+
+        try:
+            wait_for_sync(started, timeout=10)
+        except (TimeoutError, RuntimeError):
+            self.stop()
+            raise RuntimeError(f"systemd-journald did not start: {self.log_path.read_text()[-2000:]}") from None
         self._wait_for_socket()
 
     def _inside(self, *cmd: str, stdin: bytes | None = None) -> None:
@@ -92,16 +98,15 @@ class Journald:
         )
 
     def _wait_for_socket(self) -> None:
-        deadline = time.monotonic() + 10
-        while True:
+        def listening() -> bool:
             try:
                 self._inside("test", "-S", "/run/systemd/journal/socket")
                 self._inside("test", "-S", "/run/systemd/journal/stdout")
-                return
             except subprocess.CalledProcessError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+                return False
+            return True
+
+        wait_for_sync(listening, timeout=10)
 
     def cat(self, identifier: str, lines: list[str], priority: str = "info") -> None:
         """Write `lines` through `systemd-cat` (journald's stdout stream transport)."""

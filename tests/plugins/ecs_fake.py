@@ -82,7 +82,7 @@ class FakeEcsEndpoint:
     async def _task(self, request: web.Request) -> web.Response:
         self.requests += 1
         if self.delay:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.delay)  # not a wait: the slow agent a test asks for
         body = self.body if self.body is not None else orjson.dumps(self.document)
         return web.Response(status=self.status, body=body, content_type="application/json")
 

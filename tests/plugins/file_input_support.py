@@ -38,6 +38,7 @@ class Harness:
         self.held: list[AckToken] = []
         self.gate = asyncio.Event()
         self.gate.set()
+        self.stuck = 0  # emits waiting at the closed gate
         self.input: FileInput | None = None
         self.task: asyncio.Task[None] | None = None
         self.ctx: InputContext | None = None
@@ -48,7 +49,12 @@ class Harness:
         return FileInputConfig(type="file", **self.options)
 
     async def emit(self, batch: Batch) -> None:
-        await self.gate.wait()
+        if not self.gate.is_set():
+            self.stuck += 1
+            try:
+                await self.gate.wait()
+            finally:
+                self.stuck -= 1
         if batch.records:
             self.batches.append(batch)
             if self.hold_acks and batch.ack is not None:
@@ -109,6 +115,30 @@ class Harness:
         except TimeoutError:
             raise AssertionError(f"expected {count} records, got {len(self.records)}: {self.messages[-5:]}") from None
         return self.messages
+
+    async def wait_stuck(self) -> None:
+        """The input is blocked in `emit` at the closed gate (it read a chunk and cannot hand it on)."""
+        await wait_for(lambda: self.stuck > 0, timeout=5)
+
+    async def wait_caught_up(self, timeout: float = 5.0) -> None:
+        """Every byte of every file the input tracks is read and committed: nothing more comes without a write.
+
+        What a test waits for before asserting that nothing was read twice (acknowledgements must not be held).
+        """
+        input_ = self.input
+        assert input_ is not None and not self.hold_acks
+        await wait_for(lambda: input_.counters()["unread_bytes"] == 0, timeout=timeout)
+
+    async def wait_read_to_end(self, timeout: float = 5.0) -> None:
+        """Every file the input tracks is read up to its size on disk now (held partial lines included)."""
+        input_ = self.input
+        assert input_ is not None
+
+        def done() -> bool:
+            files = list(input_.files.files.values())
+            return bool(files) and all(tf.read_pos >= os.stat(tf.path).st_size for tf in files)
+
+        await wait_for(done, timeout=timeout)
 
     def checkpoint(self) -> dict[str, Any]:
         path = self.data / "components" / NAME / "files.json"

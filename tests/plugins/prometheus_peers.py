@@ -5,14 +5,13 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
-from collector.testing import free_port
+from collector.testing import free_port, wait_for_sync
 
 
 @pytest.fixture
@@ -40,15 +39,20 @@ def node_exporter() -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError("prometheus-node-exporter exited at start")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1):
-                    break
+                    return True
             except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("prometheus-node-exporter did not start") from None
-                time.sleep(0.1)
+                return False
+
+        try:
+            wait_for_sync(answers, timeout=10, interval=0.1)
+        except TimeoutError:
+            raise RuntimeError("prometheus-node-exporter did not start") from None
         yield port
     finally:
         process.send_signal(signal.SIGTERM)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import pytest
@@ -9,6 +8,7 @@ from pydantic import ValidationError
 
 from collector.api import ComponentContext
 from collector.events import LOGS, METRICS, Batch, Metric
+from collector.testing import wait_for
 from collector_plugins.outputs.blackhole.output import Blackhole, BlackholeConfig
 
 
@@ -34,10 +34,12 @@ async def test_print_interval_logs_throughput(ctx: ComponentContext, caplog: pyt
     batch = Batch(LOGS, [{"message": "a"}] * 100, nbytes=1000)
     await sink.write(batch)
     assert caplog.records == [], "the first line comes after one interval"
-    deadline = time.monotonic() + 5
-    while not caplog.records:  # bounded: the line is due 20 ms after start
-        assert time.monotonic() < deadline
+
+    async def logged() -> bool:  # the line is due 20 ms after start, written by a write
         await sink.write(batch)
+        return bool(caplog.records)
+
+    await wait_for(logged, timeout=5, interval=0.001)
     record = caplog.records[0]
     assert record.getMessage() == "blackhole throughput"
     assert {"events", "bytes", "events_per_sec"} <= set(record.fields)  # type: ignore[attr-defined]

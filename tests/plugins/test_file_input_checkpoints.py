@@ -12,6 +12,7 @@ from pathlib import Path
 from collector.testing import wait_for
 from collector_plugins.inputs.file.checkpoints import CheckpointStore, FileCheckpoint
 from collector_plugins.inputs.file.identity import EMPTY, Fingerprint
+from collector_plugins.inputs.file.input import CHECKPOINT_INTERVAL
 from tests.plugins.file_input_support import NAME, Harness, append, numbered
 
 
@@ -23,7 +24,8 @@ async def test_position_advances_only_when_acknowledged(tmp_path: Path) -> None:
     await h.start()
     try:
         await h.wait_messages(100)
-        await asyncio.sleep(1.3)  # more than the checkpoint interval
+        # Not a wait: nothing may be saved while the lines are unacknowledged, for more than a checkpoint interval.
+        await asyncio.sleep(CHECKPOINT_INTERVAL + 0.3)
         assert h.offsets() == {str(log): 0}  # read, but nothing is durable yet
         h.ack_all()
         await wait_for(lambda: h.offsets() == {str(log): log.stat().st_size}, timeout=3)
@@ -62,7 +64,7 @@ async def test_clean_restart_continues_exactly(tmp_path: Path) -> None:
     await h.start()
     try:
         await h.wait_messages(56)
-        await asyncio.sleep(0.2)
+        await h.wait_caught_up()
         assert h.messages == [*numbered("a", 0, 50).splitlines(), "incomplete line", *numbered("b", 0, 5).splitlines()]
         assert h.input is not None and h.input.counters()["stale_checkpoints"] == 0
     finally:
@@ -152,7 +154,7 @@ async def test_rename_while_stopped_reads_the_tail_of_the_renamed_file(tmp_path:
     await h.start()
     try:
         await h.wait_messages(10)
-        await asyncio.sleep(0.2)
+        await h.wait_caught_up()
         assert sorted(h.messages[5:]) == sorted(numbered("old", 5, 3).splitlines() + numbered("new", 0, 2).splitlines())
     finally:
         await h.stop()
@@ -173,7 +175,7 @@ async def test_copytruncate_while_stopped_reads_the_tail_from_the_copy(tmp_path:
     await h.start()
     try:
         await h.wait_messages(38)
-        await asyncio.sleep(0.2)
+        await h.wait_caught_up()
         assert sorted(h.messages[5:]) == sorted(
             numbered("old", 5, 3).splitlines() + numbered("new", 0, 30).splitlines()
         )
@@ -206,7 +208,7 @@ async def test_copytruncate_while_stopped_of_a_file_checkpointed_empty_reads_the
     await h.start()
     try:
         await h.wait_messages(9)
-        await asyncio.sleep(0.3)
+        await h.wait_caught_up()
         assert sorted(h.messages) == sorted(numbered("old", 0, 6).splitlines() + numbered("new", 0, 3).splitlines())
         assert h.input is not None and h.input.counters()["stale_checkpoints"] == 1
     finally:

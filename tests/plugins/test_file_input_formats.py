@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ async def test_docker_partial_line_is_held_and_never_committed_past(tmp_path: Pa
     append(log, complete + docker_line("first part of a long line, "))  # no "\n" in log: more follows
     await h.start()
     await h.wait_messages(1)
-    await asyncio.sleep(0.1)
+    await h.wait_read_to_end()  # the partial line is read and held
     await h.stop()
     assert h.offsets() == {str(log): len(complete)}  # the held part is read again after a restart
     append(log, docker_line("second part\n"))

@@ -146,8 +146,7 @@ async def test_long_lines_are_truncated_marked_and_counted(
     append(h.logs / "a.log", "short\n" + "x" * 150 + "\n" + "é" * 15 + "\nnext\n" + "z" * 25)
     await h.start()
     try:
-        await h.wait_messages(4)
-        await asyncio.sleep(0.1)
+        await h.wait_messages(5)
         records = h.records
         assert [r["message"] for r in records] == ["short", "x" * 20, "é" * 10, "next", "z" * 20]
         assert [r.get("truncated", False) for r in records] == [False, True, True, False, True]
@@ -233,9 +232,9 @@ async def test_idle_input_sleeps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     await h.start()
     try:
         await h.wait_messages(1)
-        await asyncio.sleep(0.1)
+        await h.wait_caught_up()
         before = rounds
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # not a wait: the subject is how little an idle input does for 1 s
         assert rounds - before <= 1  # asleep until an event, the next scan (10 s) or a timeout
         append(h.logs / "a.log", "y\n")
         await h.wait_messages(2)
@@ -250,7 +249,7 @@ async def test_backpressure_stops_reading(tmp_path: Path, monkeypatch: pytest.Mo
     h.gate.clear()  # downstream full
     await h.start()
     try:
-        await asyncio.sleep(0.2)
+        await h.wait_stuck()
         assert h.input is not None
         tf = next(iter(h.input.files.files.values()))
         assert tf.read_pos <= 1000  # one chunk read, waiting in emit

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -73,7 +72,7 @@ async def test_copytruncate_reads_the_unread_rest_from_the_copy(harness: Harness
     append(log, numbered("old", 0, 100))
     harness.gate.clear()  # downstream is full: the input is stuck after its first chunk
     await harness.start()
-    await asyncio.sleep(0.1)
+    await harness.wait_stuck()
     append(log, numbered("old", 100, 50))  # written before the rotation, not read yet
     shutil.copyfile(log, harness.logs / "app.log.1")  # logrotate copytruncate: copy, then truncate
     with open(log, "r+b") as f:
@@ -81,7 +80,7 @@ async def test_copytruncate_reads_the_unread_rest_from_the_copy(harness: Harness
     append(log, numbered("new", 0, 20))
     harness.gate.set()
     await harness.wait_messages(170)
-    await asyncio.sleep(0.2)
+    await harness.wait_caught_up()
     assert harness.messages == numbered("old", 0, 150).splitlines() + numbered("new", 0, 20).splitlines()
     assert harness.input is not None
     figures = harness.input.counters()
@@ -119,7 +118,7 @@ async def test_deleted_file_is_read_to_its_end_then_released(harness: Harness) -
     append(log, numbered("d", 0, 3))
     harness.gate.clear()
     await harness.start()
-    await asyncio.sleep(0.1)
+    await harness.wait_stuck()
     fd = os.open(log, os.O_WRONLY | os.O_APPEND)
     os.unlink(log)
     os.write(fd, numbered("d", 3, 2).encode())  # the writer still appends to the deleted file
@@ -152,7 +151,7 @@ async def test_inode_reuse_after_delete_and_create_is_a_new_file(harness: Harnes
     reused = os.stat(log).st_ino == first
     final = f"second file {attempt}, longer than the first one was"
     await wait_for(lambda: final in harness.messages, timeout=5)
-    await asyncio.sleep(0.2)
+    await harness.wait_caught_up()
     messages = harness.messages
     assert messages.count("first file line 1") == 1  # not read again
     assert messages.count(final) == 1 and messages[-1] == final  # read from its start, not skipped

@@ -20,7 +20,7 @@ from collector.api import HostFacts, InputContext
 from collector.config import parse_config
 from collector.registry import load_registry
 from collector.runtime import Runtime
-from collector.testing import CaptureOutput, free_port, wait_for
+from collector.testing import Capture, free_port, wait_for
 from collector_plugins.common.listening.stream_server import EVICT_MIN_IDLE
 from collector_plugins.inputs.forward.input import Forward, ForwardConfig
 from collector_plugins.inputs.forward.protocol import encode_event_time
@@ -271,7 +271,7 @@ async def test_backpressure_blocks_the_client_without_loss(tmp_path: Path) -> No
 
         sending = asyncio.ensure_future(send_all())
         await wait_for(lambda: sink.waiting == 1)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # not a wait: the client must stay blocked for a while
         assert not sending.done()  # the client is blocked: its connection is not read
         sink.open.set()
         await asyncio.wait_for(sending, 30)
@@ -291,7 +291,7 @@ async def test_stop_sends_acks_that_arrive_during_the_drain(tmp_path: Path) -> N
     await client.send(["t", entries("last"), {"chunk": "final"}])
     await wait_for(lambda: len(sink.held) == 1)
     ctx.stopping.set()
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # not a wait: the input must not stop before the ack it waits for
     assert not task.done()  # waiting for the ack of what it handed on
     sink.release_held()
     assert await client.receive() == {"ack": "final"}
@@ -304,9 +304,9 @@ async def test_stop_sends_acks_that_arrive_during_the_drain(tmp_path: Path) -> N
 async def test_acks_through_the_runtime_memory_buffer_waits_for_delivery_disk_for_durability(
     tmp_path: Path,
 ) -> None:
+    capture = Capture()
     registry = load_registry()
-    registry.add(CaptureOutput)
-    CaptureOutput.captured.clear()
+    registry.add(capture.output)
     port = free_port()
     config = parse_config(
         f"""
@@ -333,8 +333,8 @@ outputs:
     # The disk buffer holds it durably at once, but the memory-buffered output must deliver it first.
     assert await client.receive() == {"ack": "d1"}
     assert time.monotonic() - sent >= 0.4
-    assert [r["message"] for r in CaptureOutput.captured["slow"]] == ["durable"]
-    assert "stuck" not in CaptureOutput.captured  # never delivered there: safe on disk is enough
+    assert [r["message"] for r in capture("slow")] == ["durable"]
+    assert capture("stuck") == []  # never delivered there: safe on disk is enough
     client.close()
     await runtime.shutdown(1)
 
@@ -391,7 +391,7 @@ async def test_a_large_message_in_many_reads_is_measured_whole(tmp_path: Path) -
         for i in range(0, len(data), 4096):  # trickled in small reads
             client.writer.write(data[i : i + 4096])
             await client.writer.drain()
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # not a wait: a client that trickles its message in
         assert await client.closed_by_server()
         client.close()
     assert sink.messages() == ["fits"]
@@ -496,7 +496,7 @@ async def test_a_thousand_idle_sockets_do_not_lock_out_fluent_logger(tmp_path: P
         assert server is not None
         idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(1000)]
         await wait_for(lambda: len(server.connections) == 1000, timeout=20)
-        await asyncio.sleep(EVICT_MIN_IDLE + 0.1)
+        await asyncio.sleep(EVICT_MIN_IDLE + 0.1)  # not a wait: the sockets must have been idle that long
 
         def log_one() -> bool:
             logger = sender.FluentSender("app", host="127.0.0.1", port=port)

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collector.api import HostFacts, InputContext
 from collector.events import Batch, Metric
-from collector.testing import wait_for
+from collector.testing import wait_for, wait_for_sync
 from collector_plugins.inputs.host_metrics.collect import Collector, ProcessMatcher
 from collector_plugins.inputs.host_metrics.input import HostMetrics, HostMetricsConfig
 
@@ -37,7 +37,8 @@ def test_groups_names_and_units() -> None:
     collector = Collector(groups=["cpu", "mem", "swap", "disk", "diskio", "net", "netstat", "processes"], per_cpu=True)
     first = collector.collect(1000.0, 10.0)
     assert not [m for m in first if m.name.startswith(("cpu_", "diskio_", "net_"))]  # rates need a baseline
-    time.sleep(0.2)
+    start = [sum(t) for t in psutil.cpu_times(percpu=True)]
+    wait_for_sync(lambda: all(sum(t) > s for t, s in zip(psutil.cpu_times(percpu=True), start, strict=True)))
     out = points(collector.collect(1010.0, 10.0))
     assert collector.errors == 0
     total = out[("cpu_usage_idle", (("cpu", "cpu-total"),))]
@@ -177,7 +178,7 @@ def test_agrees_with_node_exporter(node_exporter: int) -> None:
     collector = Collector(groups=["cpu", "mem", "disk", "netstat"], mount_points=["/"])
     before = node(node_exporter)
     collector.collect(0.0, 1.0)
-    time.sleep(1.5)
+    time.sleep(1.5)  # not a wait: the window both measure CPU use over (shorter, and their rounding differs)
     ours = points(collector.collect(0.0, 1.0))
     after = node(node_exporter)
     net = psutil.net_io_counters(pernic=True)

@@ -138,6 +138,20 @@ def reader(tmp_path: Path, journal: JournaldPeer, sink: Sink, **options: Any) ->
     return Journald(config(directory=str(journal.store), **options), ctx), ctx
 
 
+async def following(journal: JournaldPeer, sink: Sink) -> None:
+    """The reader is following the journal: an entry written now reaches `sink` (probes are not `ours`)."""
+
+    async def probe() -> bool:
+        journal.cat("probe", ["probe"])
+        try:
+            await wait_for(lambda: any(r.get("SYSLOG_IDENTIFIER") == "probe" for r in sink.records), timeout=0.5)
+        except TimeoutError:
+            return False
+        return True
+
+    await wait_for(probe, timeout=10)
+
+
 def ours(sink: Sink) -> list[str]:
     return [r["message"] for r in sink.records if r.get("SYSLOG_IDENTIFIER") in ("app", "native", "unit", "other")]
 
@@ -176,10 +190,11 @@ async def test_unit_and_match_filters(tmp_path: Path, journal: JournaldPeer) -> 
         journal.logger({"MESSAGE": "another unit", "SYSLOG_IDENTIFIER": "unit", "OBJECT_SYSTEMD_UNIT": "db.service"})
         journal.cat("other", ["matched"])
         journal.cat("app", ["not matched"])
-        await wait_for(lambda: len(by_unit.records) == 1 and len(by_match.records) == 1, timeout=10)
-        await asyncio.sleep(0.3)  # nothing else trickles in
-    assert by_unit.messages() == ["for the unit"]
-    assert by_match.messages() == ["matched"]
+        # A last entry both readers match: once it is through, so is every entry written before it.
+        journal.logger({"MESSAGE": "end", "SYSLOG_IDENTIFIER": "other", "OBJECT_SYSTEMD_UNIT": "app.service"})
+        await wait_for(lambda: by_unit.messages()[-1:] == by_match.messages()[-1:] == ["end"], timeout=10)
+    assert by_unit.messages()[:-1] == ["for the unit"]
+    assert by_match.messages()[:-1] == ["matched"]
 
 
 @needs_journald
@@ -191,8 +206,8 @@ async def test_restarts_between_writes_deliver_every_entry_once(tmp_path: Path, 
         plugin, ctx = reader(tmp_path, journal, sink, matches=["SYSLOG_IDENTIFIER=app"])
         async with running(plugin, ctx):
             last = f"round {round_} entry 49"
+            # The journal is read in order: an entry read twice would have come before the round's last one.
             await wait_for(lambda sink=sink, last=last: last in ours(sink), timeout=10)
-            await asyncio.sleep(0.2)
         await plugin.drained()
         delivered += ours(sink)
     assert delivered == [f"round {r} entry {i}" for r in range(3) for i in range(50)]
@@ -214,8 +229,7 @@ async def test_unacknowledged_entries_are_read_again(tmp_path: Path, journal: Jo
     again = Sink()
     plugin, ctx = reader(tmp_path, journal, again)
     async with running(plugin, ctx):
-        await wait_for(lambda: "late" in ours(again), timeout=10)
-        await asyncio.sleep(0.2)
+        await wait_for(lambda: "late" in ours(again), timeout=10)  # in order: "safe" or "pending" would be first
     assert ours(again) == ["late"]
 
 
@@ -225,7 +239,7 @@ async def test_read_from_end_skips_what_is_already_there(tmp_path: Path, journal
     sink = Sink()
     plugin, ctx = reader(tmp_path, journal, sink, read_from="end")
     async with running(plugin, ctx):
-        await asyncio.sleep(0.5)  # journalctl is following by now
+        await following(journal, sink)
         journal.cat("app", ["new"])
         await wait_for(lambda: "new" in ours(sink), timeout=10)
     assert ours(sink) == ["new"]

@@ -65,7 +65,9 @@ async def test_line_split_across_reads_crlf_and_last_line_without_newline(tmp_pa
         _, writer = await asyncio.open_connection("127.0.0.1", port_of(plugin))
         writer.write(b"first ha")
         await writer.drain()
-        await asyncio.sleep(0.05)
+        server = plugin.listeners.server
+        assert server is not None
+        await wait_for(lambda: server.received_bytes == 8)  # read, and kept as a partial line
         writer.write("lf\r\ncaf\xc3\xa9 \xff\n\nno newline".encode("latin-1"))
         await writer.drain()
         await wait_for(lambda: len(sink.records) == 3)
@@ -237,9 +239,19 @@ async def test_backpressure_blocks_the_sender_without_loss(tmp_path: Path) -> No
         thread = threading.Thread(target=writer, args=(port_of(plugin),), daemon=True)
         thread.start()
         await wait_for(lambda: sink.waiting == 1)
-        await asyncio.sleep(0.3)
+        last = [-1]
+
+        def sender_stuck() -> bool:  # no progress over one poll interval: the kernel's buffers are full
+            before, last[0] = last[0], sent[0]
+            return before == sent[0]
+
+        server = plugin.listeners.server
+        assert server is not None
+        await wait_for(lambda: bool(server.connections) and all(c._paused for c in server.connections))
+        # Kernel buffers still fill (and grow) for a while after the pause: no progress over a quarter second.
+        await wait_for(sender_stuck, timeout=10, interval=0.25)
         stuck_at = sent[0]
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # not a wait: the sender must make no progress at all meanwhile
         # The connection's reading paused: the sender is stuck with most of the payload unsent.
         assert sent[0] == stuck_at < len(payload) // 2
         assert thread.is_alive()

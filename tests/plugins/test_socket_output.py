@@ -19,7 +19,7 @@ from collector.events import LOGS, Batch
 from collector.registry import load_registry
 from collector.runtime import Runtime
 from collector.send_result import Outcome, RetryableError
-from collector.testing import CaptureOutput, component_context, free_port, wait_for
+from collector.testing import Capture, component_context, free_port, wait_for
 from collector_plugins.outputs.socket.output import SocketOutput, SocketOutputConfig
 
 
@@ -198,9 +198,9 @@ async def test_udp_one_datagram_per_record_and_too_large_is_dropped(tmp_path: Pa
 
 async def test_round_trip_through_the_runtime_survives_a_receiver_outage(tmp_path: Path) -> None:
     """generator -> socket output (tcp) -> socket input -> capture, with the receiver started late."""
+    capture = Capture()
     registry = load_registry()
-    registry.add(CaptureOutput)
-    CaptureOutput.captured.clear()
+    registry.add(capture.output)
     port = free_port()
     sender = parse_config(
         f"""
@@ -235,10 +235,10 @@ outputs:
     await wait_for(lambda: send_side.stats["ship"].retries >= 2)  # nobody listens yet
     await receive_side.apply(receiver.graph)
     await wait_for(lambda: receive_side.stats["lines"].state == "running")
-    await wait_for(lambda: len(CaptureOutput.captured.get("got", [])) == 5000, timeout=10)
+    await wait_for(lambda: len(capture("got")) == 5000, timeout=10)
     await send_side.shutdown(5)
     await receive_side.shutdown(5)
-    assert sorted(r["sequence"] for r in CaptureOutput.captured["got"]) == list(range(5000))
+    assert sorted(r["sequence"] for r in capture("got")) == list(range(5000))
     assert send_side.stats["ship"].sent_events == 5000
 
 

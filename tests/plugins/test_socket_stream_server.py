@@ -173,7 +173,7 @@ async def test_a_full_downstream_stops_reading_every_socket_within_the_budget_an
         w.write(payload)
     # The senders block: their data waits in the kernel, not in the collector.
     await wait_for(lambda: server.paused_for_memory > 0 and all(c._paused for c in server.connections))
-    await asyncio.sleep(0.2)  # nothing more is read while paused
+    await asyncio.sleep(0.2)  # not a wait: nothing more may be read while paused
     # Past the budget by at most one read's decoded size (a handler is admitted below the limit).
     assert server.peak_in_flight <= budget + 4 * MAX_READ
     downstream.set()
@@ -199,7 +199,10 @@ async def test_partial_frames_cannot_deadlock_a_full_budget(tmp_path: Path) -> N
         writers = [(await asyncio.open_connection("127.0.0.1", port))[1] for _ in range(6)]
         for i, w in enumerate(writers):
             w.write(f"line {i} ".encode() + b"y" * 90_000)  # no newline yet
-        await asyncio.sleep(0.1)
+        server = plugin.listeners.server
+        assert server is not None
+        # Partial lines fill the budget (the received quarter of it) or every one of them is in.
+        await wait_for(lambda: server._full or server.received_bytes >= 6 * 90_007)
         for w in writers:
             w.write(b"y" * 90_000 + b"\n")
         for w in writers:
@@ -226,7 +229,7 @@ async def test_idle_connections_are_closed_busy_ones_are_not() -> None:
     while time.monotonic() - started < 1.0:  # keeps sending: never idle
         talk.write(b"x")
         await talk.drain()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # not a wait: a client that talks every 50 ms
     assert await asyncio.wait_for(idle_reader.read(), 5) == b""
     assert server.closed_idle == 1
     assert len(server.connections) == 2  # the busy one and the talking one
@@ -249,7 +252,7 @@ async def test_at_max_connections_a_new_client_takes_the_place_of_the_idlest() -
     early_reader, early = await asyncio.open_connection("127.0.0.1", port)
     assert await asyncio.wait_for(early_reader.read(), 5) == b""
     assert server.refused == 1
-    await asyncio.sleep(EVICT_MIN_IDLE + 0.1)
+    await asyncio.sleep(EVICT_MIN_IDLE + 0.1)  # not a wait: the connections must have been idle that long
     _, real = await asyncio.open_connection("127.0.0.1", port)
     real.write(b"hello")
     await real.drain()
@@ -286,7 +289,7 @@ def test_connections_accepted_while_the_budget_is_full_do_not_read_on_uvloop() -
         for w in late:
             w.write(payload)
         await wait_for(lambda: len(server.connections) == 12)
-        await asyncio.sleep(0.5)  # were they reading, megabytes would pile up meanwhile
+        await asyncio.sleep(0.5)  # not a wait: were they reading, megabytes would pile up meanwhile
         peak, most = server.peak_in_flight, max(c._buffered for c in server.connections)
         downstream.set()
         for w in early + late:

@@ -224,7 +224,7 @@ async def test_tcp_backpressure_holds_logger_without_loss(tmp_path: Path) -> Non
     async with running(plugin, ctx):
         sending = asyncio.ensure_future(logger(*remote(plugin, 0, "--octet-count"), "-t", "bp", "-f", str(source)))
         await wait_for(lambda: sink.waiting == 1)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # not a wait: logger must stay blocked for a while
         assert not sending.done()  # logger is blocked: the input stopped reading its connection
         sink.open.set()
         await asyncio.wait_for(sending, 30)
@@ -259,7 +259,7 @@ async def test_a_thousand_idle_sockets_do_not_lock_out_logger(tmp_path: Path) ->
         assert server is not None
         idle = [await asyncio.open_connection("127.0.0.1", plugin.listeners.port(0)) for _ in range(1000)]
         await wait_for(lambda: len(server.connections) == 1000, timeout=20)
-        await asyncio.sleep(EVICT_MIN_IDLE + 0.1)
+        await asyncio.sleep(EVICT_MIN_IDLE + 0.1)  # not a wait: the sockets must have been idle that long
         await logger(*remote(plugin, 0, "--rfc5424", "-t", "app", "real client"))
         await wait_for(lambda: sink.messages() == ["real client"], timeout=10)
         assert server.evicted == 1

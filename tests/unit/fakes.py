@@ -19,7 +19,7 @@ from collector.api import (
 )
 from collector.events import LOGS, METRICS, Batch, Metric
 from collector.registry import Registry
-from collector.testing import CaptureOutput
+from collector.testing import Capture, CaptureOutput
 
 
 class CountingInputConfig(InputConfig):
@@ -180,23 +180,27 @@ class ScribbleConfig(OutputConfig):
     type: Literal["scribble"] = Field(description="Plugin type.", examples=["scribble"])
 
 
-class Scribble(Output):
-    """Keeps what it is sent in `CaptureOutput.captured`, then sets `scribbled` on the records it was given."""
+class Scribble(CaptureOutput):
+    """Keeps copies of what it is sent (see `CaptureOutput`), then sets `scribbled` on the records it was given."""
 
     type_name = "scribble"
     description = "An output that modifies the records it sends."
-    Config = ScribbleConfig
+    Config = ScribbleConfig  # type: ignore[assignment]
     accepts: ClassVar[frozenset[str]] = frozenset({LOGS})
     mutates_records = True
 
     async def write(self, batch: Batch) -> None:
-        CaptureOutput.captured.setdefault(self.ctx.name, []).extend(dict(r) for r in batch.records)
+        self.records.extend(dict(r) for r in batch.records)
         for r in batch.records:
             r["scribbled"] = self.ctx.name
 
 
-def make_registry() -> Registry:
+def make_registry(capture: Capture | None = None) -> Registry:
+    """The fakes, with the capture outputs bound to `capture` (a test that reads what they received passes one)."""
     registry = Registry()
-    for cls in (CountingInput, BurstInput, MetricInput, Tag, Pass, Rebuild, Boom, MetricsSink, CaptureOutput, Scribble):
+    outputs: tuple[type[Output], ...] = (
+        (capture.output, capture.bind(Scribble)) if capture else (CaptureOutput, Scribble)
+    )
+    for cls in (CountingInput, BurstInput, MetricInput, Tag, Pass, Rebuild, Boom, MetricsSink, *outputs):
         registry.add(cls)
     return registry

@@ -7,7 +7,7 @@ from collector.api import HostFacts
 from collector.config import parse_config
 from collector.events import LOGS, Batch
 from collector.runtime import Runtime
-from collector.testing import CaptureOutput, wait_for
+from collector.testing import Capture, wait_for
 from tests.unit.fakes import make_registry
 
 
@@ -27,7 +27,7 @@ def test_commits_the_longest_completed_prefix_in_order() -> None:
 
 
 async def test_acknowledged_only_after_every_output_delivered(tmp_path: Path) -> None:
-    CaptureOutput.captured.clear()
+    capture = Capture()
     graph = parse_config(
         """
 inputs: {src: {type: counting, batches: null, interval: 0.01}}
@@ -37,7 +37,7 @@ outputs:
   slow: {type: capture, inputs: [src], delay: 0.2}
 """,
         "c.yaml",
-        make_registry(),
+        make_registry(capture),
         environ={},
     ).graph
     runtime = Runtime(tmp_path, HostFacts("h"))
@@ -49,8 +49,8 @@ outputs:
     token = tracker.token(100)
     await runtime.routers["src"].send(Batch(LOGS, [{"message": "tracked"}], ack=token))
     token.release()  # the input's own reference
-    await wait_for(lambda: any(r.get("message") == "tracked" for r in CaptureOutput.captured.get("fast", [])))
+    await wait_for(lambda: any(r.get("message") == "tracked" for r in capture("fast")))
     assert committed == []  # `slow` has not delivered yet
     await wait_for(lambda: committed == [100], timeout=5)
-    assert any(r.get("message") == "tracked" for r in CaptureOutput.captured["slow"])
+    assert any(r.get("message") == "tracked" for r in capture("slow"))
     await runtime.shutdown(5)

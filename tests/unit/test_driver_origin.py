@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -100,7 +101,8 @@ async def test_a_recreated_buffer_directory_never_reuses_an_origin(tmp_path: Pat
     await buf.push(log_batch(0, 1))
     (old,) = drain(buf)
     await buf.close()
-    await asyncio.sleep(0.002)  # a later millisecond, as any restart is
+    closed_ms = int(time.time() * 1000)
+    await wait_for(lambda: int(time.time() * 1000) > closed_ms)  # a later millisecond, as any restart is
     fresh = make_buffer(tmp_path / "fresh")  # same segment and offset as the first frame of `b`
     await fresh.open()
     await fresh.push(log_batch(0, 1))
@@ -167,7 +169,7 @@ async def test_timeout_is_the_age_of_a_request_not_an_idle_gap(tmp_path: Path) -
     # A record every 50 ms for 1 s: never a 300 ms gap, so an idle timeout would never fire while they come.
     for i in range(20):
         await channel.send(messages(i, 1))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # not a wait: a record every 50 ms is the subject
     last_fed = loop.time()
     await wait_for(lambda: stats.sent_events == 20, timeout=3)
     assert output.sent_at[0] < last_fed  # sent while records kept arriving

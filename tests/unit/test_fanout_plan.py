@@ -12,12 +12,12 @@ from collector.events import LOGS, METRICS
 from collector.graph import Graph
 from collector.registry import load_registry
 from collector.runtime import Runtime
-from collector.testing import CaptureOutput, wait_for
+from collector.testing import Capture, CaptureOutput, wait_for
 from tests.unit.fakes import Boom, Pass, Rebuild, Scribble, Tag, make_registry
 
 
-def graph(text: str) -> Graph:
-    return parse_config(text, "c.yaml", make_registry(), environ={}).graph
+def graph(text: str, capture: Capture | None = None) -> Graph:
+    return parse_config(text, "c.yaml", make_registry(capture), environ={}).graph
 
 
 def plan(text: str) -> dict[tuple[str, str], frozenset[str]]:
@@ -125,15 +125,20 @@ def test_the_test_plugins_declare_what_they_do() -> None:
 # -- the runtime applying the plan ----------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _reset_capture() -> None:
-    CaptureOutput.captured.clear()
+@pytest.fixture
+def capture() -> Capture:
+    return Capture()
 
 
-async def test_raw_and_parsed_from_one_input_see_their_own_records(tmp_path: Path) -> None:
+def captured_graph(capture: Capture, text: str) -> Graph:
+    """A topology whose capture outputs report to `capture`."""
+    return graph(text, capture)
+
+
+async def test_raw_and_parsed_from_one_input_see_their_own_records(tmp_path: Path, capture: Capture) -> None:
     """The issue's shape with the real `add_fields`: `raw` (memory or disk buffer) never gets its field."""
     registry = load_registry()
-    registry.add(CaptureOutput)
+    registry.add(capture.output)
     text = """
 inputs: {src: {type: generator, count: 50, batch_size: 10, format: json}}
 processors: {stamp: {type: add_fields, inputs: [src], fields: {parsed: "v"}}}
@@ -145,43 +150,49 @@ outputs:
     runtime = Runtime(tmp_path, HostFacts("h"))
     await runtime.apply(parse_config(text, "c.yaml", registry, environ={}).graph)
     names = ("cwl", "s3_memory", "s3_disk")
-    await wait_for(lambda: all(len(CaptureOutput.captured.get(n, [])) == 50 for n in names))
+    await wait_for(lambda: all(len(capture(n)) == 50 for n in names))
     assert await runtime.shutdown(5)
-    assert all(r["parsed"] == "v" for r in CaptureOutput.captured["cwl"])
-    assert not any("parsed" in r for n in ("s3_memory", "s3_disk") for r in CaptureOutput.captured[n])
+    assert all(r["parsed"] == "v" for r in capture("cwl"))
+    assert not any("parsed" in r for n in ("s3_memory", "s3_disk") for r in capture(n))
 
 
-async def test_an_output_that_modifies_records_does_not_reach_its_siblings(tmp_path: Path) -> None:
+async def test_an_output_that_modifies_records_does_not_reach_its_siblings(tmp_path: Path, capture: Capture) -> None:
     runtime = Runtime(tmp_path, HostFacts("h"))
     await runtime.apply(
-        graph("""
+        captured_graph(
+            capture,
+            """
 inputs: {src: {type: counting, batches: 3}}
 outputs:
   s: {type: scribble, inputs: [src]}
   raw: {type: capture, inputs: [src], delay: 0.05}
-""")
+""",
+        )
     )
-    await wait_for(lambda: len(CaptureOutput.captured.get("raw", [])) == len(CaptureOutput.captured.get("s", [])) == 30)
+    await wait_for(lambda: len(capture("raw")) == len(capture("s")) == 30)
     assert await runtime.shutdown(5)
-    assert not any("scribbled" in r for r in CaptureOutput.captured["raw"])
+    assert not any("scribbled" in r for r in capture("raw"))
 
 
-async def test_branches_that_only_read_share_the_same_record_objects(tmp_path: Path) -> None:
+async def test_branches_that_only_read_share_the_same_record_objects(tmp_path: Path, capture: Capture) -> None:
     """The fast path: no copy where no branch modifies, whatever the buffers."""
     runtime = Runtime(tmp_path, HostFacts("h"))
     await runtime.apply(
-        graph("""
+        captured_graph(
+            capture,
+            """
 inputs: {src: {type: counting, batches: 2}}
 processors: {p: {type: pass, inputs: [src]}}
 outputs:
   a: {type: capture, inputs: [p]}
   b: {type: capture, inputs: [src]}
   c: {type: capture, inputs: [src], buffer: {type: disk}}
-""")
+""",
+        )
     )
-    await wait_for(lambda: all(len(CaptureOutput.captured.get(n, [])) == 20 for n in "abc"))
+    await wait_for(lambda: all(len(capture(n)) == 20 for n in "abc"))
     assert await runtime.shutdown(5)
-    a, b, c = (CaptureOutput.captured[n] for n in "abc")
+    a, b, c = (capture(n) for n in "abc")
     assert all(x is y for x, y in zip(a, b, strict=True))
     # The disk buffer hands out the very records it was given while delivery keeps up (its in-memory tail):
     # the reason a disk-buffered output is no more isolated than a memory-buffered one.

@@ -21,7 +21,7 @@ from collector.events import LOGS, METRICS, TRACES, Batch, Metric
 from collector.graph import Graph
 from collector.isolation import ERROR_FIELD, MAX_REASON_CHARS, isolate
 from collector.runtime import Runtime
-from collector.testing import CaptureOutput, wait_for
+from collector.testing import Capture, wait_for
 from collector_plugins.inputs.file.input import FileInput
 from tests.unit.fakes import make_registry
 
@@ -89,8 +89,8 @@ class Fragile(Processor):
         return batch
 
 
-def graph(text: str) -> Graph:
-    registry = make_registry()
+def graph(capture: Capture, text: str) -> Graph:
+    registry = make_registry(capture)
     registry.add(AckedInput)
     registry.add(Fragile)
     return parse_config(text, "c.yaml", registry, environ={}).graph
@@ -98,7 +98,6 @@ def graph(text: str) -> Graph:
 
 @pytest.fixture(autouse=True)
 def _reset() -> None:
-    CaptureOutput.captured.clear()
     AckedInput.committed.clear()
     Fragile.faults = 0
 
@@ -108,20 +107,24 @@ def runtime(tmp_path: Path) -> Runtime:
     return Runtime(tmp_path, HostFacts("h"))
 
 
-def captured(name: str) -> list[Any]:
-    return CaptureOutput.captured.get(name, [])
+@pytest.fixture
+def capture() -> Capture:
+    return Capture()
 
 
-async def test_hostile_records_are_tagged_and_their_neighbours_pass(runtime: Runtime) -> None:
+async def test_hostile_records_are_tagged_and_their_neighbours_pass(runtime: Runtime, capture: Capture) -> None:
     await runtime.apply(
-        graph("""
+        graph(
+            capture,
+            """
 inputs: {src: {type: acked, batches: 3, bad: [2, 15, 16, 29]}}
 processors: {p: {type: fragile, inputs: [src]}}
 outputs: {out: {type: capture, inputs: [p]}}
-""")
+""",
+        )
     )
-    await wait_for(lambda: len(captured("out")) == 30 and AckedInput.committed[-1:] == [29])
-    out = captured("out")
+    await wait_for(lambda: len(capture("out")) == 30 and AckedInput.committed[-1:] == [29])
+    out = capture("out")
     assert [r["seq"] for r in out] == list(range(30)), "every record, in order"
     good = [r for r in out if r["message"] == "ok"]
     bad = [r for r in out if r["message"] == "bad"]
@@ -138,48 +141,59 @@ outputs: {out: {type: capture, inputs: [p]}}
     assert AckedInput.committed == [9, 19, 29]
 
 
-async def test_failing_metrics_are_dropped_counted_and_acknowledged(runtime: Runtime) -> None:
+async def test_failing_metrics_are_dropped_counted_and_acknowledged(runtime: Runtime, capture: Capture) -> None:
     await runtime.apply(
-        graph("""
+        graph(
+            capture,
+            """
 inputs: {src: {type: acked, batches: 2, kind: metrics, bad: [3, 4, 12]}}
 processors: {p: {type: fragile, inputs: [src]}}
 outputs: {out: {type: capture, inputs: [p]}}
-""")
+""",
+        )
     )
     # The position is committed only once the good metrics are delivered and the bad ones counted.
     await wait_for(lambda: AckedInput.committed[-1:] == [19])
-    assert sorted(m.value for m in captured("out")) == [s for s in range(20) if s not in (3, 4, 12)]
+    assert sorted(m.value for m in capture("out")) == [s for s in range(20) if s not in (3, 4, 12)]
     st = runtime.stats["p"]
     assert st.dropped["component_error"] == 3 and st.isolated_events == 0 and st.restarts == 0
     assert await runtime.shutdown(5)
 
 
-async def test_a_batch_fault_that_no_record_repeats_costs_nothing(runtime: Runtime) -> None:
+async def test_a_batch_fault_that_no_record_repeats_costs_nothing(runtime: Runtime, capture: Capture) -> None:
     await runtime.apply(
-        graph("""
+        graph(
+            capture,
+            """
 inputs: {src: {type: acked, batches: 3}}
 processors: {p: {type: fragile, inputs: [src], batch_faults: 2}}
 outputs: {out: {type: capture, inputs: [p]}}
-""")
+""",
+        )
     )
-    await wait_for(lambda: len(captured("out")) == 30 and AckedInput.committed[-1:] == [29])
-    assert all(r["parsed"] and ERROR_FIELD not in r for r in captured("out"))
+    await wait_for(lambda: len(capture("out")) == 30 and AckedInput.committed[-1:] == [29])
+    assert all(r["parsed"] and ERROR_FIELD not in r for r in capture("out"))
     st = runtime.stats["p"]
     assert (st.errors, st.isolated_events, st.restarts, st.last_error) == (2, 0, 0, "RuntimeError: transient")
     assert await runtime.shutdown(5)
 
 
-async def test_a_processor_failing_on_every_record_keeps_them_and_is_restarted(runtime: Runtime) -> None:
+async def test_a_processor_failing_on_every_record_keeps_them_and_is_restarted(
+    runtime: Runtime, capture: Capture
+) -> None:
     await runtime.apply(
-        graph("""
+        graph(
+            capture,
+            """
 inputs: {src: {type: acked, batches: 2}}
 processors: {p: {type: fragile, inputs: [src], always: true}}
 outputs: {out: {type: capture, inputs: [p]}}
-""")
+""",
+        )
     )
     st = runtime.stats["p"]
-    await wait_for(lambda: len(captured("out")) == 20 and st.restarts >= 1, timeout=10)
-    assert all(r[ERROR_FIELD] == "p: RuntimeError: always" for r in captured("out"))
+    await wait_for(lambda: len(capture("out")) == 20 and st.restarts >= 1, timeout=10)
+    assert all(r[ERROR_FIELD] == "p: RuntimeError: always" for r in capture("out"))
     assert st.last_error == "RuntimeError: always" and st.isolated_events == 20
     await wait_for(lambda: AckedInput.committed[-1:] == [19])
     await runtime.shutdown(5)
@@ -218,7 +232,7 @@ def test_a_one_record_batch_is_not_run_again() -> None:
 
 
 async def test_file_input_commits_past_a_failing_line_only_once_every_line_is_through(
-    runtime: Runtime, tmp_path: Path
+    runtime: Runtime, tmp_path: Path, capture: Capture
 ) -> None:
     # The issue's case: 10,000 lines, a few of which made a parser raise. The batch used to be dropped as
     # component_error and the file position committed anyway: 10,000 lines lost. Now every line arrives
@@ -228,7 +242,7 @@ async def test_file_input_commits_past_a_failing_line_only_once_every_line_is_th
     lines = [f"n={i} level=info" if i % 1000 != 7 else "bad" for i in range(10_000)]
     data = ("\n".join(lines) + "\n").encode()
     (logs / "app.log").write_bytes(data)
-    registry = make_registry()
+    registry = make_registry(capture)
     registry.add(FileInput)
     registry.add(Fragile)
     config = f"""
@@ -238,8 +252,8 @@ outputs: {{out: {{type: capture, inputs: [p]}}}}
 """
     runtime.data_dir = tmp_path / "data"
     await runtime.apply(parse_config(config, "c.yaml", registry, environ={}).graph)
-    await wait_for(lambda: len(captured("out")) == 10_000, timeout=15)
-    out = captured("out")
+    await wait_for(lambda: len(capture("out")) == 10_000, timeout=15)
+    out = capture("out")
     assert [r["message"] for r in out] == lines
     assert [r.get(ERROR_FIELD) is not None for r in out] == [line == "bad" for line in lines]
     assert runtime.stats["p"].isolated_events == 10 and not runtime.stats["p"].dropped

@@ -5,6 +5,7 @@ import asyncio
 from collector.acks import AckTracker
 from collector.buffer.memory import MemoryBuffer
 from collector.events import LOGS, Batch
+from collector.testing import wait_for
 
 
 def batch(n: int, ack=None) -> Batch:
@@ -24,10 +25,10 @@ async def test_bounded_and_blocking_until_acked() -> None:
     buf = MemoryBuffer(max_events=10, max_bytes=10_000, when_full="block", on_drop=drops)
     assert await buf.push(batch(6))
     pusher = asyncio.create_task(buf.push(batch(6)))
-    await asyncio.sleep(0.01)
+    await wait_for(lambda: not buf._space.is_set())  # the push waits for room
     assert not pusher.done()  # 12 > 10 events
     unit = await buf.pop()
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # were a pop to make room, the push would complete in this step
     assert not pusher.done()  # popped is not acknowledged: still counted
     buf.ack(unit)
     assert await asyncio.wait_for(pusher, 1)

@@ -332,7 +332,7 @@ async def test_block_waits_until_acks_free_a_segment(tmp_path: Path) -> None:
     assert i > 10
     units = drain(buf)
     buf.ack(units[0])
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # not a wait: the push must stay blocked (one frame does not free a segment)
     assert not push.done()  # one frame does not free a segment
     for u in units:
         buf.ack(u)
@@ -410,7 +410,7 @@ async def test_segments_are_deleted_only_after_a_ledger_that_no_longer_needs_the
     for u in units[:20]:
         buf.ack(u)
     await wait_for(lambda: len(deleted) > 0, timeout=2)
-    await asyncio.sleep(0.1)  # a few more ticks: nothing else is deletable
+    await asyncio.sleep(0.1)  # not a wait: two more flush ticks, and nothing else may be deleted
     ledger = read_ledger(tmp_path)
     assert ledger is not None
     assert all(seg_id < ledger.segment for seg_id in deleted)
