@@ -30,6 +30,7 @@ from collector_plugins.common.cloudwatch_metrics.limits import (
     MAX_REQUEST_BYTES,
     MAX_VALUES_PER_DATUM,
 )
+from collector_plugins.common.metrics.distribution import Distribution
 
 NOW = 1_764_150_000.0
 
@@ -72,6 +73,8 @@ def test_each_type() -> None:
     value = {"values": [1.0, 2.0], "counts": [3.0, 1.0], "sum": 5.0, "count": 4.0, "min": 1.0, "max": 2.0}
     _, (dist,) = build(Metric("lat", "distribution", value, {}, ts, "Milliseconds"))
     assert (dist["Values"], dist["Counts"], dist["Unit"]) == ([1.0, 2.0], [3.0, 1.0], "Milliseconds")
+    # With the values, their statistic set (the CloudWatch agent sends both in one datum; the API takes it).
+    assert dist["StatisticValues"] == {"SampleCount": 4.0, "Sum": 5.0, "Minimum": 1.0, "Maximum": 2.0}
     _, (stats,) = build(Metric("lat", "distribution", value, {}, ts), distribution="statistic_set")
     assert stats["StatisticValues"] == {"SampleCount": 4.0, "Sum": 5.0, "Minimum": 1.0, "Maximum": 2.0}
     # A distribution that only has a statistic set goes as one, in either mode.
@@ -269,3 +272,31 @@ def test_pack_keeps_records_whole_and_namespaces_apart() -> None:
     requests = pack([(0, "App", three), (1, "Other", [_datum()]), (2, "App", three), (3, "App", [])], 5, 10**9)
     by_ns = {(r.namespace, tuple(r.records)): len(r.datums) for r in requests}
     assert by_ns == {("App", (0,)): 3, ("App", (2,)): 3, ("Other", (1,)): 1}
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, 3.0, 10.0], [0.5, 2.0]])
+def test_split_datums_carry_statistic_sets_that_add_up_to_the_exact_figures(weights: list[float]) -> None:
+    """A bucketed distribution (500 distinct values) becomes several datums; whether CloudWatch computes Sum,
+    SampleCount, Minimum and Maximum from their Values/Counts or from their statistic sets, the result is exact."""
+    dist = Distribution()
+    samples = [float(v) for v in range(-400, 1000, 2)] + [0.001, 123456.5]
+    for i, v in enumerate(samples):
+        dist.add(v, weights[i % len(weights)])
+    assert dist.bucketed
+    _, out = build(Metric("lat", "distribution", dist.to_value(), {}, NOW))
+    assert len(out) > 1 and all(len(d["Values"]) <= MAX_VALUES_PER_DATUM.value for d in out)
+    count = math.fsum(weights[i % len(weights)] for i in range(len(samples)))
+    total = math.fsum(v * weights[i % len(weights)] for i, v in enumerate(samples))
+    for d in out:  # each datum's statistic set describes its own values
+        stats = d["StatisticValues"]
+        assert stats["SampleCount"] == pytest.approx(math.fsum(d["Counts"]))
+        assert stats["Sum"] == pytest.approx(math.fsum(v * c for v, c in zip(d["Values"], d["Counts"], strict=True)))
+        assert (stats["Minimum"], stats["Maximum"]) == (min(d["Values"]), max(d["Values"]))
+    from_stats = (
+        math.fsum(d["StatisticValues"]["SampleCount"] for d in out),
+        math.fsum(d["StatisticValues"]["Sum"] for d in out),
+        min(d["StatisticValues"]["Minimum"] for d in out),
+        max(d["StatisticValues"]["Maximum"] for d in out),
+    )
+    assert from_stats[0] == pytest.approx(count) and from_stats[1] == pytest.approx(total, rel=1e-12)
+    assert from_stats[2:] == (-400.0, 123456.5)

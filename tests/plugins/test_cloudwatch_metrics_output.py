@@ -18,6 +18,7 @@ from collector.events import METRICS, Batch, Metric
 from collector.registry import load_registry
 from collector.send_result import Outcome, PermanentError
 from collector_plugins.common.cloudwatch_metrics.dimensions import MetadataUnavailable, placeholder
+from collector_plugins.common.metrics.distribution import Distribution
 from collector_plugins.outputs.cloudwatch_metrics.output import CloudWatchMetricsConfig, CloudWatchMetricsOutput
 from tests.aws_faults import FaultProxy
 from tests.moto import MotoServer
@@ -344,3 +345,20 @@ outputs:
     graph = parse_config(text, "c.yaml", load_registry(), environ={"ENV": "prod"}).graph
     dims = graph.components["cw"].config.append_dimensions
     assert dims == {"InstanceId": "{aws:InstanceId}", "ImageId": "${aws:ImageId}", "Env": "prod"}
+
+
+async def test_a_bucketed_distribution_reads_back_exact_statistics(output: Any, moto: MotoServer) -> None:
+    """500 distinct values (more than one datum holds, so the aggregator bucketed them): CloudWatch's
+    Sum, SampleCount, Minimum and Maximum are the exact figures, not the buckets'."""
+    out = await output()
+    t = minute()
+    dist = Distribution()  # what the statsd and emf inputs aggregate into
+    samples = [float(v) for v in range(0, 1000, 2)]
+    dist.add_values(samples)
+    assert dist.bucketed
+    metric = Metric("lat", "distribution", dist.to_value(), {}, t, "Milliseconds", 60.0)
+    assert (await out.send(Batch(METRICS, [metric]))).outcome is Outcome.OK
+    (point,) = statistics(moto, "lat", t)
+    assert point["SampleCount"] == 500.0
+    assert point["Sum"] == pytest.approx(249500.0, rel=1e-12)
+    assert (point["Minimum"], point["Maximum"]) == (0.0, 998.0)

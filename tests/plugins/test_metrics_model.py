@@ -62,6 +62,51 @@ def test_many_values_keep_percentiles_within_one_percent(samples: list[float], q
     assert abs(dist.quantile(q) - expected) <= RELATIVE_ERROR * expected * 1.0001
 
 
+def _sent_statistics(pairs: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    """What CloudWatch computes from Values/Counts: SampleCount, Sum, Minimum, Maximum."""
+    return (
+        math.fsum(c for _, c in pairs),
+        math.fsum(v * c for v, c in pairs),
+        min(v for v, c in pairs if c > 0),
+        max(v for v, c in pairs if c > 0),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    samples=st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=EXACT_LIMIT + 1, max_size=600),
+    weights=st.lists(st.sampled_from([1.0, 1.0, 2.0, 10.0, 0.5]), min_size=1, max_size=7),
+    split=st.integers(min_value=0, max_value=600),
+)
+def test_bucketed_values_carry_the_exact_statistics(samples: list[float], weights: list[float], split: int) -> None:
+    """CloudWatch computes Sum/Min/Max from the Values/Counts it is sent: those of a bucketed
+    distribution (added, merged, sample-rated) give the exact figures, and stay sorted, within 1 %."""
+    a, b = Distribution(), Distribution()
+    expected_sum = 0.0
+    for i, v in enumerate(samples):
+        w = weights[i % len(weights)]
+        (a if i < split else b).add(v, w)
+        expected_sum += v * w
+    a.merge(b)
+    pairs = a.pairs()
+    count, total, low, high = _sent_statistics(pairs)
+    assert count == pytest.approx(a.count)
+    assert total == pytest.approx(expected_sum, rel=1e-9, abs=1e-6)
+    assert (low, high) == (min(samples), max(samples))
+    assert [v for v, _ in pairs] == sorted(v for v, _ in pairs)
+    value = a.to_value()
+    assert (value["min"], value["max"]) == (low, high) and value["sum"] == pytest.approx(expected_sum, abs=1e-6)
+
+
+def test_500_distinct_values_read_back_exactly() -> None:
+    dist = Distribution()
+    dist.add_values([float(v) for v in range(0, 1000, 2)])
+    assert dist.bucketed
+    count, total, low, high = _sent_statistics(dist.pairs())
+    assert (count, low, high) == (500.0, 0.0, 998.0)
+    assert total == pytest.approx(249500.0, rel=1e-12)  # the buckets' midpoints gave 249575.28 and Max 993.53
+
+
 def test_bucketing_bounds_memory_and_handles_zero_and_negatives() -> None:
     rnd = random.Random(7)
     dist = Distribution()

@@ -13,8 +13,8 @@ import pytest
 
 from collector.api import ComponentContext, HostFacts
 from collector.events import LOGS, METRICS, Batch, Metric
-from collector_plugins.common.metrics.distribution import as_distribution
-from collector_plugins.common.metrics.emf import EmfChecker, to_metrics
+from collector_plugins.common.metrics.distribution import Distribution, as_distribution
+from collector_plugins.common.metrics.emf import MAX_VALUES_PER_METRIC, EmfChecker, to_metrics
 from collector_plugins.processors.metrics_to_emf.processor import MetricsToEmf, MetricsToEmfConfig
 
 NOW = time.time() // 60 * 60
@@ -159,3 +159,24 @@ async def test_options_and_invalid_records(tmp_path: Path) -> None:
 def test_config_errors(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         MetricsToEmfConfig.model_validate({"type": "metrics_to_emf", "inputs": ["m"], **options})
+
+
+async def test_a_bucketed_distribution_gives_exact_statistics_in_every_piece(tmp_path: Path) -> None:
+    """500 distinct values, bucketed by the aggregator, become documents of at most 100 values each; CloudWatch
+    adds the pieces up to the exact SampleCount, Sum, Minimum and Maximum whether it reads a piece's statistic
+    set or its Values/Counts (each piece's set describes its own values)."""
+    proc, _ = await processor(tmp_path)
+    dist = Distribution()
+    dist.add_values([float(v) for v in range(0, 1000, 2)])
+    assert dist.bucketed
+    out = proc.process(Batch(METRICS, [Metric("lat", "distribution", dist.to_value(), {}, T, "Milliseconds")]))
+    assert out is not None
+    pieces = [d["lat"] for d in documents(out.records)]
+    assert len(pieces) > 1 and all(len(p["Values"]) <= MAX_VALUES_PER_METRIC for p in pieces)
+    for p in pieces:
+        assert p["Count"] == sum(p["Counts"])
+        assert p["Sum"] == pytest.approx(sum(v * c for v, c in zip(p["Values"], p["Counts"], strict=True)), rel=1e-12)
+        assert (p["Min"], p["Max"]) == (min(p["Values"]), max(p["Values"]))
+    assert sum(p["Count"] for p in pieces) == 500
+    assert sum(p["Sum"] for p in pieces) == pytest.approx(249500.0, rel=1e-12)
+    assert (min(p["Min"] for p in pieces), max(p["Max"] for p in pieces)) == (0.0, 998.0)

@@ -5,9 +5,14 @@ distinct values, which becomes several datums of at most 150 values (CloudWatch
 merges datums of the same metric and time, so nothing changes meaning):
 
 - counter, gauge: `Value`;
-- distribution: `Values` / `Counts` (percentiles stay available), or with
-  `distribution: statistic_set` a `StatisticValues` set; a distribution that
-  only carries a statistic set is always sent as one;
+- distribution: `Values` / `Counts` (percentiles stay available) together
+  with the `StatisticValues` of those values (as the CloudWatch agent sends
+  them: the API takes both in one datum), or with `distribution:
+  statistic_set` the `StatisticValues` alone; a distribution that only carries
+  a statistic set is always sent as one. Values and statistic set agree: the
+  values of a bucketed distribution carry the exact sum, minimum and maximum
+  (see distribution.py), so Sum, SampleCount, Minimum and Maximum are exact
+  whichever of the two CloudWatch computes them from;
 - set: `Value` = the number of distinct members (unit `Count`).
 
 Everything CloudWatch would reject is caught here, per record, because one bad
@@ -206,12 +211,27 @@ class DatumBuilder:
                 "Maximum": _number(dist.max),
             }
             return [{**base, "StatisticValues": stats}]
-        pairs = dist.pairs()
+        pairs = [(_number(v), float(c)) for v, c in dist.pairs()]
         step = MAX_VALUES_PER_DATUM.value
+        weighted = math.fsum(v * c for v, c in pairs)
+        last = len(pairs) - 1
         out = []
         for start in range(0, len(pairs), step):
             chunk = pairs[start : start + step]
-            out.append({**base, "Values": [_number(v) for v, _ in chunk], "Counts": [float(c) for _, c in chunk]})
+            values = [v for v, _ in chunk]
+            # The chunk's own statistic set, like the CloudWatch agent's: the chunks' sums add up to the exact sum
+            # (the last one takes what the values miss of it: a float rounding, or a histogram's bucket error),
+            # the first holds the exact minimum and the last the maximum.
+            part = math.fsum(v * c for v, c in chunk)
+            if start + step > last:
+                part += dist.sum - weighted
+            stats = {
+                "SampleCount": math.fsum(c for _, c in chunk),
+                "Sum": _number(part),
+                "Minimum": _number(dist.min) if start == 0 else values[0],
+                "Maximum": _number(dist.max) if start + step > last else values[-1],
+            }
+            out.append({**base, "Values": values, "Counts": [c for _, c in chunk], "StatisticValues": stats})
         return out
 
 
@@ -245,9 +265,9 @@ def estimate(datum: dict[str, Any]) -> int:
         size += _PER_DIMENSION + _text_cost(dim["Name"]) + _text_cost(dim["Value"])
     if "Values" in datum:
         size += _PER_NUMBER * (len(datum["Values"]) + len(datum["Counts"]))
-    elif "StatisticValues" in datum:
+    if "StatisticValues" in datum:
         size += _STATISTIC_SET
-    else:
+    if "Values" not in datum and "StatisticValues" not in datum:
         size += _PER_NUMBER
     return size
 

@@ -6,11 +6,18 @@ minimum and maximum. It is never reduced to an average.
 
 Memory is bounded: up to `EXACT_LIMIT` distinct values are kept exactly (the
 common case of few distinct latencies fits one CloudWatch datum, 150 values);
-past that, values are merged into logarithmic buckets whose representative is
-within `RELATIVE_ERROR` (1 %) of every value in it, so any percentile read back
-is within 1 % of the true sample's (sum, count, min and max stay exact). A
-bucket covers [g**k, g**(k+1)) with g = 1.02; 1 ns to 1e9 s spans ~2,100
-buckets, so the bucket count stays small whatever the sender does.
+past that, values are merged into logarithmic buckets. A bucket covers
+[g**k, g**(k+1)) with g = 1.01 and keeps its count and the sum of its values;
+1 ns to 1e9 s spans ~4,200 buckets, so the bucket count stays small whatever
+the sender does.
+
+What a bucketed distribution hands out (`pairs`, `to_value`) keeps the
+statistics exact *in the values themselves*, because CloudWatch computes Sum,
+Minimum and Maximum from the Values/Counts it is sent: each bucket is
+represented by the mean of its values (so sum(value x count) is the exact sum),
+and the exact minimum and maximum are carved out of the first and last buckets
+as values of their own. Every representative lies inside its bucket, so any
+percentile read back is within `RELATIVE_ERROR` (1 %) of the true sample's.
 
 The value forms a metric record may carry for a distribution (all handled by
 `as_distribution`): a list of numbers (each observed once); a mapping with
@@ -27,18 +34,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 EXACT_LIMIT = 150
-GROWTH = 1.02
-RELATIVE_ERROR = (GROWTH - 1) / 2
+GROWTH = 1.01
+RELATIVE_ERROR = GROWTH - 1
+"""Two values of one bucket differ by less than this, relatively: a bucket's mean stands for all of them."""
 _LOG_GROWTH = math.log(GROWTH)
 
 
 def bucket_value(value: float) -> float:
-    """The representative of `value`'s logarithmic bucket (0 stays 0; the sign is kept)."""
+    """The key of `value`'s logarithmic bucket: its midpoint (0 stays 0; the sign is kept)."""
     if value == 0:
         return 0.0
     magnitude = abs(value)
     index = math.floor(math.log(magnitude) / _LOG_GROWTH)
-    # The midpoint of [g**k, g**(k+1)): no value in the bucket is further than (g-1)/2 from it, relatively.
     representative = (GROWTH**index) * (1 + GROWTH) / 2
     return representative if value > 0 else -representative
 
@@ -46,7 +53,7 @@ def bucket_value(value: float) -> float:
 class Distribution:
     """Observed values with their counts; exact statistics. Not thread-safe (one owner)."""
 
-    __slots__ = ("bucketed", "count", "counts", "limit", "max", "min", "sum")
+    __slots__ = ("bucketed", "count", "counts", "limit", "max", "min", "sum", "sums")
 
     def __init__(self, limit: int | None = EXACT_LIMIT) -> None:
         self.limit = limit
@@ -58,6 +65,8 @@ class Distribution:
         self.max = -math.inf
         self.bucketed = False
         """True once values were merged into logarithmic buckets (percentiles then within 1 %)."""
+        self.sums: dict[float, float] = {}
+        """Once bucketed: the sum of the values in each bucket (same keys as `counts`)."""
 
     def add(self, value: float, weight: float = 1.0) -> None:
         self.count += weight
@@ -66,8 +75,12 @@ class Distribution:
             self.min = value
         if value > self.max:
             self.max = value
-        key = bucket_value(value) if self.bucketed else value
         counts = self.counts
+        if self.bucketed:
+            key = bucket_value(value)
+            self.sums[key] = self.sums.get(key, 0.0) + value * weight
+        else:
+            key = value
         counts[key] = counts.get(key, 0.0) + weight
         if not self.bucketed and self.limit is not None and len(counts) > self.limit:
             self._to_buckets()
@@ -88,26 +101,45 @@ class Distribution:
             self._to_buckets()
         counts = self.counts
         bucketed = self.bucketed
+        sums = self.sums
         for value, count in other.counts.items():
-            key = bucket_value(value) if bucketed else value
+            if bucketed:
+                key = bucket_value(value)
+                total = other.sums[value] if other.bucketed else value * count
+                sums[key] = sums.get(key, 0.0) + total
+            else:
+                key = value
             counts[key] = counts.get(key, 0.0) + count
         if not bucketed and self.limit is not None and len(counts) > self.limit:
             self._to_buckets()
 
     def _to_buckets(self) -> None:
         merged: dict[float, float] = {}
+        sums: dict[float, float] = {}
         for value, count in self.counts.items():
             key = bucket_value(value)
             merged[key] = merged.get(key, 0.0) + count
+            sums[key] = sums.get(key, 0.0) + value * count
         self.counts = merged
+        self.sums = sums
         self.bucketed = True
 
     def __len__(self) -> int:
         return len(self.counts)
 
     def pairs(self) -> list[tuple[float, float]]:
-        """(value, count) sorted by value."""
-        return sorted(self.counts.items())
+        """(value, count) sorted by value; once bucketed, with sum, minimum and maximum exact (see above)."""
+        if not self.bucketed:
+            return sorted(self.counts.items())
+        lo, hi = self.min, self.max
+        sums = self.sums
+        # A bucket's mean, clamped to the extremes (a float rounding must not make a new minimum or maximum).
+        pairs = [(min(max(sums[k] / c, lo), hi), c) for k, c in sorted(self.counts.items()) if c > 0]
+        if not pairs:
+            return []
+        pairs[:1] = _carve(pairs[0], lo, lo, hi)
+        pairs[-1:] = _carve(pairs[-1], hi, lo, hi)
+        return pairs
 
     def quantile(self, q: float) -> float:
         """The value at quantile `q` (0..1), nearest rank; NaN when empty."""
@@ -124,6 +156,29 @@ class Distribution:
             "min": self.min,
             "max": self.max,
         }
+
+
+def _carve(pair: tuple[float, float], extreme: float, lo: float, hi: float) -> list[tuple[float, float]]:
+    """`pair` (a bucket's mean and count) as the exact `extreme` plus the mean of the rest, same total.
+
+    The extreme takes a count of 1 (what it observed at least, unless sample rates made counts fractional)
+    and the rest keeps the bucket's sum, so CloudWatch's Minimum or Maximum is the exact one while Sum and
+    SampleCount do not change. The rest's mean stays within [lo, hi] (the count carved is reduced if needed).
+    """
+    mean, count = pair
+    if mean == extreme or count <= 0:
+        return [(extreme, count)] if mean == extreme else [pair]
+    # The rest's mean moves away from `extreme`; the far bound it must not cross is hi (carving lo) or lo.
+    bound = hi if extreme <= mean else lo
+    carved = min(1.0, count / 2)
+    if bound != extreme:
+        carved = min(carved, count * (bound - mean) / (bound - extreme))
+    if carved <= 0:
+        return [pair]
+    rest = (mean * count - extreme * carved) / (count - carved)
+    rest = min(max(rest, lo), hi)
+    out = [(extreme, carved), (rest, count - carved)]
+    return out if extreme <= mean else out[::-1]
 
 
 def quantile(pairs: list[tuple[float, float]], q: float) -> float:
