@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -171,6 +172,8 @@ def _run(args: argparse.Namespace) -> int:
         print(exc.format(), file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(config.root.log.level, config.root.log.format, secrets=config.secret_values())
+    for warning in config.warnings:
+        logging.getLogger("collector.config").warning("config: %s", warning.format())
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(run_daemon(args.config, config, registry))
 
@@ -189,10 +192,17 @@ def _validate(args: argparse.Namespace) -> int:
             print(exc.format(), file=sys.stderr)
         return EXIT_CONFIG
     if args.format == "json":
-        print(json.dumps({"valid": True, "components": list(config.graph.components)}, indent=2))
+        report = {
+            "valid": True,
+            "components": list(config.graph.components),
+            "warnings": [w.as_dict() for w in config.warnings],
+        }
+        print(json.dumps(report, indent=2))
     else:
         n = len(config.graph.components)
         print(f"{args.config}: valid ({n} component{'s' if n != 1 else ''})")
+        for warning in config.warnings:  # valid all the same: exit 0, the warning on stderr
+            print(f"warning: {warning.format()}", file=sys.stderr)
     return EXIT_OK
 
 

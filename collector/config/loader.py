@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from collector.config.advice import config_warnings
 from collector.config.errors import ConfigError, ConfigIssue, did_you_mean
 from collector.config.model import RootConfig
 from collector.config.secrets import is_secret_path, redact, secret_values
@@ -42,6 +43,8 @@ class Config:
     graph: Graph
     file: str
     data_dir: Path
+    warnings: tuple[ConfigIssue, ...] = ()
+    """What `collector validate` and `run` warn about (config/advice.py): valid, but likely not meant."""
 
     def secret_values(self) -> set[str]:
         """The values of every component's secret options: never logged, never shown."""
@@ -90,7 +93,8 @@ def parse_config(
     data_dir = Path(root.data_dir)
     if not data_dir.is_absolute():
         data_dir = (Path(file).resolve().parent / data_dir).resolve()
-    return Config(root=root, graph=graph, file=file, data_dir=data_dir)
+    warnings = config_warnings(graph, lambda path, message, hint: _at(smap, path, message, hint))
+    return Config(root=root, graph=graph, file=file, data_dir=data_dir, warnings=tuple(warnings))
 
 
 def _without_secrets(issues: list[ConfigIssue], secrets: set[str], smap: SourceMap) -> list[ConfigIssue]:

@@ -167,3 +167,40 @@ def test_a_third_party_command_is_listed_and_runs(tmp_path: Path) -> None:
     bad = cli("chaos-count", "-c", str(config))
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[0] == "3 errors in config:"
+
+
+EMF_TWICE = """\
+data_dir: ./state
+inputs:
+  apps:
+    type: emf
+    emit: [logs, metrics]
+outputs:
+  logs:
+    type: cloudwatch_logs
+    inputs: [apps]
+    log_group: /app
+    log_stream: "{host}"
+  metrics:
+    type: cloudwatch_metrics
+    inputs: [apps]
+    namespace: App
+"""
+
+
+def test_validate_warns_when_emf_metrics_would_be_published_twice(tmp_path: Path) -> None:
+    config = tmp_path / "twice.yaml"
+    config.write_text(EMF_TWICE)
+    out = cli("validate", "-c", str(config))
+    assert out.returncode == 0, out.stderr  # a warning, not an error
+    assert out.stdout.strip() == f"{config}: valid (3 components)"
+    (warning,) = out.stderr.strip().splitlines()
+    assert warning.startswith(f"warning: {config}:3:3: inputs.apps: the metrics of `apps` reach CloudWatch twice")
+    assert "through `logs` (cloudwatch_logs" in warning and "through `metrics` (cloudwatch_metrics)" in warning
+    assert "(hint: route `apps`'s metrics to one of the two" in warning
+    report = json.loads(cli("validate", "-c", str(config), "--format", "json").stdout)
+    assert report["valid"] is True
+    assert [(w["line"], w["path"]) for w in report["warnings"]] == [(3, "inputs.apps")]
+    config.write_text(EMF_TWICE.split("  metrics:")[0])  # the documents to CloudWatch Logs only: no warning
+    out = cli("validate", "-c", str(config))
+    assert (out.returncode, out.stderr) == (0, "")
