@@ -12,6 +12,14 @@ is reserved for AWS services); values within -2^360..2^360, no NaN or
 infinities; time stamps at most two weeks old and two hours ahead;
 StorageResolution 1 or 60.
 
+A datum may carry `Values`/`Counts` and `StatisticValues` together: the
+MetricDatum reference lists both as optional without excluding either, and
+the CloudWatch agent sends every distribution datum that way
+(aws/amazon-cloudwatch-agent, plugins/outputs/cloudwatch/cloudwatch.go,
+`BuildMetricDatum`); only `Value` excludes the other two. moto accepts the
+pair and computes its statistics from the values, which is why `datums.py`
+makes both describe the same figures.
+
 "1 MB" is read as 1,000,000 bytes (the smaller reading) of the request before
 compression (botocore gzips PutMetricData bodies over 10 KiB), and the size of
 a request is estimated from above for every wire protocol botocore may use
