@@ -78,11 +78,12 @@ class Distribution:
         counts = self.counts
         if self.bucketed:
             key = bucket_value(value)
-            self.sums[key] = self.sums.get(key, 0.0) + value * weight
-        else:
-            key = value
-        counts[key] = counts.get(key, 0.0) + weight
-        if not self.bucketed and self.limit is not None and len(counts) > self.limit:
+            counts[key] = counts.get(key, 0.0) + weight
+            sums = self.sums
+            sums[key] = sums.get(key, 0.0) + value * weight
+            return
+        counts[value] = counts.get(value, 0.0) + weight
+        if self.limit is not None and len(counts) > self.limit:
             self._to_buckets()
 
     def add_values(self, values: Iterable[float], weight: float = 1.0) -> None:
