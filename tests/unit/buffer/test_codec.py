@@ -41,6 +41,15 @@ def test_metrics_decode_to_equal_metric_objects() -> None:
     assert out.records[2].unit is None
 
 
+def test_a_metrics_source_survives_the_buffer() -> None:
+    source = {"format": "prometheus", "type": "counter", "family": "jobs", "sample": "jobs_total", "value": 15456.24}
+    metric = Metric("jobs_total", "counter", 3.0, {"job": "node"}, 1.0, None, 10.0, source)
+    (out,) = roundtrip(Batch(METRICS, [metric], 1)).records
+    assert out == metric and out.source == source
+    (plain,) = roundtrip(Batch(METRICS, [Metric("g", "gauge", 1.0)], 1)).records
+    assert plain.source is None  # written as the seven fields of before
+
+
 def test_traces_keep_raw_documents() -> None:
     docs = [{"trace_id": "1-abc", "id": "def", "name": "svc", "start_time": 1.25, "raw": b'{"id":"def"}'}]
     assert roundtrip(Batch(TRACES, docs)).records == docs
