@@ -233,7 +233,7 @@ class PrometheusInput(Input):
 
     async def run(self, ctx: InputContext) -> None:
         timeout = aiohttp.ClientTimeout(total=self.config.scrape_timeout)
-        async with aiohttp.ClientSession(timeout=timeout, headers={"Accept": ACCEPT}) as session:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
                 started = time.monotonic()
                 metrics = await self.scrape_all(session)
@@ -284,7 +284,7 @@ class PrometheusInput(Input):
     async def _fetch(self, session: aiohttp.ClientSession, target: Target) -> tuple[str, str]:
         """The response body and its content type."""
         cfg = self.config
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Accept": ACCEPT}
         if cfg.basic_auth is not None:
             password = cfg.basic_auth.password
             if cfg.basic_auth.password_file is not None:
