@@ -205,3 +205,17 @@ async def test_a_targets_values_pass_through_and_changed_points_accumulate(expor
     assert samples(families["jobs"]) == {("jobs_total", (("t", "a"),)): 15459.24}  # the target's, not re-based
     assert samples(families["renamed"]) == {("renamed_total", (("t", "a"),)): 5.0}
     assert samples(families["summed"]) == {("summed_total", (("t", "a"),)): 9.0}
+
+
+async def test_what_openmetrics_cannot_say_is_served_in_the_text_format(exporter: PrometheusExporter) -> None:
+    # an exemplar on a gauge: OpenMetrics has no way to write it, prometheus_client refuses the whole exposition
+    source = {"format": "prometheus", "type": "gauge", "family": "g", "sample": "g", "value": 2.0}
+    source["exemplar"] = {"labels": {"trace_id": "x"}, "value": 2.0, "timestamp": None}
+    await exporter.write(Batch(METRICS, [Metric("g", "gauge", 2.0, {}, 1.0, None, 0.0, source)]))
+    assert exporter.bound is not None
+    url = f"http://127.0.0.1:{exporter.bound[1]}/metrics"
+    accept = {"Accept": "application/openmetrics-text; version=1.0.0"}
+    async with aiohttp.ClientSession() as session, session.get(url, headers=accept) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=")
+        text = await r.text()
+    assert samples({f.name: f for f in text_string_to_metric_families(text)}["g"]) == {("g", ()): 2.0}

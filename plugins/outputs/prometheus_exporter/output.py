@@ -120,9 +120,16 @@ class PrometheusExporter(Output):
     async def _scrape(self, request: web.Request) -> web.Response:
         self.scrapes += 1
         # OpenMetrics (with exemplars) for a scraper that asks for it, as Prometheus does; the text format otherwise
+        body, content_type = b"", ""
         if "application/openmetrics-text" in request.headers.get("Accept", ""):
-            body, content_type = openmetrics.generate_latest(self.registry), openmetrics.CONTENT_TYPE_LATEST
-        else:
+            try:
+                body, content_type = openmetrics.generate_latest(self.registry), openmetrics.CONTENT_TYPE_LATEST
+            except ValueError as exc:  # something OpenMetrics cannot say: the classic format still can
+                self.log.warning(
+                    "OpenMetrics exposition failed; serving the text format",
+                    extra=kv(component=self.ctx.name, error=str(exc)),
+                )
+        if not content_type:
             body, content_type = generate_latest(self.registry), CONTENT_TYPE_LATEST
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
