@@ -20,8 +20,10 @@ histograms distributions of count 0 (nothing is known to have happened yet), emi
 
 Every point also carries `source` (see `collector.events.Metric`): the family's type, name and HELP, and
 the sample's cumulative value as the target exposed it (a histogram: its `le` label values as written,
-cumulative bucket counts, `_sum`, `_count`), plus the exemplar of an OpenMetrics sample. With it
-`prometheus_exporter` re-exposes the same series with the same values instead of a sum of increases.
+cumulative bucket counts, `_sum`, `_count`), plus the exemplar of an OpenMetrics sample; a summary's `_count`
+point also carries the summary's non-finite quantiles (`NaN`: no observation in its window), which no other
+output could take as points. With it `prometheus_exporter` re-exposes the same series with the same
+values instead of a sum of increases.
 
 `Deltas` remembers one scrape's cumulative values per target (only the series
 of its last scrape: a series that disappears is forgotten).
@@ -96,11 +98,25 @@ class Deltas:
     ) -> None:
         """A counter's samples and a summary's `_sum` / `_count` as increases; a summary's quantiles as gauges."""
         summary = family.type == "summary"
+        # A summary's NaN quantile (no observation in its window) is no number to send anywhere, but it is part
+        # of the target's series: it rides on the `_count` point of its label set, for the exporter only.
+        nan_quantiles: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+        if summary:
+            for sample in family.samples:
+                if "quantile" in sample.labels and not math.isfinite(sample.value):
+                    rest = {k: v for k, v in sample.labels.items() if k != "quantile"}
+                    nan_quantiles.setdefault(tuple(sorted(rest.items())), {})[sample.labels["quantile"]] = str(
+                        sample.value
+                    )
         for sample in family.samples:
             if sample.name.endswith("_created") or not math.isfinite(sample.value):
                 continue
             labels = _labels(sample.labels, tags)
             source = _source(family, sample=sample.name, value=float(sample.value))
+            if nan_quantiles and sample.name.endswith("_count"):
+                quantiles = nan_quantiles.get(tuple(sorted(sample.labels.items())))
+                if quantiles:
+                    source["nonfinite_quantiles"] = quantiles  # {"0.5": "nan"}: strings survive JSON (the DLQ)
             exemplar = _exemplar(sample)
             if exemplar is not None:
                 source["exemplar"] = exemplar

@@ -167,6 +167,8 @@ class Exposition(Collector):  # type: ignore[misc]
                 return False  # renamed by a processor
             exemplar = _exemplar(source.get("exemplar"))
             samples = [Sample(metric.name, dict(labels), float(source["value"]), None, exemplar)]
+            for quantile, value in (source.get("nonfinite_quantiles") or {}).items():
+                samples.append(Sample(family_name, {**dict(labels), "quantile": str(quantile)}, float(value)))
         family = self.native.get((family_name, kind))
         if family is None:
             family = self.native[(family_name, kind)] = Native(kind, str(source.get("help") or ""))
