@@ -52,6 +52,7 @@ def _restore(value: Any) -> Any:
                     m.get("timestamp", 0.0),
                     m.get("unit"),
                     m.get("interval", 0.0),
+                    m.get("source"),
                 )
         return {k: _restore(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -48,9 +48,14 @@ class Metric:
     `interval` is the length in seconds of the period an aggregated point
     covers (a counter's sum over 10 s has 10.0; outputs derive high resolution
     from it); 0.0 for a point that is not an aggregate.
+    `source` is None, or what the source itself exposed for this point, for an
+    output that re-exposes the source's own format (the `prometheus` input sets
+    `{"format": "prometheus", "type": ..., "value": <cumulative>, ...}` so that
+    `prometheus_exporter` passes names, label values, types and cumulative values
+    through). Aggregation drops it: an aggregate is no longer what the source said.
     """
 
-    __slots__ = ("interval", "name", "tags", "timestamp", "type", "unit", "value")
+    __slots__ = ("interval", "name", "source", "tags", "timestamp", "type", "unit", "value")
 
     def __init__(
         self,
@@ -61,6 +66,7 @@ class Metric:
         timestamp: float = 0.0,
         unit: str | None = None,
         interval: float = 0.0,
+        source: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.type = type
@@ -69,6 +75,7 @@ class Metric:
         self.timestamp = timestamp
         self.unit = unit
         self.interval = interval
+        self.source = source
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -82,10 +89,14 @@ class Metric:
             out["unit"] = self.unit
         if self.interval:
             out["interval"] = self.interval
+        if self.source is not None:
+            out["source"] = self.source
         return out
 
     def copy(self) -> Metric:
-        return Metric(self.name, self.type, self.value, dict(self.tags), self.timestamp, self.unit, self.interval)
+        return Metric(
+            self.name, self.type, self.value, dict(self.tags), self.timestamp, self.unit, self.interval, self.source
+        )
 
     def __repr__(self) -> str:
         return f"Metric({self.name!r}, {self.type!r}, {self.value!r}, tags={self.tags!r})"

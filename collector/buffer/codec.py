@@ -48,6 +48,8 @@ class _Hook:
             if type(obj) is not Metric:
                 self.exact = False
             fields = [obj.name, obj.type, obj.value, obj.tags, obj.timestamp, obj.unit, obj.interval]
+            if obj.source is not None:
+                fields.append(obj.source)  # an eighth field only when set: older frames stay readable
             packed = msgpack.packb(fields, use_bin_type=True, strict_types=True, default=self)
             return msgpack.ExtType(METRIC_EXT, packed)
         self.exact = False
@@ -69,7 +71,7 @@ class _Hook:
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == METRIC_EXT:
-        # Six fields in frames written before `interval` was added, seven since.
+        # Six fields in frames written before `interval` was added, seven since, eight with a `source`.
         return Metric(*msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook))
     return msgpack.ExtType(code, data)
 
@@ -141,6 +143,7 @@ def _sanitize(value: Any, depth: int) -> Any:
             _sanitize(value.timestamp, depth + 1),
             _sanitize(value.unit, depth + 1),
             _sanitize(value.interval, depth + 1),
+            _sanitize(value.source, depth + 1),
         )
     if isinstance(value, dict):
         return {

@@ -2,6 +2,7 @@
 # Installs the real peers the tests use that do not come from PyPI, when they are missing:
 #   - @fluent-org/logger (npm, pinned by tests/peers/node/package-lock.json): Fluent forward client
 #   - prometheus-node-exporter (Debian): a scrape target and the reference for host metrics
+#   - prometheus (Debian): a real Prometheus server for the Prometheus round trip tests
 # Tests that need a peer this script could not install skip and say which one.
 set -eu
 here=$(dirname "$0")
@@ -22,3 +23,5 @@ if ! command -v prometheus-node-exporter >/dev/null 2>&1; then
         echo "peers: prometheus-node-exporter missing (install it as root: apt-get install prometheus-node-exporter)" >&2
     fi
 fi
+
+command -v prometheus >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1; } || echo "peers: prometheus missing (apt-get install -y prometheus); the round trip tests through a real Prometheus will be skipped" >&2

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.api import ComponentContext, HostFacts
@@ -146,3 +147,75 @@ async def test_scraped_then_exported_histograms_keep_their_buckets(
 def test_config_errors(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         PrometheusExporterConfig.model_validate({"type": "prometheus_exporter", "inputs": ["m"], **options})
+
+
+async def test_exemplars_pass_through_over_openmetrics(
+    tmp_path: Path,
+    exporter: PrometheusExporter,
+    app: tuple[CollectorRegistry, int],
+) -> None:
+    registry, port = app
+    latency = Histogram("work_seconds", "Work.", buckets=(0.1, 1.0, 10.0), registry=registry)
+    done = Counter("jobs", "Jobs.", registry=registry)
+    latency.observe(0.5, exemplar={"trace_id": "abc123"})
+    done.inc(7, exemplar={"trace_id": "def456"})
+    source = PrometheusInput(
+        PrometheusConfig.model_validate({"type": "prometheus", "targets": [f"127.0.0.1:{port}"], "interval": "1s"}),
+        ComponentContext("scrape", logging.getLogger("t"), tmp_path, HostFacts("h")),
+    )
+    async with aiohttp.ClientSession() as session:
+        await exporter.write(Batch(METRICS, await source.scrape_all(session)))  # the app answers in OpenMetrics
+        assert exporter.bound is not None
+        url = f"http://127.0.0.1:{exporter.bound[1]}/metrics"
+        async with session.get(url, headers={"Accept": "application/openmetrics-text; version=1.0.0"}) as r:
+            assert r.headers["Content-Type"].startswith("application/openmetrics-text")
+            text = await r.text()
+    families = {f.name: f for f in openmetrics_families(text)}
+    (bucket,) = [s for s in families["work_seconds"].samples if s.labels.get("le") == "1.0"]
+    assert bucket.value == 1.0
+    assert bucket.exemplar is not None and bucket.exemplar.labels == {"trace_id": "abc123"}
+    assert bucket.exemplar.value == 0.5
+    (total,) = [s for s in families["jobs"].samples if s.name == "jobs_total"]
+    assert total.value == 7.0
+    assert total.exemplar is not None and total.exemplar.labels == {"trace_id": "def456"}
+    _, classic = await scrape(exporter)  # the classic text format has no exemplars, the same series
+    assert samples(classic["jobs"])[("jobs_total", (("instance", f"127.0.0.1:{port}"), ("job", "scrape")))] == 7.0
+
+
+async def test_a_targets_values_pass_through_and_changed_points_accumulate(exporter: PrometheusExporter) -> None:
+    def source(value: float) -> dict[str, Any]:
+        return {"format": "prometheus", "type": "counter", "family": "jobs", "sample": "jobs_total", "value": value}
+
+    await exporter.write(
+        Batch(
+            METRICS,
+            [
+                Metric("jobs_total", "counter", 0.0, {"t": "a"}, 1.0, None, 10.0, source(15456.24)),
+                Metric("jobs_total", "counter", 3.0, {"t": "a"}, 2.0, None, 10.0, source(15459.24)),
+                # renamed by a processor: no longer the target's series, its increases are summed
+                Metric("renamed_total", "counter", 3.0, {"t": "a"}, 2.0, None, 10.0, source(15459.24)),
+                Metric("renamed_total", "counter", 2.0, {"t": "a"}, 3.0, None, 10.0, source(15461.24)),
+                # an aggregate (no source): summed since the collector's start, as before
+                Metric("summed_total", "counter", 4.0, {"t": "a"}, 2.0, None, 10.0),
+                Metric("summed_total", "counter", 5.0, {"t": "a"}, 3.0, None, 10.0),
+            ],
+        )
+    )
+    _, families = await scrape(exporter)
+    assert samples(families["jobs"]) == {("jobs_total", (("t", "a"),)): 15459.24}  # the target's, not re-based
+    assert samples(families["renamed"]) == {("renamed_total", (("t", "a"),)): 5.0}
+    assert samples(families["summed"]) == {("summed_total", (("t", "a"),)): 9.0}
+
+
+async def test_what_openmetrics_cannot_say_is_served_in_the_text_format(exporter: PrometheusExporter) -> None:
+    # an exemplar on a gauge: OpenMetrics has no way to write it, prometheus_client refuses the whole exposition
+    source = {"format": "prometheus", "type": "gauge", "family": "g", "sample": "g", "value": 2.0}
+    source["exemplar"] = {"labels": {"trace_id": "x"}, "value": 2.0, "timestamp": None}
+    await exporter.write(Batch(METRICS, [Metric("g", "gauge", 2.0, {}, 1.0, None, 0.0, source)]))
+    assert exporter.bound is not None
+    url = f"http://127.0.0.1:{exporter.bound[1]}/metrics"
+    accept = {"Accept": "application/openmetrics-text; version=1.0.0"}
+    async with aiohttp.ClientSession() as session, session.get(url, headers=accept) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=")
+        text = await r.text()
+    assert samples({f.name: f for f in text_string_to_metric_families(text)}["g"]) == {("g", ()): 2.0}

@@ -54,8 +54,20 @@ async def test_a_prometheus_client_app(tmp_path: Path, app: tuple[CollectorRegis
     assert by_name(first, "up", **tags)[0].value == 1.0
     assert by_name(first, "scrape_duration_seconds", **tags)[0].unit == "Seconds"
     assert by_name(first, "temperature_celsius", **tags)[0].value == 21.5
-    assert by_name(first, "http_requests_total") == []  # counters: the first scrape is the baseline
-    assert by_name(first, "latency_seconds") == []
+    # counters: the first scrape is the baseline, an increase of 0, with the target's own value in `source`
+    (baseline,) = by_name(first, "http_requests_total")
+    assert (baseline.type, baseline.value) == ("counter", 0.0)
+    assert baseline.source is not None
+    assert (baseline.source["type"], baseline.source["family"], baseline.source["value"]) == (
+        "counter",
+        "http_requests",
+        3.0,
+    )
+    (first_hist,) = by_name(first, "latency_seconds")
+    assert first_hist.value["count"] == 0.0 and first_hist.value["bucket_counts"] == [0.0] * 4
+    assert first_hist.source is not None
+    assert first_hist.source["le"] == ["0.1", "0.5", "1.0", "+Inf"]  # as prometheus_client writes them
+    assert (first_hist.source["buckets"], first_hist.source["count"]) == ([1.0, 1.0, 1.0, 1.0], 1.0)
 
     requests.labels("200").inc(5)
     requests.labels("500").inc(1)  # a series new in a known target started from zero
@@ -76,6 +88,7 @@ async def test_a_prometheus_client_app(tmp_path: Path, app: tuple[CollectorRegis
     dist = as_distribution(hist.value)
     assert dist.count == 5 and dist.quantile(0.5) == 0.3  # the (0.1, 0.5] bucket's middle
     assert by_name(second, "payload_bytes_sum")[0].value == 400.0  # the summary's increase since the first scrape
+    assert by_name(second, "payload_bytes_sum")[0].source["type"] == "summary"  # type: ignore[index]
     assert by_name(second, "payload_bytes_count")[0].value == 2.0
     assert by_name(second, "temperature_celsius")[0].value == 22.0
     assert inp.counters()["scrapes"] == 2
@@ -99,7 +112,8 @@ async def test_counter_restarts_and_series_that_come_and_go(tmp_path: Path) -> N
         body["text"] = "# TYPE jobs_total counter\njobs_total 100\n"  # back after a gap: counted from zero
         assert by_name(await scrape(inp), "jobs_total")[0].value == 100.0
         fresh = make_input(tmp_path, targets=[url])
-        assert by_name(await scrape(fresh), "jobs_total") == []  # a target's first scrape is the baseline
+        (baseline,) = by_name(await scrape(fresh), "jobs_total")  # a target's first scrape is the baseline
+        assert baseline.value == 0.0 and baseline.source is not None and baseline.source["value"] == 100.0
 
 
 class serve:

@@ -1,7 +1,8 @@
 """`prometheus` input: scrapes Prometheus endpoints (static targets and file-based discovery).
 
 Every `interval` all targets are scraped at once (one aiohttp session, a
-`timeout` each); each response is parsed with prometheus_client's text parser
+`timeout` each); each response (OpenMetrics when the target offers it, for its exemplars, else
+the classic text format) is parsed with prometheus_client's parser of that format
 and converted with each type's meaning kept (`convert.py`). Per
 target it also emits, like Prometheus itself, `up` (1 or 0) and
 `scrape_duration_seconds`, tagged `job` and `instance`. One batch per round.
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 import yaml
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,7 +40,9 @@ from collector.units import Duration, Size
 from collector_plugins.common.metrics.batch import metric_batch
 from collector_plugins.inputs.prometheus.convert import Deltas
 
-ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
+# OpenMetrics first (it carries exemplars), the classic text format otherwise, as Prometheus itself asks.
+ACCEPT = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"
+OPENMETRICS = "application/openmetrics-text"
 
 
 class BasicAuth(BaseModel):
@@ -229,7 +233,7 @@ class PrometheusInput(Input):
 
     async def run(self, ctx: InputContext) -> None:
         timeout = aiohttp.ClientTimeout(total=self.config.scrape_timeout)
-        async with aiohttp.ClientSession(timeout=timeout, headers={"Accept": ACCEPT}) as session:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
                 started = time.monotonic()
                 metrics = await self.scrape_all(session)
@@ -251,8 +255,9 @@ class PrometheusInput(Input):
         started = time.perf_counter()
         self.scrapes += 1
         try:
-            text = await self._fetch(session, target)
-            families = list(text_string_to_metric_families(text))
+            text, content_type = await self._fetch(session, target)
+            parse = openmetrics_families if content_type.startswith(OPENMETRICS) else text_string_to_metric_families
+            families = list(parse(text))
             samples = sum(len(f.samples) for f in families)
             if samples > self.config.sample_limit:
                 raise ValueError(f"{samples} samples, more than sample_limit {self.config.sample_limit}")
@@ -276,9 +281,10 @@ class PrometheusInput(Input):
         )
         return metrics
 
-    async def _fetch(self, session: aiohttp.ClientSession, target: Target) -> str:
+    async def _fetch(self, session: aiohttp.ClientSession, target: Target) -> tuple[str, str]:
+        """The response body and its content type."""
         cfg = self.config
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Accept": ACCEPT}
         if cfg.basic_auth is not None:
             password = cfg.basic_auth.password
             if cfg.basic_auth.password_file is not None:
@@ -292,12 +298,13 @@ class PrometheusInput(Input):
         async with session.get(target.url, headers=headers) as response:
             if response.status != 200:
                 raise ValueError(f"HTTP {response.status}")
+            content_type = response.headers.get("Content-Type", "").strip().lower()
             body = bytearray()
             async for chunk in response.content.iter_chunked(64 * 1024):
                 body.extend(chunk)
                 if len(body) > cfg.max_body_bytes:
                     raise ValueError(f"response larger than max_body_bytes ({cfg.max_body_bytes})")
-        return body.decode("utf-8", "replace")
+        return body.decode("utf-8", "replace"), content_type
 
     def _warn(self, key: tuple[str, ...], message: str, **fields: Any) -> None:
         now, _, suppressed = self._limiter.check(*key)

@@ -1,7 +1,14 @@
 """What a Prometheus server scrapes from the `prometheus_exporter` output: metric records folded into series.
 
-Records arrive as per-interval points; Prometheus wants cumulative counters and
-histograms, so the state here accumulates:
+Points that came from a Prometheus target (the `prometheus` input sets their `source`) are passed
+through: the same family name, type and HELP, the same sample names and label values (a bucket's `le`
+as the target wrote it), and the target's own cumulative values, exemplars included, so a series
+scraped from a target leaves as the same series with the same value. A point whose name a processor
+changed is no longer the target's series and takes the path below; so do points without a `source`
+(other inputs, and aggregates: an aggregator's output is no longer what the target said).
+
+Other records arrive as per-interval points; Prometheus wants cumulative counters and
+histograms, so the state here accumulates them from the collector's start:
 
 - counter -> `counter` `<name>_total`: the running sum of every interval's increase;
 - gauge -> `gauge`: the last value; a set -> `gauge`: its last member count;
@@ -32,8 +39,10 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     SummaryMetricFamily,
 )
+from prometheus_client.metrics_core import Metric as PromFamily
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
+from prometheus_client.samples import Exemplar, Sample
+from prometheus_client.utils import floatToGoString
 
 from collector.events import Metric
 from collector_plugins.common.metrics.distribution import as_distribution, finite_number
@@ -76,12 +85,24 @@ class Family:
     series: dict[Labels, Series] = field(default_factory=dict)
 
 
+@dataclass
+class Native:
+    """A family passed through from a Prometheus target: its samples per series, as the target exposed them."""
+
+    kind: str  # prometheus_client's family type: counter, gauge, unknown, histogram, summary, info, ...
+    help: str
+    series: dict[tuple[str, Labels], tuple[float, list[Sample]]] = field(default_factory=dict)
+    """(sample name, labels) -> (updated, samples); a histogram's key is its family name."""
+
+
 class Exposition(Collector):  # type: ignore[misc]
     """The exporter's state; registered in its own CollectorRegistry (never the global one)."""
 
     def __init__(self, expire_after: float) -> None:
         self.expire_after = expire_after
         self.families: dict[str, Family] = {}
+        self.native: dict[tuple[str, str], Native] = {}
+        """Keyed by family name and type: `x` (gauge) and `x_total` (counter, family `x`) are two families."""
         self.type_conflicts = 0
         self.invalid = 0
 
@@ -96,6 +117,9 @@ class Exposition(Collector):  # type: ignore[misc]
     def _add(self, metric: Metric, now: float) -> None:
         name = metric_name(metric.name)
         labels: Labels = tuple(sorted((label_name(k), str(v)) for k, v in metric.tags.items()))
+        source = metric.source
+        if source is not None and source.get("format") == "prometheus" and self._native(metric, source, labels, now):
+            return
         kind = metric.type
         value = metric.value
         if kind == "counter":
@@ -130,6 +154,27 @@ class Exposition(Collector):  # type: ignore[misc]
             if len(dist):
                 series.quantiles = {q: dist.quantile(q) for q in QUANTILES}
 
+    def _native(self, metric: Metric, source: dict[str, Any], labels: Labels, now: float) -> bool:
+        """Passes a Prometheus target's point through; False when it is not the target's series any more."""
+        family_name = str(source["family"])
+        kind = str(source["type"])
+        if kind == "histogram":
+            if metric.name != family_name:
+                return False
+            samples = _histogram_samples(family_name, dict(labels), source)
+        else:
+            if metric.name != source.get("sample"):
+                return False  # renamed by a processor
+            exemplar = _exemplar(source.get("exemplar"))
+            samples = [Sample(metric.name, dict(labels), float(source["value"]), None, exemplar)]
+            for quantile, value in (source.get("nonfinite_quantiles") or {}).items():
+                samples.append(Sample(family_name, {**dict(labels), "quantile": str(quantile)}, float(value)))
+        family = self.native.get((family_name, kind))
+        if family is None:
+            family = self.native[(family_name, kind)] = Native(kind, str(source.get("help") or ""))
+        family.series[(metric.name, labels)] = (now, samples)
+        return True
+
     @staticmethod
     def _histogram(series: Series, value: dict[str, Any]) -> None:
         bounds = [float(b) for b in value["bounds"]]
@@ -153,15 +198,28 @@ class Exposition(Collector):  # type: ignore[misc]
             family.series = {k: s for k, s in family.series.items() if s.updated >= oldest}
             if not family.series:
                 del self.families[name]
+        for key in list(self.native):
+            native = self.native[key]
+            native.series = {k: v for k, v in native.series.items() if v[0] >= oldest}
+            if not native.series:
+                del self.native[key]
 
     def series_count(self) -> int:
-        return sum(len(f.series) for f in self.families.values())
+        return sum(len(f.series) for f in self.families.values()) + sum(len(f.series) for f in self.native.values())
 
     # -- prometheus_client's collector interface ---------------------------------------------------
 
     def collect(self) -> Iterator[Any]:
         self.expire()
+        passed_names = {name for name, _ in self.native}
+        for (name, _), native in sorted(self.native.items()):
+            passed = PromFamily(name, native.help, native.kind)
+            for _, samples in native.series.values():
+                passed.samples.extend(samples)
+            yield passed
         for name, family in sorted(self.families.items()):
+            if name in passed_names:
+                continue  # a family passed through from a target has this name: the target's series win
             keys = sorted({k for labels in family.series for k, _ in labels})
             if family.kind == "counter":
                 out: Any = CounterMetricFamily(name, family.help, labels=keys)
@@ -187,8 +245,28 @@ class Exposition(Collector):  # type: ignore[misc]
                     out.add_metric(values, s.count, s.sum)
                     label_map = dict(zip(keys, values, strict=True))
                     for q, v in s.quantiles.items():
-                        out.samples.append(Sample(name, {**label_map, "quantile": repr(q)}, v))
+                        out.samples.append(Sample(name, {**label_map, "quantile": floatToGoString(q)}, v))
             yield out
+
+
+def _exemplar(raw: Any) -> Exemplar | None:
+    if not isinstance(raw, dict):
+        return None
+    return Exemplar(dict(raw["labels"]), float(raw["value"]), raw.get("timestamp"))
+
+
+def _histogram_samples(name: str, labels: dict[str, str], source: dict[str, Any]) -> list[Sample]:
+    les, buckets = list(source["le"]), [float(c) for c in source["buckets"]]
+    if len(les) != len(buckets) or not les:
+        raise ValueError("a histogram's le values do not match its buckets")
+    exemplars = source.get("exemplars") or {}
+    out = [
+        Sample(f"{name}_bucket", {**labels, "le": str(le)}, count, None, _exemplar(exemplars.get(le)))
+        for le, count in zip(les, buckets, strict=True)
+    ]
+    out.append(Sample(f"{name}_count", labels, float(source["count"])))
+    out.append(Sample(f"{name}_sum", labels, float(source["sum"])))
+    return out
 
 
 def _values(keys: list[str], labels: Labels) -> list[str]:
@@ -197,4 +275,5 @@ def _values(keys: list[str], labels: Labels) -> list[str]:
 
 
 def _le(bound: float) -> str:
-    return "+Inf" if bound == math.inf else repr(float(bound))
+    # Go's shortest float format, as client_golang and prometheus_client write `le`: 10000, not 10000.0
+    return floatToGoString(float(bound))

@@ -3,7 +3,8 @@
 The non-AWS path for metrics. Writing a batch only folds its points into the
 exposition state (`exposition.py`, synchronous, no I/O); the HTTP
 server (aiohttp, bound in `start`) renders that state on every scrape through a
-prometheus_client registry of its own. Scrapes never wait for writes, nor
+prometheus_client registry of its own, in OpenMetrics (exemplars included) when the scraper's
+`Accept` asks for it, as Prometheus does, else in the classic text format. Scrapes never wait for writes, nor
 writes for scrapes: both run on the event loop, one at a time.
 """
 
@@ -13,6 +14,7 @@ from typing import ClassVar, Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
 from pydantic import Field, field_validator
 
@@ -117,6 +119,18 @@ class PrometheusExporter(Output):
 
     async def _scrape(self, request: web.Request) -> web.Response:
         self.scrapes += 1
-        response = web.Response(body=generate_latest(self.registry))
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        # OpenMetrics (with exemplars) for a scraper that asks for it, as Prometheus does; the text format otherwise
+        body, content_type = b"", ""
+        if "application/openmetrics-text" in request.headers.get("Accept", ""):
+            try:
+                body, content_type = openmetrics.generate_latest(self.registry), openmetrics.CONTENT_TYPE_LATEST
+            except ValueError as exc:  # something OpenMetrics cannot say: the classic format still can
+                self.log.warning(
+                    "OpenMetrics exposition failed; serving the text format",
+                    extra=kv(component=self.ctx.name, error=str(exc)),
+                )
+        if not content_type:
+            body, content_type = generate_latest(self.registry), CONTENT_TYPE_LATEST
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
         return response

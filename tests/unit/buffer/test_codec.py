@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.buffer.codec import CodecError, decode_batch, encode, encode_batch
+from collector.dlq import DeadLetterQueue, read_dead_letters
 from collector.events import LOGS, METRICS, TRACES, Batch, Metric
 
 
@@ -39,6 +41,26 @@ def test_metrics_decode_to_equal_metric_objects() -> None:
     assert all(type(m) is Metric for m in out.records)
     assert out.records == metrics
     assert out.records[2].unit is None
+
+
+def test_a_metrics_source_survives_the_buffer() -> None:
+    source = {"format": "prometheus", "type": "counter", "family": "jobs", "sample": "jobs_total", "value": 15456.24}
+    metric = Metric("jobs_total", "counter", 3.0, {"job": "node"}, 1.0, None, 10.0, source)
+    (out,) = roundtrip(Batch(METRICS, [metric], 1)).records
+    assert out == metric and out.source == source
+    (plain,) = roundtrip(Batch(METRICS, [Metric("g", "gauge", 1.0)], 1)).records
+    assert plain.source is None  # written as the seven fields of before
+
+
+def test_a_metrics_source_survives_the_dead_letter_queue(tmp_path: Path) -> None:
+    source = {"format": "prometheus", "type": "histogram", "family": "x", "le": ["10000", "+Inf"]}
+    metric = Metric("x", "distribution", {"bounds": [1e4], "bucket_counts": [1, 0]}, {}, 1.0, None, 5.0, source)
+    dlq = DeadLetterQueue(tmp_path, "out", 1 << 20)
+    dlq.write(METRICS, [metric], ["rejected"])
+    dlq.close()
+    (path,) = tmp_path.glob("*.jsonl")
+    (entry,) = read_dead_letters(path)
+    assert entry["record"] == metric and entry["record"].source == source
 
 
 def test_traces_keep_raw_documents() -> None:
