@@ -77,12 +77,25 @@ def test_rfc5424_escapes_nil_values_and_missing_time() -> None:
     }
 
 
-def test_rfc5424_malformed_structured_data_keeps_the_text() -> None:
+def test_rfc5424_malformed_structured_data_keeps_the_header_and_the_message() -> None:
     parser = SyslogParser()
-    record = parser.parse('<13>1 - h a - - [broken a="x] rest', RECEIVED)
-    assert record["message"] == '[broken a="x] rest'
-    assert record["parse_error"] == "malformed structured data"
+    # A space after `=` (not allowed by the ABNF): the header, the SD text and MSG are all kept, and it is flagged.
+    record = parser.parse('<13>1 - h a - - [x@1 a= "1" b="]"][y@1] rest of it', RECEIVED)
+    assert record == {
+        "timestamp": RECEIVED,
+        "message": "rest of it",
+        "facility": "user",
+        "severity": "notice",
+        "host": "h",
+        "app": "a",
+        "structured_data_raw": '[x@1 a= "1" b="]"][y@1]',
+        "parse_error": "malformed structured data",
+    }
     assert parser.errors == 1
+    # An element never closed cannot be told from MSG: all of it is kept as SD text.
+    record = parser.parse('<13>1 - h a - - [broken a="x] rest', RECEIVED)
+    assert (record["message"], record["structured_data_raw"]) == ("", '[broken a="x] rest')
+    assert parser.errors == 2
 
 
 def test_rfc5424_incomplete_header_is_kept_whole() -> None:
@@ -114,14 +127,14 @@ def test_rfc3164_examples() -> None:
         "host": "mymachine",
         "app": "su",
     }
-    # No TAG: the content follows the host.
+    # The RFC reads this as having no TAG; rsyslog (and so this parser) takes the word after HOST as TAG.
     record = parse("<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!", received)
-    assert (record["host"], record["message"], record["timestamp"]) == (
+    assert (record["host"], record["app"], record["message"], record["timestamp"]) == (
         "10.0.0.99",
-        "Use the BFG!",
+        "Use",
+        "the BFG!",
         local(2026, 2, 5, 17, 32, 18),
     )
-    assert "app" not in record
 
 
 def test_rfc3164_tag_with_pid_and_no_host_as_local_senders_write() -> None:
@@ -224,7 +237,7 @@ def test_generated_rfc5424_messages_round_trip(
     month=st.sampled_from(MONTHS),
     day=st.integers(1, 28),
     clock=st.tuples(st.integers(0, 23), st.integers(0, 59), st.integers(0, 59)),
-    host=st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":["), min_size=1, max_size=12),
+    host=st.from_regex(r"[A-Za-z0-9._-]{0,11}[A-Za-z0-9]", fullmatch=True),
     app=st.text(st.characters(min_codepoint=48, max_codepoint=122, exclude_characters=":[]"), min_size=1, max_size=12),
     pid=st.integers(1, 99999),
     message=st.text(max_size=80),
