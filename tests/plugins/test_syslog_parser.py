@@ -104,6 +104,8 @@ def test_rfc5424_incomplete_header_is_kept_whole() -> None:
     assert record == {
         "timestamp": RECEIVED,
         "message": "<13>1 2003-10-11T22:14:15Z onlyhost",
+        "facility": "user",
+        "severity": "notice",
         "parse_error": "RFC 5424 header is incomplete",
     }
     assert parser.errors == 1

@@ -142,7 +142,9 @@ class SyslogParser:
     def _rfc5424(self, text: str, kinds: tuple[str, str], start: int, received: float) -> dict[str, Any]:
         parts = text[start:].split(" ", 5)
         if len(parts) < 5:
-            return self._unparsed(text, received, "RFC 5424 header is incomplete")
+            record = self._unparsed(text, received, "RFC 5424 header is incomplete")
+            record["facility"], record["severity"] = kinds  # a valid PRI is never lost
+            return record
         stamp, host, app, procid, msgid = parts[0], parts[1], parts[2], parts[3], parts[4]
         rest = parts[5] if len(parts) == 6 else ""
         record: dict[str, Any] = {"timestamp": received, "message": "", "facility": kinds[0], "severity": kinds[1]}
