@@ -125,11 +125,12 @@ class SyslogParser:
                                 record = self._rfc5424(text, kinds, version.end(), received)
                                 self._flag(record, f"unsupported RFC 5424 version {version.group(1)}")
                                 return record
-                        return self._rfc3164(text, kinds, body, received)
+                        # (never None: only a text without PRI must have a time; `or` keeps mypy informed)
+                        return self._rfc3164(text, kinds, body, received) or self._unparsed(text, received, "")
             elif text[:1].isalpha() or text[:1] == " ":
-                record = self._rfc3164(text, _NO_PRI, 0, received, need_time=True)
-                if record is not None:
-                    return record
+                found = self._rfc3164(text, _NO_PRI, 0, received, need_time=True)
+                if found is not None:
+                    return found
             return self._unparsed(text, received, "no valid <PRI> at the start")
         except (ValueError, IndexError, OverflowError) as exc:  # a malformed field the fast path did not expect
             record = self._unparsed(text, received, f"malformed message: {exc}")
@@ -142,9 +143,9 @@ class SyslogParser:
     def _rfc5424(self, text: str, kinds: tuple[str, str], start: int, received: float) -> dict[str, Any]:
         parts = text[start:].split(" ", 5)
         if len(parts) < 5:
-            record = self._unparsed(text, received, "RFC 5424 header is incomplete")
-            record["facility"], record["severity"] = kinds  # a valid PRI is never lost
-            return record
+            cut = self._unparsed(text, received, "RFC 5424 header is incomplete")
+            cut["facility"], cut["severity"] = kinds  # a valid PRI is never lost
+            return cut
         stamp, host, app, procid, msgid = parts[0], parts[1], parts[2], parts[3], parts[4]
         rest = parts[5] if len(parts) == 6 else ""
         record: dict[str, Any] = {"timestamp": received, "message": "", "facility": kinds[0], "severity": kinds[1]}
