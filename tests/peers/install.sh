@@ -2,6 +2,7 @@
 # Installs the real peers the tests use that do not come from PyPI, when they are missing:
 #   - @fluent-org/logger (npm, pinned by tests/peers/node/package-lock.json): Fluent forward client
 #   - prometheus-node-exporter (Debian): a scrape target and the reference for host metrics
+#   - rsyslog (Debian): a syslog relay forwarding to the syslog input (tests/plugins/test_syslog_clients.py)
 # Tests that need a peer this script could not install skip and say which one.
 set -eu
 here=$(dirname "$0")
@@ -20,5 +21,14 @@ if ! command -v prometheus-node-exporter >/dev/null 2>&1; then
             || echo "peers: could not install prometheus-node-exporter; its tests will be skipped" >&2
     else
         echo "peers: prometheus-node-exporter missing (install it as root: apt-get install prometheus-node-exporter)" >&2
+    fi
+fi
+
+if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog) >/dev/null 2>&1 \
+            || echo "peers: could not install rsyslog; the rsyslog relay tests will be skipped" >&2
+    else
+        echo "peers: rsyslogd missing (install it as root: apt-get install rsyslog)" >&2
     fi
 fi
