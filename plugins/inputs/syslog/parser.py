@@ -86,8 +86,7 @@ _MONTHS_ANY_CASE = {m.lower(): i + 1 for i, m in enumerate(MONTHS)}
 _BSD_VARIANT = re.compile(
     r" ?(?:(\d{4}) )?([A-Za-z]{3}) {1,2}(\d{1,2}) (?:(\d{4}) )?(\d{1,2}):(\d{1,2}):(\d{1,2})(\.\d{1,9})?:?(?: |$)"
 )
-# rsyslog's host name test: these characters, the last a letter or digit, then a space (or the end of the text).
-_HOSTNAME = re.compile(r"[A-Za-z0-9._-]*[A-Za-z0-9](?= )|[A-Za-z0-9._-]+\Z")
+_HOST_WORD = re.compile(r"[A-Za-z0-9._-]+")  # the characters rsyslog allows in a host name
 _VERSION = re.compile(r"([1-9][0-9]?) (?=- |\d{4}-)")  # another RFC 5424 VERSION: digits, then a NIL or a date
 _TAG_MAX = 510  # rsyslog's longest TAG; the rest of a longer word stays in MSG
 _SD_ELEMENT = re.compile(r'\[([^\s\]="]+)((?:\s+[^\s\]="]+="(?:[^"\\]|\\.)*")*)\s*\]', re.S)
@@ -106,6 +105,7 @@ class SyslogParser:
         """Messages that could not be parsed fully (kept as records with `parse_error`)."""
         self._iso_cache: dict[str, float] = {}
         self._bsd_cache: dict[str, float] = {}
+        self._host_words: dict[str, bool] = {}
         self._bsd_year_checked = 0.0
 
     def parse(self, text: str, received: float) -> dict[str, Any]:
@@ -119,18 +119,9 @@ class SyslogParser:
                         body = close + 1
                         if text.startswith("1 ", body):
                             return self._rfc5424(text, kinds, body + 2, received)
-                        if text[body : body + 1].isdigit():
-                            version = _VERSION.match(text, body)
-                            if version is not None:
-                                record = self._rfc5424(text, kinds, version.end(), received)
-                                self._flag(record, f"unsupported RFC 5424 version {version.group(1)}")
-                                return record
-                        # (never None: only a text without PRI must have a time; `or` keeps mypy informed)
-                        return self._rfc3164(text, kinds, body, received) or self._unparsed(text, received, "")
-            elif text[:1].isalpha() or text[:1] == " ":
-                found = self._rfc3164(text, _NO_PRI, 0, received, need_time=True)
-                if found is not None:
-                    return found
+                        return self._rfc3164(text, kinds, body, received)
+            elif _BSD_VARIANT.match(text) is not None:  # no PRI, but a BSD timestamp: a line a relay must take
+                return self._rfc3164(text, _NO_PRI, 0, received)
             return self._unparsed(text, received, "no valid <PRI> at the start")
         except (ValueError, IndexError, OverflowError) as exc:  # a malformed field the fast path did not expect
             record = self._unparsed(text, received, f"malformed message: {exc}")
@@ -199,9 +190,7 @@ class SyslogParser:
 
     # -- RFC 3164 -------------------------------------------------------------------------------------
 
-    def _rfc3164(
-        self, text: str, kinds: tuple[str, str], start: int, received: float, need_time: bool = False
-    ) -> dict[str, Any] | None:
+    def _rfc3164(self, text: str, kinds: tuple[str, str], start: int, received: float) -> dict[str, Any]:
         record: dict[str, Any] = {"timestamp": received, "message": "", "facility": kinds[0], "severity": kinds[1]}
         stamp = text[start : start + 15]
         pos = -1
@@ -209,38 +198,50 @@ class SyslogParser:
             len(stamp) == 15
             and stamp[3] == " "
             and stamp[6] == " "
-            and stamp[9] == ":"
-            and stamp[12] == ":"
             and stamp[:3] in _MONTHS
-        ):
-            after = text[start + 15 : start + 16]
-            if after == " " or not after:  # the canonical form: `Mmm dd hh:mm:ss`
-                value = self._bsd_cache.get(stamp) if received - self._bsd_year_checked <= 3600 else None
-                try:
-                    if value is None:
-                        value = self._bsd_time(stamp, _MONTHS[stamp[:3]], stamp[4:6], None, stamp[7:15], received)
-                    pos = start + 16
-                except ValueError:  # not digits where they belong: not this form after all
-                    value = None
+            and (len(text) == start + 15 or text[start + 15] == " ")
+        ):  # the canonical form: `Mmm dd hh:mm:ss`
+            value = self._bsd_cache.get(stamp) if received - self._bsd_year_checked <= 3600 else None
+            try:
                 if value is None:
-                    pass
-                elif value == _IMPOSSIBLE:
-                    self._flag(record, f"impossible date {stamp!r}")
-                else:
-                    record["timestamp"] = value
+                    value = self._bsd_time(stamp, _MONTHS[stamp[:3]], stamp[4:6], None, stamp[7:15], received)
+                pos = start + 16
+            except ValueError:  # not digits where they belong: not this form after all
+                value = None
+            if value == _IMPOSSIBLE:
+                self._flag(record, f"impossible date {stamp!r}")
+            elif value is not None:
+                record["timestamp"] = value
         if pos < 0:
+            version = _VERSION.match(text, start)
+            if version is not None:  # `<PRI>2 ...`: an RFC 5424 layout with a VERSION this parser does not know
+                other = self._rfc5424(text, kinds, version.end(), received)
+                self._flag(other, f"unsupported RFC 5424 version {version.group(1)}")
+                return other
             pos = self._other_time(text, start, received, record)
             if pos < 0:
-                if need_time:
-                    return None
                 record["message"] = text[start:]  # no timestamp: RFC 3164 says the rest is the message
                 return record
-        host = _HOSTNAME.match(text, pos)
-        if host is not None:
-            record["host"] = host.group()
-            pos = host.end() + 1
-        space = text.find(" ", pos, pos + _TAG_MAX + 1)
-        end = space if space >= 0 else min(len(text), pos + _TAG_MAX)
+        # HOST as rsyslog finds it: host name characters, the last a letter or digit, then a space (or the end).
+        space = text.find(" ", pos)
+        if space < 0:
+            if _HOST_WORD.fullmatch(text, pos):
+                record["host"] = text[pos:]
+                return record
+        elif space > pos and text[space - 1].isalnum():
+            word = text[pos:space]
+            is_host = self._host_words.get(word)  # senders are few: remember the verdict for each word
+            if is_host is None:
+                if len(self._host_words) >= _CACHE_LIMIT:
+                    self._host_words.clear()
+                is_host = self._host_words[word] = _HOST_WORD.fullmatch(word) is not None
+            if is_host:
+                record["host"] = word
+                pos = space + 1
+                space = text.find(" ", pos, pos + _TAG_MAX + 1)
+        if space < 0 or space > pos + _TAG_MAX:
+            space = min(len(text), pos + _TAG_MAX)
+        end = space
         colon = text.find(":", pos, end)
         if colon >= 0:
             tag = text[pos:colon]
