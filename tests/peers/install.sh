@@ -32,3 +32,24 @@ if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then
         echo "peers: rsyslogd missing (install it as root: apt-get install rsyslog)" >&2
     fi
 fi
+
+# syslog-ng conflicts with rsyslog as a Debian package: it is unpacked (not installed) into a cache directory, its
+# libraries installed with apt. tests/plugins/test_syslog_clients.py looks for it there (or $SYSLOG_NG, or PATH).
+ng_dir="${XDG_CACHE_HOME:-$HOME/.cache}/collector-peers/syslog-ng"
+if ! command -v syslog-ng >/dev/null 2>&1 && [ ! -x "$ng_dir/usr/sbin/syslog-ng" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (
+            set -e
+            tmp=$(mktemp -d)
+            cd "$tmp"
+            apt-get download syslog-ng-core
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libivykis0 libnet1 libjson-c5 libwrap0 libpcre3 \
+                libglib2.0-0 libcap2
+            mkdir -p "$ng_dir"
+            dpkg -x syslog-ng-core_*.deb "$ng_dir"
+            rm -rf "$tmp"
+        ) >/dev/null 2>&1 || echo "peers: could not unpack syslog-ng; its relay tests will be skipped" >&2
+    else
+        echo "peers: syslog-ng missing (as root, tests/peers/install.sh unpacks it into $ng_dir)" >&2
+    fi
+fi
