@@ -189,6 +189,30 @@ CASES = [
         local(2026, 8, 10, 22, 18, 24),
         rec("kern", "info", "This msg contains 8-bit chars: äöü", host="host", app="tag"),
     ),
+    Case(
+        "tag_that_is_not_a_host_name_and_no_host",
+        "<175>Oct 16 23:47:31 #001 MSWinEventLog 0\tSecurity\t19023582",
+        local(2026, 10, 16, 23, 47, 31),
+        rec("local5", "debug", "MSWinEventLog 0\tSecurity\t19023582", app="#001"),
+    ),
+    Case(
+        "host_then_nothing_with_a_cisco_year",
+        "<14>Jan  6 2009 15:22:26 localhost ",
+        local(2009, 1, 6, 15, 22, 26),
+        rec("user", "info", "", host="localhost"),
+    ),
+    Case(
+        "rfc3339_host_and_space_only",
+        "<14>2010-08-30T23:00:05Z X4711 ",
+        datetime(2010, 8, 30, 23, 0, 5, tzinfo=UTC).timestamp(),
+        rec("user", "info", "", host="X4711"),
+    ),
+    Case(
+        "rfc3339_only",
+        "<14>2010-08-30T23:00:05Z",
+        datetime(2010, 8, 30, 23, 0, 5, tzinfo=UTC).timestamp(),
+        rec("user", "info", ""),
+    ),
     # -- timestamp variants ----------------------------------------------------------------------------------------
     Case(
         "day_not_padded",
@@ -351,6 +375,23 @@ CASES = [
             app="evntslog",
             msgid="ID47",
             structured_data_raw='[exampleSDID@32473 iut="3" eventSource= "Application" eventID="1011"]',
+            parse_error="malformed structured data",
+        ),
+    ),
+    Case(
+        "rfc5424_malformed_structured_data_of_two_elements_and_no_message",
+        '<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" '
+        'eventSource= "Application" eventID="1011"][examplePriority@32473 class="high"]',
+        datetime(2003, 10, 11, 22, 14, 15, 3000, tzinfo=UTC).timestamp(),
+        rec(
+            "local4",
+            "notice",
+            "",
+            host="mymachine.example.com",
+            app="evntslog",
+            msgid="ID47",
+            structured_data_raw='[exampleSDID@32473 iut="3" eventSource= "Application" eventID="1011"]'
+            '[examplePriority@32473 class="high"]',
             parse_error="malformed structured data",
         ),
     ),
