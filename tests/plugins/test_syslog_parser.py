@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -252,3 +253,53 @@ def test_generated_rfc3164_messages_round_trip(
     record = SyslogParser().parse(text, local(2026, 12, 31, 12, 0, 0))
     assert (record["host"], record["app"], record["procid"], record["message"]) == (host, app, str(pid), message)
     assert time.localtime(record["timestamp"])[1:6] == (MONTHS.index(month) + 1, day, h, m, s)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pri=st.integers(0, 191),
+    month=st.sampled_from(MONTHS),
+    month_case=st.sampled_from([str, str.upper, str.lower]),
+    day=st.integers(1, 28),
+    padded=st.booleans(),
+    year=st.one_of(st.none(), st.integers(1990, 2030)),
+    clock=st.tuples(st.integers(0, 23), st.integers(0, 59), st.integers(0, 59)),
+    fraction=st.sampled_from(["", ".5", ".483"]),
+    colon=st.booleans(),
+    host=st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9._-]{0,11}[A-Za-z0-9]", fullmatch=True)),
+    app=st.from_regex(r"[A-Za-z%][A-Za-z0-9_%/()-]{0,15}", fullmatch=True),
+    pid=st.one_of(st.none(), st.integers(1, 99999)),
+    message=st.text(st.characters(blacklist_categories=["Cs"]), max_size=60),
+)
+def test_generated_rfc3164_variants_devices_send(
+    pri: int,
+    month: str,
+    month_case: Any,
+    day: int,
+    padded: bool,
+    year: int | None,
+    clock: tuple[int, int, int],
+    fraction: str,
+    colon: bool,
+    host: str | None,
+    app: str,
+    pid: int | None,
+    message: str,
+) -> None:
+    """Every combination of the timestamp variants rsyslog accepts, with or without HOST and PID."""
+    h, m, s = clock
+    stamp = f"{month_case(month)} {day:2d}" if padded else f"{month_case(month)} {day}"
+    stamp += f" {year}" if year else ""
+    stamp += f" {h:02d}:{m:02d}:{s:02d}{fraction}{':' if colon else ''}"
+    tag = f"{app}[{pid}]:" if pid else f"{app}:"
+    text = f"<{pri}>{stamp} {host + ' ' if host else ''}{tag} {message}"
+    parser = SyslogParser()
+    record = parser.parse(text, local(2026, 12, 31, 12, 0, 0))
+    assert "parse_error" not in record and parser.errors == 0
+    assert (record["facility"], record["severity"]) == (FACILITIES[pri >> 3], SEVERITIES[pri & 7])
+    assert (record.get("host"), record["app"], record.get("procid")) == (host, app, str(pid) if pid else None)
+    assert record["message"] == message
+    moment = time.localtime(record["timestamp"])
+    assert moment[1:6] == (MONTHS.index(month) + 1, day, h, m, s)
+    assert moment[0] == (year or 2026)
+    assert record["timestamp"] % 1 == pytest.approx(float(fraction or 0), abs=1e-6)
