@@ -139,13 +139,15 @@ class SyslogParser:
             return cut
         stamp, host, app, procid, msgid = parts[0], parts[1], parts[2], parts[3], parts[4]
         rest = parts[5] if len(parts) == 6 else ""
-        record: dict[str, Any] = {"timestamp": received, "message": "", "facility": kinds[0], "severity": kinds[1]}
-        if stamp != "-":
-            value = self._iso_time(stamp)
-            if value is None:
-                self._flag(record, f"invalid timestamp {stamp[:40]!r}")
-            else:
-                record["timestamp"] = value
+        value = received if stamp == "-" else self._iso_time(stamp)
+        record: dict[str, Any] = {
+            "timestamp": received if value is None else value,
+            "message": "",
+            "facility": kinds[0],
+            "severity": kinds[1],
+        }
+        if value is None:
+            self._flag(record, f"invalid timestamp {stamp[:40]!r}")
         if host != "-":
             record["host"] = host
         if app != "-":
