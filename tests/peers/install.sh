@@ -2,7 +2,16 @@
 # Installs the real peers the tests use that do not come from PyPI, when they are missing:
 #   - @fluent-org/logger (npm, pinned by tests/peers/node/package-lock.json): Fluent forward client
 #   - prometheus-node-exporter (Debian): a scrape target and the reference for host metrics
-#   - prometheus (Debian): a real Prometheus server for the Prometheus round trip tests
+if ! command -v prometheus >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus) >/dev/null 2>&1 \
+            || echo "peers: could not install prometheus; the round trip through a real Prometheus will be skipped" >&2
+    else
+        echo "peers: prometheus missing (install it as root: apt-get install prometheus)" >&2
+    fi
+fi
+
+#   - rsyslog (Debian): a syslog relay forwarding to the syslog input (tests/plugins/test_syslog_clients.py)
 # Tests that need a peer this script could not install skip and say which one.
 set -eu
 here=$(dirname "$0")
@@ -24,4 +33,36 @@ if ! command -v prometheus-node-exporter >/dev/null 2>&1; then
     fi
 fi
 
+<<<<<<< HEAD
 command -v prometheus >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1; } || echo "peers: prometheus missing (apt-get install -y prometheus); the round trip tests through a real Prometheus will be skipped" >&2
+=======
+if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog) >/dev/null 2>&1 \
+            || echo "peers: could not install rsyslog; the rsyslog relay tests will be skipped" >&2
+    else
+        echo "peers: rsyslogd missing (install it as root: apt-get install rsyslog)" >&2
+    fi
+fi
+
+# syslog-ng conflicts with rsyslog as a Debian package: it is unpacked (not installed) into a cache directory, its
+# libraries installed with apt. tests/plugins/test_syslog_clients.py looks for it there (or $SYSLOG_NG, or PATH).
+ng_dir="${XDG_CACHE_HOME:-$HOME/.cache}/collector-peers/syslog-ng"
+if ! command -v syslog-ng >/dev/null 2>&1 && [ ! -x "$ng_dir/usr/sbin/syslog-ng" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (
+            set -e
+            tmp=$(mktemp -d)
+            cd "$tmp"
+            apt-get download syslog-ng-core
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libivykis0 libnet1 libjson-c5 libwrap0 libpcre3 \
+                libglib2.0-0 libcap2
+            mkdir -p "$ng_dir"
+            dpkg -x syslog-ng-core_*.deb "$ng_dir"
+            rm -rf "$tmp"
+        ) >/dev/null 2>&1 || echo "peers: could not unpack syslog-ng; its relay tests will be skipped" >&2
+    else
+        echo "peers: syslog-ng missing (as root, tests/peers/install.sh unpacks it into $ng_dir)" >&2
+    fi
+fi
+>>>>>>> fid-syslog

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -77,12 +78,25 @@ def test_rfc5424_escapes_nil_values_and_missing_time() -> None:
     }
 
 
-def test_rfc5424_malformed_structured_data_keeps_the_text() -> None:
+def test_rfc5424_malformed_structured_data_keeps_the_header_and_the_message() -> None:
     parser = SyslogParser()
-    record = parser.parse('<13>1 - h a - - [broken a="x] rest', RECEIVED)
-    assert record["message"] == '[broken a="x] rest'
-    assert record["parse_error"] == "malformed structured data"
+    # A space after `=` (not allowed by the ABNF): the header, the SD text and MSG are all kept, and it is flagged.
+    record = parser.parse('<13>1 - h a - - [x@1 a= "1" b="]"][y@1] rest of it', RECEIVED)
+    assert record == {
+        "timestamp": RECEIVED,
+        "message": "rest of it",
+        "facility": "user",
+        "severity": "notice",
+        "host": "h",
+        "app": "a",
+        "structured_data_raw": '[x@1 a= "1" b="]"][y@1]',
+        "parse_error": "malformed structured data",
+    }
     assert parser.errors == 1
+    # An element never closed cannot be told from MSG: all of it is kept as SD text.
+    record = parser.parse('<13>1 - h a - - [broken a="x] rest', RECEIVED)
+    assert (record["message"], record["structured_data_raw"]) == ("", '[broken a="x] rest')
+    assert parser.errors == 2
 
 
 def test_rfc5424_incomplete_header_is_kept_whole() -> None:
@@ -91,6 +105,8 @@ def test_rfc5424_incomplete_header_is_kept_whole() -> None:
     assert record == {
         "timestamp": RECEIVED,
         "message": "<13>1 2003-10-11T22:14:15Z onlyhost",
+        "facility": "user",
+        "severity": "notice",
         "parse_error": "RFC 5424 header is incomplete",
     }
     assert parser.errors == 1
@@ -114,14 +130,14 @@ def test_rfc3164_examples() -> None:
         "host": "mymachine",
         "app": "su",
     }
-    # No TAG: the content follows the host.
+    # The RFC reads this as having no TAG; rsyslog (and so this parser) takes the word after HOST as TAG.
     record = parse("<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!", received)
-    assert (record["host"], record["message"], record["timestamp"]) == (
+    assert (record["host"], record["app"], record["message"], record["timestamp"]) == (
         "10.0.0.99",
-        "Use the BFG!",
+        "Use",
+        "the BFG!",
         local(2026, 2, 5, 17, 32, 18),
     )
-    assert "app" not in record
 
 
 def test_rfc3164_tag_with_pid_and_no_host_as_local_senders_write() -> None:
@@ -224,7 +240,7 @@ def test_generated_rfc5424_messages_round_trip(
     month=st.sampled_from(MONTHS),
     day=st.integers(1, 28),
     clock=st.tuples(st.integers(0, 23), st.integers(0, 59), st.integers(0, 59)),
-    host=st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":["), min_size=1, max_size=12),
+    host=st.from_regex(r"[A-Za-z0-9._-]{0,11}[A-Za-z0-9]", fullmatch=True),
     app=st.text(st.characters(min_codepoint=48, max_codepoint=122, exclude_characters=":[]"), min_size=1, max_size=12),
     pid=st.integers(1, 99999),
     message=st.text(max_size=80),
@@ -237,3 +253,53 @@ def test_generated_rfc3164_messages_round_trip(
     record = SyslogParser().parse(text, local(2026, 12, 31, 12, 0, 0))
     assert (record["host"], record["app"], record["procid"], record["message"]) == (host, app, str(pid), message)
     assert time.localtime(record["timestamp"])[1:6] == (MONTHS.index(month) + 1, day, h, m, s)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pri=st.integers(0, 191),
+    month=st.sampled_from(MONTHS),
+    month_case=st.sampled_from([str, str.upper, str.lower]),
+    day=st.integers(1, 28),
+    padded=st.booleans(),
+    year=st.one_of(st.none(), st.integers(1990, 2030)),
+    clock=st.tuples(st.integers(0, 23), st.integers(0, 59), st.integers(0, 59)),
+    fraction=st.sampled_from(["", ".5", ".483"]),
+    colon=st.booleans(),
+    host=st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9._-]{0,11}[A-Za-z0-9]", fullmatch=True)),
+    app=st.from_regex(r"[A-Za-z%][A-Za-z0-9_%/()-]{0,15}", fullmatch=True),
+    pid=st.one_of(st.none(), st.integers(1, 99999)),
+    message=st.text(st.characters(blacklist_categories=["Cs"]), max_size=60),
+)
+def test_generated_rfc3164_variants_devices_send(
+    pri: int,
+    month: str,
+    month_case: Any,
+    day: int,
+    padded: bool,
+    year: int | None,
+    clock: tuple[int, int, int],
+    fraction: str,
+    colon: bool,
+    host: str | None,
+    app: str,
+    pid: int | None,
+    message: str,
+) -> None:
+    """Every combination of the timestamp variants rsyslog accepts, with or without HOST and PID."""
+    h, m, s = clock
+    stamp = f"{month_case(month)} {day:2d}" if padded else f"{month_case(month)} {day}"
+    stamp += f" {year}" if year else ""
+    stamp += f" {h:02d}:{m:02d}:{s:02d}{fraction}{':' if colon else ''}"
+    tag = f"{app}[{pid}]:" if pid else f"{app}:"
+    text = f"<{pri}>{stamp} {host + ' ' if host else ''}{tag} {message}"
+    parser = SyslogParser()
+    record = parser.parse(text, local(2026, 12, 31, 12, 0, 0))
+    assert "parse_error" not in record and parser.errors == 0
+    assert (record["facility"], record["severity"]) == (FACILITIES[pri >> 3], SEVERITIES[pri & 7])
+    assert (record.get("host"), record["app"], record.get("procid")) == (host, app, str(pid) if pid else None)
+    assert record["message"] == message
+    moment = time.localtime(record["timestamp"])
+    assert moment[1:6] == (MONTHS.index(month) + 1, day, h, m, s)
+    assert moment[0] == (year or 2026)
+    assert record["timestamp"] % 1 == pytest.approx(float(fraction or 0), abs=1e-6)
