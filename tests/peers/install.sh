@@ -2,16 +2,8 @@
 # Installs the real peers the tests use that do not come from PyPI, when they are missing:
 #   - @fluent-org/logger (npm, pinned by tests/peers/node/package-lock.json): Fluent forward client
 #   - prometheus-node-exporter (Debian): a scrape target and the reference for host metrics
-if ! command -v prometheus >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus) >/dev/null 2>&1 \
-            || echo "peers: could not install prometheus; the round trip through a real Prometheus will be skipped" >&2
-    else
-        echo "peers: prometheus missing (install it as root: apt-get install prometheus)" >&2
-    fi
-fi
-
-#   - rsyslog (Debian): a syslog relay forwarding to the syslog input (tests/plugins/test_syslog_clients.py)
+#   - prometheus (Debian): a real server scraping the source and our exporter (tests/integration/test_prometheus_round_trip.py)
+#   - rsyslog (Debian) and syslog-ng (unpacked): syslog relays forwarding to the syslog input (tests/plugins/test_syslog_clients.py)
 # Tests that need a peer this script could not install skip and say which one.
 set -eu
 here=$(dirname "$0")
@@ -33,9 +25,15 @@ if ! command -v prometheus-node-exporter >/dev/null 2>&1; then
     fi
 fi
 
-<<<<<<< HEAD
-command -v prometheus >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1; } || echo "peers: prometheus missing (apt-get install -y prometheus); the round trip tests through a real Prometheus will be skipped" >&2
-=======
+if ! command -v prometheus >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus) >/dev/null 2>&1 \
+            || echo "peers: could not install prometheus; the round trip through a real Prometheus will be skipped" >&2
+    else
+        echo "peers: prometheus missing (install it as root: apt-get install prometheus)" >&2
+    fi
+fi
+
 if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog) >/dev/null 2>&1 \
@@ -65,4 +63,3 @@ if ! command -v syslog-ng >/dev/null 2>&1 && [ ! -x "$ng_dir/usr/sbin/syslog-ng"
         echo "peers: syslog-ng missing (as root, tests/peers/install.sh unpacks it into $ng_dir)" >&2
     fi
 fi
->>>>>>> fid-syslog
