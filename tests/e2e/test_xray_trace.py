@@ -121,7 +121,10 @@ outputs:
     assert [e["kind"] for e in entries].count("segment") == 1
     assert [e["record"]["message"] for e in entries if e["kind"] == "log"] == requests[trace_id]
     assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
-    text = cli("trace", trace_id.replace("1-", "").replace("-", ""), "-c", str(collector.config))
+    # The W3C form: the X-Ray id without its "1-" version prefix and dashes (replacing every "1-" would also eat
+    # one that ends the time part, as in 1-6b14ddb1-...).
+    w3c = trace_id.removeprefix("1-").replace("-", "")
+    text = cli("trace", w3c, "-c", str(collector.config))
     assert text.returncode == 0 and "segment checkout" in text.stdout and "payment for order" in text.stdout
     assert cli("trace", "1-00000000-000000000000000000000000", "-c", str(collector.config)).returncode == 1
     assert cli("trace", "not-a-trace", "-c", str(collector.config)).returncode == 2
