@@ -31,7 +31,7 @@ from collector.defaults import API_LISTEN
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "build_parser", "main"]
 
-CORE_COMMANDS = ("run", "validate", "schema", "version", "dlq", "plugins", "top")
+CORE_COMMANDS = ("run", "validate", "schema", "version", "dlq", "plugins", "top", "test")
 
 
 def build_parser(
@@ -114,6 +114,7 @@ def build_parser(
     )
     top.add_argument("--interval", type=float, default=1.0, help="refresh interval in seconds (default: 1)")
     top.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    _add_test_parser(sub)
     for name, command in sorted((commands or {}).items()):
         description = getattr(command, "description", None) or command.help
         command.add_arguments(sub.add_parser(name, help=command.help, description=description))
@@ -144,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins": _plugins,
         "top": _top,
         "dlq": _dlq,
+        "test": _test,
     }
     try:
         if args.command in core:
@@ -266,6 +268,24 @@ def _top(args: argparse.Namespace) -> int:
     from collector.top import run_top
 
     return run_top(args.api, args.interval, args.once)
+
+
+def _add_test_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    test = sub.add_parser(
+        "test",
+        help="run pipeline unit tests",
+        description="Run the config's processors on the records of each test and check what comes out "
+        "(docs/testing-pipelines.md). Exit 0 if all pass, 1 if any fails, 2 on an invalid config or test file.",
+    )
+    add_config_argument(test)
+    test.add_argument("files", nargs="*", help="test files (default: the config's own `tests:`)")
+    test.add_argument("--now", help="the clock while tests run (RFC 3339 or epoch seconds; default: real)")
+
+
+def _test(args: argparse.Namespace) -> int:
+    from collector.pipeline_tests_cli import run_test_command
+
+    return run_test_command(args.config, args.files, args.now)
 
 
 def _report_broken(registry: object) -> None:

@@ -144,3 +144,7 @@ class RootConfig(BaseModel):
         default_factory=dict, description="Named processors: transform batches between inputs and outputs."
     )
     outputs: dict[str, Any] = Field(default_factory=dict, description="Named outputs: where data goes.")
+    tests: list[Any] = Field(
+        default_factory=list,
+        description="Pipeline unit tests run by `collector test` (docs/testing-pipelines.md); `run` ignores them.",
+    )
