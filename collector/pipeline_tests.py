@@ -204,7 +204,12 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
 def show(value: Any) -> str:
     if value is _MISSING:
         return "(missing)"
-    return json.dumps(value, ensure_ascii=False, default=repr, sort_keys=True)
+    text = json.dumps(value, ensure_ascii=False, default=repr, sort_keys=True)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes (kept as surrogates): escaped, so printing them cannot fail
+        return json.dumps(value, default=repr, sort_keys=True)
+    return text
 
 
 def check(test: PipelineTest, seen: dict[str, list[Any]]) -> list[str]:
@@ -248,7 +253,7 @@ def condition_fails(cond: Condition, record: Any) -> str | None:
     if "equals" in fields:
         return (
             None
-            if value == cond.equals and value is not _MISSING
+            if value is not _MISSING and not _diff_value("", cond.equals, value)  # `true` is not 1
             else f"expected {show(cond.equals)}, got {show(value)}"
         )
     if "matches" in fields:

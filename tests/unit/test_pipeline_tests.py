@@ -329,3 +329,29 @@ def test_the_documented_example_runs_and_passes(tmp_path: Path, capsys: pytest.C
     out = capsys.readouterr().out
     assert status == 0, out
     assert out.splitlines()[-1] == "3 tests: 3 passed, 0 failed"
+
+
+def test_equals_is_strict_about_types_and_undecodable_bytes_print(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(
+        tmp_path,
+        capsys,
+        """\
+        tests:
+          - name: strict
+            insert_at: no_debug
+            inputs: [{log: {flag: 1, n: 2, bad: "\\udcff"}}]
+            outputs:
+              - extract_from: tagged
+                conditions:
+                  - {field: flag, equals: true}
+                  - {field: n, equals: 2.0}
+                  - {field: bad, equals: x}
+        """,
+    )
+    assert status == 1
+    assert out.splitlines()[1:3] == [
+        "    tagged[0].flag: expected true, got 1",
+        '    tagged[0].bad: expected "x", got "\\udcff"',
+    ]
