@@ -76,3 +76,31 @@ def test_an_invalid_test_file_exit_2(tmp_path: Path) -> None:
         f"  {tests}:9:5: tests[1].insert_at: `ap` is not an input or processor of the config "
         "(hint: did you mean `app`?)",
     ]
+
+
+def test_a_processor_that_raises_has_its_records_isolated_as_at_run_time(tmp_path: Path) -> None:
+    """The third-party `chaos` processor (tests/e2e/thirdparty) raises on every batch: each log record is
+    kept with `processing_error`, as the runtime's isolation keeps it, and the test sees that."""
+    config = tmp_path / "collector.yaml"
+    config.write_text(
+        CONFIG.format(data_dir=tmp_path / "data").replace(
+            "  parsed: {type: parse_json, inputs: [app]}",
+            "  boom: {type: chaos, every: 1, inputs: [app]}\n  parsed: {type: parse_json, inputs: [boom]}",
+        )
+    )
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(
+        "tests:\n"
+        "  - name: isolated\n"
+        "    insert_at: app\n"
+        "    inputs: [{log: {message: '{\"level\": \"info\"}'}}, {log: {message: '{}'}}]\n"
+        "    outputs:\n"
+        "      - extract_from: boom\n"
+        "        count: 2\n"
+        "        conditions: [{field: processing_error, matches: '^boom: RuntimeError: chaos on batch'}]\n"
+        "      - extract_from: out\n"
+        "        conditions: [{field: processing_error, exists: true}]\n"
+    )
+    out = cli("test", "-c", str(config), str(tests))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines() == ["PASS isolated", "1 test: 1 passed, 0 failed"]
