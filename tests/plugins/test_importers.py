@@ -1,0 +1,148 @@
+"""`collector import`: the AWS docs' example configs translate into configs that validate, key by key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from collector.config.loader import parse_config
+from collector_plugins.commands.importers.command import translate
+from collector_plugins.commands.importers.document import ImportFailed
+from tests.e2e.import_examples import (
+    CLOUDWATCH_AGENT_DOC_EXAMPLE,
+    CLOUDWATCH_AGENT_STATSD_EMF,
+    XRAY_DAEMON_DOC_EXAMPLE,
+    XRAY_DAEMON_SIDECAR,
+)
+
+
+def _translated(agent: str, text: str) -> tuple[str, dict[str, Any]]:
+    rendered = translate(agent, text, "example")
+    parse_config(rendered, "translated.yaml", environ={})  # raises ConfigError listing every problem
+    return rendered, yaml.safe_load(rendered)
+
+
+def _comments(rendered: str) -> str:
+    return "\n".join(line for line in rendered.splitlines() if line.lstrip().startswith("#"))
+
+
+def test_cloudwatch_agent_doc_example_maps_each_known_key() -> None:
+    rendered, config = _translated("cloudwatch-agent", CLOUDWATCH_AGENT_DOC_EXAMPLE)
+    inputs, processors, outputs = config["inputs"], config["processors"], config["outputs"]
+    # One host_metrics input per group: each has its own interval in the agent.
+    assert inputs["cpu"] == {"type": "host_metrics", "collect": ["cpu"], "interval": "10s", "per_cpu": True}
+    assert inputs["disk"]["mount_points"] == ["/", "/tmp"]
+    assert inputs["disk"]["ignore_fstypes"] == ["sysfs", "devtmpfs"]
+    assert inputs["mem"]["interval"] == "1s"
+    assert inputs["swap"]["interval"] == "60s"  # the agent section's interval
+    assert processors["cpu_dimensions"] == {
+        "type": "add_fields",
+        "inputs": ["cpu"],
+        "fields": {
+            "customized_dimension_key_1": "customized_dimension_value_1",
+            "customized_dimension_key_2": "customized_dimension_value_2",
+        },
+    }
+    metrics = outputs["cloudwatch_metrics"]
+    assert metrics["namespace"] == "MyCustomNamespace"
+    assert metrics["region"] == "us-west-1"
+    assert "cpu_dimensions" in metrics["inputs"] and "disk_dimensions" in metrics["inputs"]
+    assert "swap" in metrics["inputs"]
+    assert metrics["append_dimensions"]["InstanceId"] == "{aws:InstanceId}"
+    files = [name for name, body in inputs.items() if body["type"] == "file"]
+    assert len(files) == 2
+    groups = {body["log_group"]: body for body in outputs.values() if body["type"] == "cloudwatch_logs"}
+    assert groups["test.log"]["log_stream"] == "test.log"
+    assert groups["test.log"]["region"] == "us-west-1"
+    comments = _comments(rendered)
+    for untranslated in (
+        "agent.logfile",
+        "agent.debug",
+        "agent.run_as_user",
+        "metrics.aggregation_dimensions",
+        "metrics.force_flush_interval",
+        "logs.force_flush_interval",
+        "timezone = 'Local'",
+        "net.resources = ['eth0']",
+        "cpu.measurement",
+        "cpu.totalcpu = False",
+    ):
+        assert f"not translated: {untranslated}" in comments, untranslated
+
+
+def test_statsd_emf_and_file_options() -> None:
+    rendered, config = _translated("cloudwatch-agent", CLOUDWATCH_AGENT_STATSD_EMF)
+    inputs, outputs = config["inputs"], config["outputs"]
+    assert inputs["statsd"] == {"type": "statsd", "listen": ["udp://0.0.0.0:8125"], "interval": "10s"}
+    assert inputs["emf"]["listen"] == ["tcp://127.0.0.1:25888", "udp://127.0.0.1:25888"]
+    assert outputs["emf_cloudwatch"]["inputs"] == ["emf"]
+    assert outputs["emf_cloudwatch"]["log_group"] == "{log_group_name}"
+    app = inputs["app"]
+    assert app["include"] == ["/var/log/app/*.log"]
+    assert app["multiline"] == {"start": r"^\d{4}-\d{2}-\d{2}"}
+    assert app["encoding"] == "utf-16"
+    out = outputs["app_cloudwatch"]
+    assert out["log_group"] == "/ec2/{host}/app"
+    assert out["log_stream"] == "{host}-{host}"
+    assert out["retention_days"] == 30
+    assert out["log_group_class"] == "INFREQUENT_ACCESS"
+    comments = _comments(rendered)
+    assert "not translated: timestamp_format = '%Y-%m-%d %H:%M:%S'" in comments
+    assert "not translated: auto_removal = True" in comments
+    assert "not translated: statsd.metrics_aggregation_interval = 60" in comments
+    assert "placeholder {instance_id}" in comments and "placeholder {ip_address}" in comments
+
+
+def test_literal_braces_and_dollars_survive() -> None:
+    source = {
+        "logs": {
+            "logs_collected": {
+                "files": {"collect_list": [{"file_path": "/l/a.log", "log_group_name": "g{x}$HOME{hostname}"}]}
+            }
+        }
+    }
+    _, config = _translated("cloudwatch-agent", json.dumps(source))
+    assert config["outputs"]["a_cloudwatch"]["log_group"] == "g{{x}}$$HOME{host}"
+
+
+def test_xray_daemon_doc_example() -> None:
+    rendered, config = _translated("xray-daemon", XRAY_DAEMON_DOC_EXAMPLE)
+    assert config["inputs"]["xray"] == {"type": "xray", "listen": "127.0.0.1:2000"}
+    # Empty strings are the daemon's "unset": nothing is written for them.
+    assert config["outputs"]["xray_upload"] == {"type": "xray", "inputs": ["xray"], "concurrency": 8}
+    comments = _comments(rendered)
+    assert "not translated: TotalBufferSizeMB = 0" in comments
+    assert "not translated: Logging = " in comments
+    assert "not translated: NoVerifySSL = False" in comments
+
+
+def test_xray_daemon_with_values() -> None:
+    _, config = _translated("xray-daemon", XRAY_DAEMON_SIDECAR)
+    assert config["inputs"]["xray"]["listen"] == "udp:0.0.0.0:2000 tcp:127.0.0.1:2001"
+    out = config["outputs"]["xray_upload"]
+    assert out["region"] == "us-east-2"
+    assert out["role_arn"] == "arn:aws:iam::123456789012:role/xray-cross-account"
+    assert out["proxy"] == "http://127.0.0.1:3128"
+    assert out["concurrency"] == 16
+    assert out["local_mode"] is True
+    assert out["buffer"] == {"max_bytes": "24MiB"}
+
+
+@pytest.mark.parametrize(
+    ("agent", "text", "reason"),
+    [
+        ("cloudwatch-agent", "{not json", "not valid JSON"),
+        ("cloudwatch-agent", "[1, 2]", "top level must be a JSON object"),
+        ("cloudwatch-agent", '{"logs": []}', "`logs` must be a JSON object"),
+        ("cloudwatch-agent", '{"logs": {"logs_collected": {"files": {"collect_list": [{}]}}}}', "file_path"),
+        ("xray-daemon", "Socket: [", "not valid YAML"),
+        ("xray-daemon", "- a\n- b\n", "top level must be a YAML mapping"),
+        ("xray-daemon", "Socket: 5\n", "`Socket` must be a mapping"),
+    ],
+)
+def test_invalid_input_is_refused(agent: str, text: str, reason: str) -> None:
+    with pytest.raises(ImportFailed, match=reason):
+        translate(agent, text, "bad")
