@@ -146,3 +146,26 @@ def test_xray_daemon_with_values() -> None:
 def test_invalid_input_is_refused(agent: str, text: str, reason: str) -> None:
     with pytest.raises(ImportFailed, match=reason):
         translate(agent, text, "bad")
+
+
+def test_procstat_odd_interval_and_unknown_sections_become_comments() -> None:
+    source = {
+        "agent": {"metrics_collection_interval": 7, "usage_data": False},
+        "metrics": {
+            "metrics_collected": {
+                "procstat": [{"exe": "nginx", "measurement": ["cpu_usage"]}, {"pid_file": "/run/sshd.pid"}],
+                "collectd": {},
+            }
+        },
+        "traces": {"traces_collected": {"xray": {}}},
+    }
+    rendered, config = _translated("cloudwatch-agent", json.dumps(source))
+    procstat = config["inputs"]["procstat"]
+    assert procstat["processes"] == [{"exe": "nginx"}, {"pidfile": "/run/sshd.pid"}]
+    assert "interval" not in procstat  # 7 s is not an interval we allow: the default is used, and said so
+    comments = _comments(rendered)
+    assert "not translated: procstat.metrics_collection_interval = 7" in comments
+    assert "not translated: procstat.measurement = ['cpu_usage']" in comments
+    assert "not translated: agent.usage_data = False" in comments
+    assert "not translated: metrics.metrics_collected.collectd" in comments
+    assert "not translated: traces section" in comments

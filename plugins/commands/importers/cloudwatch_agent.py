@@ -83,6 +83,9 @@ def _metrics(doc: Document, metrics: dict[str, Any], interval: Any, aws: dict[st
         raise ImportFailed(f"{source}: `metrics.metrics_collected` must be a JSON object")
     sources: list[str] = []
     for group, options in collected.items():
+        if group == "procstat" and isinstance(options, list) and all(isinstance(e, dict) for e in options):
+            sources.append(_procstat(doc, options, interval))
+            continue
         if not isinstance(options, dict):
             raise ImportFailed(f"{source}: `metrics.metrics_collected.{group}` must be a JSON object")
         if group in HOST_GROUPS:
