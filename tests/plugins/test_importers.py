@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 
+from collector.api import ComponentContext
 from collector.config.loader import parse_config
+from collector.events import LOGS, Batch
 from collector_plugins.commands.importers.command import translate
 from collector_plugins.commands.importers.document import ImportFailed
+from collector_plugins.processors.parse_regex.processor import ParseRegex, ParseRegexConfig
+from collector_plugins.processors.parse_timestamp.processor import ParseTimestamp, ParseTimestampConfig
 from tests.e2e.import_examples import (
     CLOUDWATCH_AGENT_DOC_EXAMPLE,
     CLOUDWATCH_AGENT_STATSD_EMF,
@@ -84,13 +89,18 @@ def test_statsd_emf_and_file_options() -> None:
     assert app["include"] == ["/var/log/app/*.log"]
     assert app["multiline"] == {"start": r"^\d{4}-\d{2}-\d{2}"}
     assert app["encoding"] == "utf-16"
+    processors = config["processors"]
+    # timestamp_format: the time is found in the line and becomes the record's timestamp.
+    assert processors["app_time"]["inputs"] == ["app"]
+    assert processors["app_timestamp"]["inputs"] == ["app_time"]
+    assert processors["app_timestamp"]["formats"] == ["%Y-%m-%d %H:%M:%S"]
     out = outputs["app_cloudwatch"]
+    assert out["inputs"] == ["app_timestamp"]
     assert out["log_group"] == "/ec2/{host}/app"
     assert out["log_stream"] == "{host}-{host}"
     assert out["retention_days"] == 30
     assert out["log_group_class"] == "INFREQUENT_ACCESS"
     comments = _comments(rendered)
-    assert "not translated: timestamp_format = '%Y-%m-%d %H:%M:%S'" in comments
     assert "not translated: auto_removal = True" in comments
     assert "not translated: statsd.metrics_aggregation_interval = 60" in comments
     assert "placeholder {instance_id}" in comments and "placeholder {ip_address}" in comments
@@ -169,3 +179,39 @@ def test_procstat_odd_interval_and_unknown_sections_become_comments() -> None:
     assert "not translated: agent.usage_data = False" in comments
     assert "not translated: metrics.metrics_collected.collectd" in comments
     assert "not translated: traces section" in comments
+
+
+@pytest.mark.parametrize(
+    ("fmt", "line", "expected"),
+    [
+        ("%Y-%m-%d %H:%M:%S", "INFO 2026-11-26 10:00:00 started", "2026-11-26T10:00:00+00:00"),
+        ("%d/%b/%Y:%H:%M:%S %z", '1.2.3.4 - - [26/Nov/2026:11:00:00 +0100] "GET /"', "2026-11-26T10:00:00+00:00"),
+        ("%-m/%-d/%y %-I:%M:%S %p", "at 11/6/26 9:05:00 PM: done", "2026-11-06T21:05:00+00:00"),
+    ],
+)
+def test_timestamp_format_sets_the_record_time(ctx: ComponentContext, fmt: str, line: str, expected: str) -> None:
+    entry = {"file_path": "/l/a.log", "log_group_name": "g", "timestamp_format": fmt, "timezone": "UTC"}
+    source = {"logs": {"logs_collected": {"files": {"collect_list": [entry]}}}}
+    _, config = _translated("cloudwatch-agent", json.dumps(source))
+    regex_body, timestamp_body = config["processors"]["a_time"], config["processors"]["a_timestamp"]
+    regex = ParseRegex(ParseRegexConfig(**regex_body), ctx)
+    timestamp = ParseTimestamp(ParseTimestampConfig(**timestamp_body), ctx)
+    records = [{"timestamp": 1.0, "message": line}, {"timestamp": 2.0, "message": "a line without a time"}]
+    batch = regex.process(Batch(LOGS, records, nbytes=100))
+    assert batch is not None
+    batch = timestamp.process(batch)
+    assert batch is not None
+    first, second = batch.records
+    assert datetime.fromtimestamp(first["timestamp"], UTC).isoformat() == expected
+    assert "_agent_time" not in first and first["message"] == line
+    assert second == {"timestamp": 2.0, "message": "a line without a time"}  # kept as read, no error field
+
+
+@pytest.mark.parametrize("fmt", ["%H:%M:%S", "%Y %Z"])
+def test_untranslatable_timestamp_format_is_a_comment(fmt: str) -> None:
+    entry = {"file_path": "/l/a.log", "timestamp_format": fmt}
+    rendered, config = _translated(
+        "cloudwatch-agent", json.dumps({"logs": {"logs_collected": {"files": {"collect_list": [entry]}}}})
+    )
+    assert "processors" not in config
+    assert f"not translated: timestamp_format = {fmt!r}" in _comments(rendered)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from collector_plugins.commands.importers import timestamp_format
 from collector_plugins.commands.importers.document import Document, ImportFailed, literal, note
 
 AGENT_KEYS_TRANSLATED = {"metrics_collection_interval", "region", "credentials"}
@@ -237,6 +238,8 @@ def _template(name: str, where: str, notes: list[str]) -> str:
 
 FILE_KEYS = {
     "file_path",
+    "timestamp_format",
+    "timezone",
     "log_group_name",
     "log_stream_name",
     "multi_line_start_pattern",
@@ -301,11 +304,12 @@ def _log_file(doc: Document, entry: dict[str, Any], default_stream: str, aws: di
         if key not in FILE_KEYS:
             notes.append(note(f"{key} = {value!r}", _FILE_WHY.get(key, "no equivalent")))
     name = doc.add("inputs", _input_name(path), body, notes)
+    source = _timestamp(doc, name, entry, notes)
     out_notes: list[str] = []
     group = str(entry.get("log_group_name", path))
     output: dict[str, Any] = {
         "type": "cloudwatch_logs",
-        "inputs": [name],
+        "inputs": [source],
         "log_group": _template(group, "log_group_name", out_notes),
         "log_stream": _template(str(entry.get("log_stream_name", default_stream)), "log_stream_name", out_notes),
     }
@@ -319,6 +323,35 @@ def _log_file(doc: Document, entry: dict[str, Any], default_stream: str, aws: di
     doc.add("outputs", f"{name}_cloudwatch", output, out_notes)
 
 
+def _timestamp(doc: Document, name: str, entry: dict[str, Any], notes: list[str]) -> str:
+    """parse_regex + parse_timestamp after the file input for `timestamp_format`; returns the last component."""
+    fmt, zone = entry.get("timestamp_format"), entry.get("timezone")
+    if not isinstance(fmt, str):
+        if zone is not None:
+            notes.append(note(f"timezone = {zone!r}", "only used with timestamp_format"))
+        return name
+    translated = timestamp_format.translate(fmt)
+    if isinstance(translated, str):
+        notes.append(note(f"timestamp_format = {fmt!r}", f"{translated}; records keep the time they were read"))
+        return name
+    pattern, parse_format = translated
+    # A line without the time keeps the time it was read, as with the agent: no error field.
+    regex = {"type": "parse_regex", "inputs": [name], "pattern": pattern, "error_field": None}
+    parsed = doc.add("processors", f"{name}_time", regex)
+    timestamp: dict[str, Any] = {
+        "type": "parse_timestamp",
+        "inputs": [parsed],
+        "field": timestamp_format.TIME_FIELD,
+        "formats": [parse_format],
+        "drop_field": True,
+        "error_field": None,
+    }
+    ts_notes: list[str] = []
+    if zone == "Local" and "%z" not in parse_format:
+        ts_notes.append(note("timezone = 'Local'", "parse_timestamp needs an IANA zone: UTC used, set this node's"))
+    return doc.add("processors", f"{name}_timestamp", timestamp, ts_notes)
+
+
 def _input_name(path: str) -> str:
     """A component name from a file path: its last segment without glob characters, extension removed."""
     plain = [part for part in path.split("/") if part and not any(c in part for c in "*?[{")]
@@ -327,8 +360,6 @@ def _input_name(path: str) -> str:
 
 
 _FILE_WHY = {
-    "timestamp_format": "records carry the time they were read; parse the time with parse_regex + parse_timestamp",
-    "timezone": "goes with timestamp_format (parse_timestamp has `timezone`)",
     "auto_removal": "the collector never deletes the files it reads",
     "filters": "use a filter processor",
     "blacklist": "use the file input's exclude (glob patterns, not regular expressions)",

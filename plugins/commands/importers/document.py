@@ -39,7 +39,8 @@ class Document:
         unique, n = name, 2
         while unique in taken:
             unique, n = f"{name}_{n}", n + 1
-        self.sections[section][unique] = Component(body, list(notes or []))
+        # The list is kept, not copied: a caller may add notes it learns after naming the component.
+        self.sections[section][unique] = Component(body, notes if notes is not None else [])
         return unique
 
     def not_translated(self, what: str, why: str = "") -> None:
