@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,6 +104,7 @@ def test_statsd_emf_and_file_options() -> None:
     comments = _comments(rendered)
     assert "not translated: auto_removal = True" in comments
     assert "not translated: statsd.metrics_aggregation_interval = 60" in comments
+    assert "not translated: timezone = 'Local' (parse_timestamp needs an IANA zone" in comments  # the agent's default
     assert "placeholder {instance_id}" in comments and "placeholder {ip_address}" in comments
 
 
@@ -215,3 +217,11 @@ def test_untranslatable_timestamp_format_is_a_comment(fmt: str) -> None:
     )
     assert "processors" not in config
     assert f"not translated: timestamp_format = {fmt!r}" in _comments(rendered)
+
+
+def test_worked_example_in_docs_is_what_the_command_prints() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "migration.md").read_text()
+    example = doc.split("## Worked example", 1)[1]
+    source = example.split("```json\n", 1)[1].split("```", 1)[0]
+    shown = example.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert translate("cloudwatch-agent", source, "amazon-cloudwatch-agent.json") == shown

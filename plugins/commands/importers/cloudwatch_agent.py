@@ -347,8 +347,11 @@ def _timestamp(doc: Document, name: str, entry: dict[str, Any], notes: list[str]
         "error_field": None,
     }
     ts_notes: list[str] = []
-    if zone == "Local" and "%z" not in parse_format:
-        ts_notes.append(note("timezone = 'Local'", "parse_timestamp needs an IANA zone: UTC used, set this node's"))
+    if zone != "UTC" and "%z" not in parse_format:
+        # The agent's default is Local, the node's zone; ours needs an IANA name, which the file does not give.
+        ts_notes.append(
+            note(f"timezone = {zone or 'Local'!r}", "parse_timestamp needs an IANA zone: UTC used, set the node's")
+        )
     return doc.add("processors", f"{name}_timestamp", timestamp, ts_notes)
 
 
