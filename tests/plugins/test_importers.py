@@ -15,6 +15,7 @@ from collector.config.loader import parse_config
 from collector.events import LOGS, Batch
 from collector_plugins.commands.importers.command import translate
 from collector_plugins.commands.importers.document import ImportFailed
+from collector_plugins.processors.filter.processor import Filter, FilterConfig
 from collector_plugins.processors.parse_regex.processor import ParseRegex, ParseRegexConfig
 from collector_plugins.processors.parse_timestamp.processor import ParseTimestamp, ParseTimestampConfig
 from tests.e2e.import_examples import (
@@ -225,3 +226,21 @@ def test_worked_example_in_docs_is_what_the_command_prints() -> None:
     source = example.split("```json\n", 1)[1].split("```", 1)[0]
     shown = example.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert translate("cloudwatch-agent", source, "amazon-cloudwatch-agent.json") == shown
+
+
+def test_filters_keep_and_drop_in_order(ctx: ComponentContext) -> None:
+    filters = [{"type": "exclude", "expression": "Firefox"}, {"type": "include", "expression": "P(UT|OST)"}]
+    entry = {"file_path": "/l/a.log", "log_group_name": "g", "filters": filters}
+    _, config = _translated(
+        "cloudwatch-agent", json.dumps({"logs": {"logs_collected": {"files": {"collect_list": [entry]}}}})
+    )
+    first, second = config["processors"]["a_filter1"], config["processors"]["a_filter2"]
+    assert first["inputs"] == ["a"] and second["inputs"] == ["a_filter1"]
+    assert config["outputs"]["a_cloudwatch"]["inputs"] == ["a_filter2"]
+    lines = ["PUT /x Firefox", "POST /y curl", "GET /z curl", "PUT /w wget"]
+    batch: Batch | None = Batch(LOGS, [{"timestamp": 1.0, "message": line} for line in lines], nbytes=100)
+    for body in (first, second):
+        assert batch is not None
+        batch = Filter(FilterConfig(**body), ctx).process(batch)
+    assert batch is not None
+    assert [r["message"] for r in batch.records] == ["POST /y curl", "PUT /w wget"]

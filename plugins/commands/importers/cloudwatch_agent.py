@@ -238,6 +238,7 @@ def _template(name: str, where: str, notes: list[str]) -> str:
 
 FILE_KEYS = {
     "file_path",
+    "filters",
     "timestamp_format",
     "timezone",
     "log_group_name",
@@ -304,7 +305,7 @@ def _log_file(doc: Document, entry: dict[str, Any], default_stream: str, aws: di
         if key not in FILE_KEYS:
             notes.append(note(f"{key} = {value!r}", _FILE_WHY.get(key, "no equivalent")))
     name = doc.add("inputs", _input_name(path), body, notes)
-    source = _timestamp(doc, name, entry, notes)
+    source = _timestamp(doc, name, _filters(doc, name, entry, notes), entry, notes)
     out_notes: list[str] = []
     group = str(entry.get("log_group_name", path))
     output: dict[str, Any] = {
@@ -323,20 +324,44 @@ def _log_file(doc: Document, entry: dict[str, Any], default_stream: str, aws: di
     doc.add("outputs", f"{name}_cloudwatch", output, out_notes)
 
 
-def _timestamp(doc: Document, name: str, entry: dict[str, Any], notes: list[str]) -> str:
-    """parse_regex + parse_timestamp after the file input for `timestamp_format`; returns the last component."""
+def _filters(doc: Document, name: str, entry: dict[str, Any], notes: list[str]) -> str:
+    """One `filter` processor per agent filter, in order (an event must pass them all); returns the last one."""
+    filters = entry.get("filters")
+    if filters is None:
+        return name
+    valid = isinstance(filters, list) and all(
+        isinstance(f, dict) and f.get("type") in ("include", "exclude") and isinstance(f.get("expression"), str)
+        for f in filters
+    )
+    if not valid:
+        notes.append(note(f"filters = {filters!r}", "each filter needs type include/exclude and an expression"))
+        return name
+    upstream = name
+    for index, rule in enumerate(filters, 1):
+        body = {
+            "type": "filter",
+            "inputs": [upstream],
+            "action": "keep" if rule["type"] == "include" else "drop",
+            "conditions": [{"field": "message", "matches": rule["expression"]}],
+        }
+        upstream = doc.add("processors", f"{name}_filter{index}", body)
+    return upstream
+
+
+def _timestamp(doc: Document, name: str, upstream: str, entry: dict[str, Any], notes: list[str]) -> str:
+    """parse_regex + parse_timestamp after `upstream` for `timestamp_format`; returns the last component."""
     fmt, zone = entry.get("timestamp_format"), entry.get("timezone")
     if not isinstance(fmt, str):
         if zone is not None:
             notes.append(note(f"timezone = {zone!r}", "only used with timestamp_format"))
-        return name
+        return upstream
     translated = timestamp_format.translate(fmt)
     if isinstance(translated, str):
         notes.append(note(f"timestamp_format = {fmt!r}", f"{translated}; records keep the time they were read"))
-        return name
+        return upstream
     pattern, parse_format = translated
     # A line without the time keeps the time it was read, as with the agent: no error field.
-    regex = {"type": "parse_regex", "inputs": [name], "pattern": pattern, "error_field": None}
+    regex = {"type": "parse_regex", "inputs": [upstream], "pattern": pattern, "error_field": None}
     parsed = doc.add("processors", f"{name}_time", regex)
     timestamp: dict[str, Any] = {
         "type": "parse_timestamp",
@@ -364,7 +389,6 @@ def _input_name(path: str) -> str:
 
 _FILE_WHY = {
     "auto_removal": "the collector never deletes the files it reads",
-    "filters": "use a filter processor",
     "blacklist": "use the file input's exclude (glob patterns, not regular expressions)",
     "publish_multi_logs": "every matched file is read",
     "trim_timestamp": "goes with timestamp_format",
