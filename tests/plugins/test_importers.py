@@ -170,7 +170,7 @@ def test_procstat_odd_interval_and_unknown_sections_become_comments() -> None:
                 "collectd": {},
             }
         },
-        "traces": {"traces_collected": {"xray": {}}},
+        "csm": {"service_addresses": ["udp4://127.0.0.1:31000"]},
     }
     rendered, config = _translated("cloudwatch-agent", json.dumps(source))
     procstat = config["inputs"]["procstat"]
@@ -181,7 +181,7 @@ def test_procstat_odd_interval_and_unknown_sections_become_comments() -> None:
     assert "not translated: procstat.measurement = ['cpu_usage']" in comments
     assert "not translated: agent.usage_data = False" in comments
     assert "not translated: metrics.metrics_collected.collectd" in comments
-    assert "not translated: traces section" in comments
+    assert "not translated: csm section" in comments
 
 
 @pytest.mark.parametrize(
@@ -244,3 +244,33 @@ def test_filters_keep_and_drop_in_order(ctx: ComponentContext) -> None:
         batch = Filter(FilterConfig(**body), ctx).process(batch)
     assert batch is not None
     assert [r["message"] for r in batch.records] == ["POST /y curl", "PUT /w wget"]
+
+
+def test_cloudwatch_agent_traces_section() -> None:
+    traces = {
+        "traces_collected": {
+            "xray": {"bind_address": "0.0.0.0:2000", "tcp_proxy": {"bind_address": "127.0.0.1:2000"}},
+            "otlp": {"grpc_endpoint": "127.0.0.1:4317"},
+        },
+        "concurrency": 8,
+        "local_mode": True,
+        "region_override": "us-east-2",
+        "proxy_override": "http://127.0.0.1:3128",
+        "buffer_size_mb": 3,
+        "insecure": False,
+    }
+    source = {"agent": {"region": "us-west-1"}, "traces": traces}
+    rendered, config = _translated("cloudwatch-agent", json.dumps(source))
+    assert config["inputs"]["xray"] == {"type": "xray", "listen": "udp:0.0.0.0:2000 tcp:127.0.0.1:2000"}
+    assert config["outputs"]["xray_upload"] == {
+        "type": "xray",
+        "inputs": ["xray"],
+        "region": "us-east-2",
+        "concurrency": 8,
+        "local_mode": True,
+        "proxy": "http://127.0.0.1:3128",
+        "buffer": {"max_bytes": "3MiB"},
+    }
+    comments = _comments(rendered)
+    assert "not translated: traces.traces_collected.otlp" in comments
+    assert "not translated: traces.insecure = False" in comments

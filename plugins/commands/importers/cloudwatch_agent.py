@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from collector_plugins.commands.importers import timestamp_format
+from collector_plugins.commands.importers import cloudwatch_traces, timestamp_format
 from collector_plugins.commands.importers.document import Document, ImportFailed, literal, note
 
 AGENT_KEYS_TRANSLATED = {"metrics_collection_interval", "region", "credentials"}
@@ -37,9 +37,11 @@ def translate(config: Any, source: str) -> Document:
             doc.not_translated(f"agent.{key} = {agent[key]!r}", _AGENT_WHY.get(key, "no equivalent"))
     _metrics(doc, _section(config, "metrics", source), interval, aws, source)
     _logs(doc, _section(config, "logs", source), aws, source)
+    if "traces" in config:
+        cloudwatch_traces.translate(doc, config["traces"], aws, source)
     for key in config:
-        if key not in ("agent", "metrics", "logs"):
-            doc.not_translated(f"{key} section", "only agent, metrics and logs are translated")
+        if key not in ("agent", "metrics", "logs", "traces"):
+            doc.not_translated(f"{key} section", "only agent, metrics, logs and traces are translated")
     return doc
 
 
