@@ -58,3 +58,9 @@ def test_unreadable_and_invalid_input_exit_2(tmp_path: Path) -> None:
 def test_listed_in_help() -> None:
     out = cli("--help")
     assert "import" in out.stdout
+
+
+def test_reads_stdin() -> None:
+    out = cli("import", "xray-daemon", "-", input=XRAY_DAEMON_SIDECAR)
+    assert out.returncode == 0, out.stderr
+    assert yaml.safe_load(out.stdout)["inputs"]["xray"]["listen"] == "udp:0.0.0.0:2000 tcp:127.0.0.1:2001"

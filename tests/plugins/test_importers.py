@@ -154,6 +154,8 @@ def test_xray_daemon_with_values() -> None:
         ("xray-daemon", "Socket: [", "not valid YAML"),
         ("xray-daemon", "- a\n- b\n", "top level must be a YAML mapping"),
         ("xray-daemon", "Socket: 5\n", "`Socket` must be a mapping"),
+        ("cloudwatch-agent", "{}", "nothing to translate; the config is empty"),
+        ("cloudwatch-agent", '{"metrics": {"metrics_collected": {"collectd": {}}}}', "nothing to translate; not tr"),
     ],
 )
 def test_invalid_input_is_refused(agent: str, text: str, reason: str) -> None:

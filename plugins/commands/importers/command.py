@@ -75,11 +75,16 @@ def translate(agent: str, text: str, source: str) -> str:
             parsed = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ImportFailed(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-        return cloudwatch_agent.translate(parsed, source).render()
-    import yaml
+        doc = cloudwatch_agent.translate(parsed, source)
+    else:
+        import yaml
 
-    try:
-        parsed = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ImportFailed(f"{source}: not valid YAML: {exc}") from None
-    return xray_daemon.translate(parsed, source).render()
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ImportFailed(f"{source}: not valid YAML: {exc}") from None
+        doc = xray_daemon.translate(parsed, source)
+    if not any(doc.sections.values()):
+        # A config with nothing to run would not validate: say what was there instead of printing it.
+        raise ImportFailed(f"{source}: nothing to translate; " + ("; ".join(doc.notes) or "the config is empty"))
+    return doc.render()
