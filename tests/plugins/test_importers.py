@@ -276,3 +276,23 @@ def test_cloudwatch_agent_traces_section() -> None:
     comments = _comments(rendered)
     assert "not translated: traces.traces_collected.otlp" in comments
     assert "not translated: traces.insecure = False" in comments
+
+
+def test_entries_our_file_input_cannot_take_become_comments() -> None:
+    entries = [
+        {"file_path": "C:\\ProgramData\\app.log", "log_group_name": "win"},
+        {"file_path": "/l/a.log", "encoding": "iso-2022-jp", "multi_line_start_pattern": "^(?P<x"},
+        {"file_path": "/l/b.log", "encoding": "latin1", "filters": [{"type": "include", "expression": "(?P<x"}]},
+    ]
+    rendered, config = _translated(
+        "cloudwatch-agent", json.dumps({"logs": {"logs_collected": {"files": {"collect_list": entries}}}})
+    )
+    assert sorted(config["inputs"]) == ["a", "b"]
+    assert "encoding" not in config["inputs"]["a"] and "multiline" not in config["inputs"]["a"]
+    assert config["inputs"]["b"]["encoding"] == "iso8859-1"
+    assert "processors" not in config
+    comments = _comments(rendered)
+    assert "not translated: collect_list file_path 'C:\\\\ProgramData\\\\app.log'" in comments
+    assert "not translated: encoding = 'iso-2022-jp' (encoding 'iso-2022-jp' is stateful" in comments
+    assert "not translated: multi_line_start_pattern = '^(?P<x'" in comments
+    assert "not translated: filters = " in comments

@@ -13,6 +13,7 @@ from typing import Any
 
 from collector_plugins.commands.importers import cloudwatch_traces, timestamp_format
 from collector_plugins.commands.importers.document import Document, ImportFailed, literal, note
+from collector_plugins.inputs.file.codec import normalize_encoding
 
 AGENT_KEYS_TRANSLATED = {"metrics_collection_interval", "region", "credentials"}
 HOST_GROUPS = ("cpu", "mem", "swap", "disk", "diskio", "net", "netstat", "processes")
@@ -291,18 +292,33 @@ def _logs(doc: Document, logs: dict[str, Any], aws: dict[str, Any], source: str)
             doc.not_translated(f"logs.{key} = {logs[key]!r}", why)
 
 
+def _regex_ok(pattern: str) -> bool:
+    # The agent's expressions are Go (RE2) syntax; the common subset is Python's too, the rest becomes a comment.
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
 def _log_file(doc: Document, entry: dict[str, Any], default_stream: str, aws: dict[str, Any]) -> None:
     path = entry["file_path"]
+    if not path.startswith("/"):
+        doc.not_translated(f"collect_list file_path {path!r}", "the file input reads absolute POSIX paths only")
+        return
     notes: list[str] = []
     body: dict[str, Any] = {"type": "file", "include": [path]}
     pattern = entry.get("multi_line_start_pattern")
-    if isinstance(pattern, str) and pattern != "{timestamp_format}":
+    if isinstance(pattern, str) and pattern != "{timestamp_format}" and _regex_ok(pattern):
         body["multiline"] = {"start": pattern}
     elif pattern is not None:
-        notes.append(note(f"multi_line_start_pattern = {pattern!r}", "write the regular expression as multiline.start"))
+        notes.append(note(f"multi_line_start_pattern = {pattern!r}", "write it as a Python regular expression"))
     encoding = entry.get("encoding")
     if isinstance(encoding, str):
-        body["encoding"] = encoding
+        try:
+            body["encoding"] = normalize_encoding(encoding)
+        except ValueError as exc:
+            notes.append(note(f"encoding = {encoding!r}", f"{exc}; UTF-8 used"))
     for key, value in entry.items():
         if key not in FILE_KEYS:
             notes.append(note(f"{key} = {value!r}", _FILE_WHY.get(key, "no equivalent")))
@@ -332,11 +348,14 @@ def _filters(doc: Document, name: str, entry: dict[str, Any], notes: list[str]) 
     if filters is None:
         return name
     valid = isinstance(filters, list) and all(
-        isinstance(f, dict) and f.get("type") in ("include", "exclude") and isinstance(f.get("expression"), str)
+        isinstance(f, dict)
+        and f.get("type") in ("include", "exclude")
+        and isinstance(f.get("expression"), str)
+        and _regex_ok(f["expression"])
         for f in filters
     )
     if not valid:
-        notes.append(note(f"filters = {filters!r}", "each filter needs type include/exclude and an expression"))
+        notes.append(note(f"filters = {filters!r}", "each needs type include/exclude and a Python regular expression"))
         return name
     upstream = name
     for index, rule in enumerate(filters, 1):
