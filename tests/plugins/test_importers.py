@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,3 +297,31 @@ def test_entries_our_file_input_cannot_take_become_comments() -> None:
     assert "not translated: encoding = 'iso-2022-jp' (encoding 'iso-2022-jp' is stateful" in comments
     assert "not translated: multi_line_start_pattern = '^(?P<x'" in comments
     assert "not translated: filters = " in comments
+
+
+def test_retention_and_class_we_refuse_become_comments() -> None:
+    entries = [{"file_path": "/l/a.log", "retention_in_days": 2, "log_group_class": "DELIVERY"}]
+    rendered, config = _translated(
+        "cloudwatch-agent", json.dumps({"logs": {"logs_collected": {"files": {"collect_list": entries}}}})
+    )
+    out = config["outputs"]["a_cloudwatch"]
+    assert "retention_days" not in out and "log_group_class" not in out
+    assert "not translated: retention_in_days = 2" in rendered
+    assert "not translated: log_group_class = 'DELIVERY'" in rendered
+
+
+def test_a_translation_that_does_not_validate_is_written_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collector.commands import CommandFailed
+    from collector_plugins.commands.importers.command import ImportCommand
+
+    source = tmp_path / "cfg.yaml"
+    source.write_text("Socket:\n  UDPAddress: not-an-address\n")
+    args = argparse.Namespace(agent="xray-daemon", file=str(source), output=None)
+    with pytest.raises(CommandFailed) as failed:
+        ImportCommand().run(args)
+    assert failed.value.exit_status == 2
+    assert "the translation does not validate" in failed.value.message
+    assert "listen" in failed.value.message
+    assert "not-an-address" in capsys.readouterr().out

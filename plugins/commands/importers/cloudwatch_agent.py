@@ -14,6 +14,7 @@ from typing import Any
 from collector_plugins.commands.importers import cloudwatch_traces, timestamp_format
 from collector_plugins.commands.importers.document import Document, ImportFailed, literal, note
 from collector_plugins.inputs.file.codec import normalize_encoding
+from collector_plugins.outputs.cloudwatch_logs.limits import RETENTION_DAYS
 
 AGENT_KEYS_TRANSLATED = {"metrics_collection_interval", "region", "credentials"}
 HOST_GROUPS = ("cpu", "mem", "swap", "disk", "diskio", "net", "netstat", "processes")
@@ -333,11 +334,15 @@ def _log_file(doc: Document, entry: dict[str, Any], default_stream: str, aws: di
         "log_stream": _template(str(entry.get("log_stream_name", default_stream)), "log_stream_name", out_notes),
     }
     retention = entry.get("retention_in_days")
-    if isinstance(retention, int) and retention > 0:
+    if retention in RETENTION_DAYS:
         output["retention_days"] = retention
+    elif retention is not None and retention != -1:  # -1 is the agent's "never expire", our default
+        out_notes.append(note(f"retention_in_days = {retention!r}", "not a value PutRetentionPolicy accepts"))
     group_class = entry.get("log_group_class")
-    if isinstance(group_class, str):
+    if isinstance(group_class, str) and group_class.upper() in ("STANDARD", "INFREQUENT_ACCESS"):
         output["log_group_class"] = group_class.upper()
+    elif group_class is not None:
+        out_notes.append(note(f"log_group_class = {group_class!r}", "STANDARD or INFREQUENT_ACCESS only"))
     output.update(aws)
     doc.add("outputs", f"{name}_cloudwatch", output, out_notes)
 

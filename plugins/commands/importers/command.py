@@ -42,6 +42,7 @@ class ImportCommand:
             rendered = translate(args.agent, text, args.file)
         except ImportFailed as exc:
             raise CommandFailed(f"collector import: {exc}", EXIT_CONFIG) from None
+        problems = _validation_report(rendered)
         if args.output:
             try:
                 Path(args.output).write_text(rendered, encoding="utf-8")
@@ -49,7 +50,22 @@ class ImportCommand:
                 raise CommandFailed(f"collector import: cannot write {args.output}: {exc.strerror}") from None
         else:
             sys.stdout.write(rendered)
+        if problems:
+            # Written all the same, so that the user can fix the few values our plugins refuse.
+            raise CommandFailed(f"collector import: the translation does not validate:\n{problems}", EXIT_CONFIG)
         return EXIT_OK
+
+
+def _validation_report(rendered: str) -> str:
+    """`collector validate`'s report on the translation ("" when valid): a value the agent took and we refuse."""
+    from collector.config import ConfigError
+    from collector.config.loader import parse_config
+
+    try:
+        parse_config(rendered, "<translation>", environ={})
+    except ConfigError as exc:
+        return exc.format()
+    return ""
 
 
 def _read(path: str) -> str:
