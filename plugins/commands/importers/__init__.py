@@ -1,0 +1,1 @@
+"""`collector import AGENT FILE`: another agent's config translated into ours (docs/migration.md)."""
