@@ -114,6 +114,9 @@ def build_parser(
     )
     top.add_argument("--interval", type=float, default=1.0, help="refresh interval in seconds (default: 1)")
     top.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    top.add_argument(
+        "--window", type=float, default=30.0, help="rates are averaged over this many seconds (default: 30)"
+    )
     _add_test_parser(sub)
     for name, command in sorted((commands or {}).items()):
         description = getattr(command, "description", None) or command.help
@@ -267,7 +270,7 @@ def _dlq(args: argparse.Namespace) -> int:
 def _top(args: argparse.Namespace) -> int:
     from collector.top import run_top
 
-    return run_top(args.api, args.interval, args.once)
+    return run_top(args.api, args.interval, args.once, args.window)
 
 
 def _add_test_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

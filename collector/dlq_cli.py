@@ -26,6 +26,7 @@ from collector.dlq import DeadLetterQueue, dead_letter_files, dlq_dir, is_locked
 from collector.events import Batch
 from collector.log import RepeatLimiter
 from collector.output_driver import OutputRunner
+from collector.progress import REDRAW_SECONDS, Progress
 from collector.stats import ComponentStats
 
 
@@ -76,6 +77,8 @@ async def replay(config: Config, output_name: str, max_retries: int | None) -> d
         out_config = out_config.model_copy(update={"retry": retry})
     files = [f for f in dead_letter_files(config.data_dir, output_name) if not is_locked(f)]
     totals = {"files": 0, "records": 0, "delivered": 0, "rejected_again": 0}
+    # A bar on a terminal (stderr); the summary line is the caller's either way.
+    progress = Progress(sum(1 for f in files for _ in read_dead_letters(f)), "records")
     await instance.start()
     try:
         for path in files:
@@ -93,14 +96,27 @@ async def replay(config: Config, output_name: str, max_retries: int | None) -> d
                     count += len(chunk)
                     await buffer.push(Batch(kind, chunk))  # type: ignore[arg-type]
             buffer.close_intake()
-            await runner.deliver(instance, out_config, asyncio.Event())
+            base = totals["delivered"] + totals["rejected_again"]
+
+            async def show(stats: ComponentStats = stats, base: int = base) -> None:
+                while True:
+                    progress.update(base + stats.sent_events + sum(stats.dropped.values()))
+                    await asyncio.sleep(REDRAW_SECONDS)
+
+            shower = asyncio.create_task(show())
+            try:
+                await runner.deliver(instance, out_config, asyncio.Event())
+            finally:
+                shower.cancel()
             dlq.close()
             path.unlink()
             totals["files"] += 1
             totals["records"] += count
             totals["delivered"] += stats.sent_events
             totals["rejected_again"] += sum(stats.dropped.values())
+            progress.update(totals["delivered"] + totals["rejected_again"])
     finally:
+        progress.close()
         await instance.stop()
     return totals
 

@@ -96,6 +96,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from collector.acks import release
+from collector.buffer.backlog import BACKLOG_LOG_SECONDS, BacklogReport
 from collector.buffer.base import Buffer, BufferClosedError, BufferCondition, DropCallback, Unit
 from collector.buffer.codec import encode
 from collector.buffer.intake import IntakeCondition
@@ -191,6 +192,8 @@ class DiskBuffer(Buffer):
         self._limiter = RepeatLimiter(FAILING_LOG_INTERVAL)  # disk errors: a line per interval at most
         self._write_error_logged = False  # an ERROR about writes was logged and its recovery not yet
         self.errors = {"write": 0, "fsync": 0, "ledger": 0}  # failed operations, since this object was made
+        self.backlog_log_interval = BACKLOG_LOG_SECONDS
+        self._backlog: BacklogReport | None = None  # what a previous run left, until drained
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -217,7 +220,10 @@ class DiskBuffer(Buffer):
             on_corrupt=self._on_corrupt,
         )
         self._store = store
-        if rec.segments:
+        self._backlog = None
+        if rec.segments and store.pending:
+            self._backlog = BacklogReport(rec, store.pending, self._log, self._kv, self.backlog_log_interval)
+        elif rec.segments:
             self._log.info(
                 "disk buffer resumed",
                 extra=self._kv(segments=len(rec.segments), bytes=store.total, events=store.pending),
@@ -445,6 +451,7 @@ class DiskBuffer(Buffer):
                     # by a data sync, and no push may come to do one while the disk is full.
                     await self._sync_data()
                 await self._persist_and_reclaim()
+                self._report_backlog()
             except OSError as exc:
                 if self._limiter.check("background")[0]:  # counted in `errors`, logged once per interval
                     self._ledger_failing = True
@@ -460,6 +467,14 @@ class DiskBuffer(Buffer):
                 if self._ledger_failing:
                     self._ledger_failing = False
                     self._log.info("disk buffer background sync works again", extra=self._kv())
+
+    def _report_backlog(self) -> None:
+        store, backlog = self._store, self._backlog
+        if store is None or backlog is None:
+            return
+        backlog.check((store.tracker.segment, store.tracker.offset), store.pending)
+        if backlog.finished:
+            self._backlog = None
 
     async def _sync_data(self) -> None:
         """fsync what was written (segments, new directory entries), then release the tokens waiting for it."""
