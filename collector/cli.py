@@ -125,6 +125,18 @@ def build_parser(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. A reader of stdout gone (`collector schema | head`) ends any
+    command, core or plugin, `--help` included, quietly with 141."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a reader gone is found here, not in the interpreter's exit (a traceback there)
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     table = discover_commands(reserved=CORE_COMMANDS)
     word = next((a for a in argv if not a.startswith("-")), None)
@@ -152,15 +164,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dlq": _dlq,
     }
     try:
-        status = core[args.command](args) if args.command in core else commands[args.command].run(args)
-        sys.stdout.flush()  # a reader gone is found here, not in the interpreter's exit (a traceback there)
-        return status
+        if args.command in core:
+            return core[args.command](args)
+        return commands[args.command].run(args)
     except CommandFailed as exc:
         if exc.message:
             print(exc.message, file=sys.stderr)
         return exc.exit_status
-    except BrokenPipeError:
-        return _stdout_closed()
 
 
 def _stdout_closed() -> int:
