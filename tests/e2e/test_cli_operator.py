@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import child_env, cli
+from collector.testing import free_port, wait_for_sync
+from tests.e2e.conftest import REPO, child_env, cli
 from tests.installed import installed
 
 # Every kind of command that prints: a core command, a core command reading a config, plugin commands.
@@ -135,3 +139,53 @@ def test_without_any_the_system_config_is_read(tmp_path: Path) -> None:
         out = cli(*command, cwd=tmp_path)
         assert out.returncode == 2, (command, out.stderr)
         assert "/etc/collector/collector.yaml" in out.stderr, (command, out.stderr)
+
+
+# `make run` stopped with Ctrl-C: the terminal's SIGINT reaches make and the collector alike (one process group).
+def test_make_run_stopped_with_ctrl_c(tmp_path: Path) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path / 'data'}\napi: {{listen: 127.0.0.1:{port}}}\n"
+        "inputs:\n  demo: {type: generator, rate: 100}\noutputs:\n  sink: {type: blackhole, inputs: [demo]}\n"
+    )
+    venv = installed().venv  # the installed wheel; -o: make must not (re)install into it
+    log = (tmp_path / "make.log").open("wb")
+    make = subprocess.Popen(
+        ["make", "-C", str(REPO), "-o", f"{venv}/.installed", "run", f"VENV={venv}", f"CONFIG={config}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=child_env(),
+        preexec_fn=_as_a_terminal_job,
+    )
+    try:
+        wait_for_sync(lambda: _ready(port), timeout=30)
+        os.killpg(make.pid, signal.SIGINT)
+        status = make.wait(timeout=30)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait()
+        log.close()
+    text = (tmp_path / "make.log").read_text()
+    # The collector drained and exited 0; make itself always dies of an interrupt (GNU make re-raises
+    # SIGINT after its recipe ends, whatever the recipe's status), which a shell shows as 130: README says so.
+    assert 'msg="collector stopped" drained=True' in text, text
+    assert status == -signal.SIGINT, text
+
+
+def _as_a_terminal_job() -> None:
+    # Its own process group, as a shell's foreground job has, and SIGINT at its default: a test runner
+    # started in the background inherits it ignored, and make keeps an ignored SIGINT ignored.
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
