@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -26,10 +27,13 @@ from collector.commands import (
     CommandFailed,
     add_config_argument,
     discover_commands,
+    find_config,
 )
 from collector.defaults import API_LISTEN
 
-__all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "build_parser", "main"]
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE: the shell's status of a command whose reader closed the pipe
+
+__all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "EXIT_SIGPIPE", "build_parser", "main"]
 
 CORE_COMMANDS = ("run", "validate", "schema", "version", "dlq", "plugins", "top", "test")
 
@@ -125,6 +129,18 @@ def build_parser(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. A reader of stdout gone (`collector schema | head`) ends any
+    command, core or plugin, `--help` included, quietly with 141."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a reader gone is found here, not in the interpreter's exit (a traceback there)
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     table = discover_commands(reserved=CORE_COMMANDS)
     word = next((a for a in argv if not a.startswith("-")), None)
@@ -140,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"collector: the command `{word}` is not available: {table.broken[word]}", file=sys.stderr)
         return EXIT_FAILURE
     args = build_parser(commands, table.broken).parse_args(argv)
+    if "config" in args:  # one discovery rule for every command, core and plugin (collector/commands.py)
+        args.config = find_config(args.config)
     core = {
         "run": _run,
         "validate": _validate,
@@ -158,6 +176,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.message:
             print(exc.message, file=sys.stderr)
         return exc.exit_status
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (`collector schema | head`): stop quietly, with the status a
+    SIGPIPE gives (128 + 13), as `cat` and other Unix tools do; nothing on stderr.
+
+    stdout is pointed at /dev/null so that the interpreter's final flush of what is still buffered
+    does not raise again on the way out.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_SIGPIPE
 
 
 def _run(args: argparse.Namespace) -> int:

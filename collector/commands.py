@@ -26,15 +26,21 @@ Helpers for commands: `add_config_argument` (the core's `-c/--config` option),
 `load_config` (the config, or `CommandFailed` with the same report as
 `collector validate`), and `CommandFailed`, which the CLI turns into a message
 on stderr and an exit status.
+
+Which config a command reads is one rule for every command, `find_config`:
+`-c/--config`, else `$COLLECTOR_CONFIG`, else `./collector.yaml` if it exists,
+else `/etc/collector/collector.yaml`. The CLI applies it once after parsing, so
+a command's `args.config` is always a path; `load_config(None)` applies it too.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from collector.defaults import COMMAND_ENTRY_POINT_GROUP, CONFIG_PATH
@@ -75,21 +81,48 @@ class BrokenCommand(Exception):
     """A command plugin that cannot be used; the message says why."""
 
 
+CONFIG_ENV = "COLLECTOR_CONFIG"
+LOCAL_CONFIG = "collector.yaml"
+CONFIG_RULE = f"${CONFIG_ENV}, else ./{LOCAL_CONFIG} if it exists, else {CONFIG_PATH}"
+
+
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    """The `-c/--config` option every core command that reads a config has, with the same default."""
-    default = os.environ.get("COLLECTOR_CONFIG", CONFIG_PATH)
-    parser.add_argument(
-        "-c", "--config", default=default, help=f"config file (default: $COLLECTOR_CONFIG or {CONFIG_PATH})"
-    )
+    """The `-c/--config` option of every command that reads a config; `find_config` fills it in when omitted."""
+    parser.add_argument("-c", "--config", default=None, help=f"config file (default: {CONFIG_RULE})")
 
 
-def load_config(path: str, registry: Registry | None = None) -> Config:
-    """The validated config at `path`; `CommandFailed` (exit 2, every error with its line) if it is not valid."""
+def find_config(
+    explicit: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    system: str = CONFIG_PATH,
+) -> str:
+    """The config file a command reads: `explicit` (-c), else $COLLECTOR_CONFIG, else ./collector.yaml
+    if it exists, else `system` (/etc/collector/collector.yaml).
+
+    The first two are taken as given (a missing file is then reported as such, not replaced by another
+    file the operator did not name); `./collector.yaml` only counts if it is there, so a command run from
+    any directory on a node finds the system config.
+    """
+    if explicit:
+        return explicit
+    env = os.environ if environ is None else environ
+    if env.get(CONFIG_ENV):
+        return env[CONFIG_ENV]
+    local = (Path.cwd() if cwd is None else cwd) / LOCAL_CONFIG
+    if local.is_file():
+        return LOCAL_CONFIG if cwd is None else str(local)
+    return system
+
+
+def load_config(path: str | None, registry: Registry | None = None) -> Config:
+    """The validated config at `path` (`find_config` when None); `CommandFailed` (exit 2, every error with
+    its line) if it is not valid."""
     from collector.config import ConfigError
     from collector.config import load_config as load
 
     try:
-        return load(path, registry)
+        return load(find_config(path), registry)
     except ConfigError as exc:
         raise CommandFailed(exc.format(), EXIT_CONFIG) from exc
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from collector.config.advice import config_warnings
 from collector.config.errors import ConfigError, ConfigIssue, did_you_mean
+from collector.config.messages import describe
 from collector.config.model import RootConfig
 from collector.config.secrets import is_secret_path, redact, secret_values
 from collector.config.source import SourceMap, load_yaml
@@ -408,9 +409,11 @@ def _pydantic_issues(
             out.append(_at(smap, path[:-1], message, _field_help(model, loc)))
             continue
         else:
-            message = str(err["msg"]).removeprefix("Value error, ")
+            message, hint = describe(err)  # our words and a hint, never pydantic's English
             if hidden is not None:
                 hint = hidden
+            elif hint is None:
+                hint = _field_help(model, loc) if loc else None
             elif "input" in err and kind not in ("value_error",) and not isinstance(err["input"], dict | list):
                 message += f" (got {err['input']!r})"
             out.append(_at(smap, path, message, hint, value=True))
