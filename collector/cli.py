@@ -31,7 +31,7 @@ from collector.defaults import API_LISTEN
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "build_parser", "main"]
 
-CORE_COMMANDS = ("run", "validate", "schema", "version", "dlq", "plugins", "top")
+CORE_COMMANDS = ("run", "validate", "schema", "version", "dlq", "plugins", "top", "tap")
 
 
 def build_parser(
@@ -114,6 +114,19 @@ def build_parser(
     )
     top.add_argument("--interval", type=float, default=1.0, help="refresh interval in seconds (default: 1)")
     top.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    tap = sub.add_parser(
+        "tap",
+        help="print the records components of a running collector emit",
+        description="Print, as they flow, the records the named components emit (inputs and processors: what "
+        "they pass on; outputs: what they send), sampled and rate limited; globs match several. Stops at "
+        "--limit or Ctrl-C. Exit 2 if a name matches no component.",
+    )
+    tap.add_argument("names", nargs="+", metavar="NAME", help="component name or glob")
+    tap.add_argument("--rate", type=float, default=100.0, help="at most this many records per second (default: 100)")
+    tap.add_argument("--sample", type=float, default=1.0, help="keep this fraction of records (default: 1)")
+    tap.add_argument("--limit", type=int, help="stop after this many records")
+    tap.add_argument("--format", choices=["json", "text"], default="json", help="output format (default: json)")
+    tap.add_argument("--api", default=API_LISTEN, help=f"the collector's API, HOST:PORT (default: {API_LISTEN})")
     for name, command in sorted((commands or {}).items()):
         description = getattr(command, "description", None) or command.help
         command.add_arguments(sub.add_parser(name, help=command.help, description=description))
@@ -143,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "version": _version,
         "plugins": _plugins,
         "top": _top,
+        "tap": _tap,
         "dlq": _dlq,
     }
     try:
@@ -266,6 +280,12 @@ def _top(args: argparse.Namespace) -> int:
     from collector.top import run_top
 
     return run_top(args.api, args.interval, args.once)
+
+
+def _tap(args: argparse.Namespace) -> int:
+    from collector.tap_cli import run_tap
+
+    return run_tap(args.api, args.names, args.rate, args.sample, args.limit, args.format)
 
 
 def _report_broken(registry: object) -> None:
