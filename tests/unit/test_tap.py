@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
+import aiohttp
 import orjson
 
+from collector.api import HostFacts
 from collector.channel import Channel
+from collector.config import parse_config
 from collector.events import LOGS, METRICS, Batch, Metric
+from collector.http import ApiServer
+from collector.registry import load_registry
 from collector.routing import Route, Router
-from collector.stats import ComponentStats
-from collector.tap import Tap, encode_line
+from collector.runtime import Runtime
+from collector.stats import ComponentStats, RuntimeCollector, make_registry
+from collector.tap import Tap, TapHub, encode_line
+from collector.testing import wait_for
 
 
 def router_to(channel: Channel) -> Router:
@@ -61,3 +69,35 @@ def test_encode_line_handles_bytes_metrics_and_odd_values() -> None:
     assert line["kind"] == METRICS and line["record"]["name"] == "cpu" and line["record"]["tags"] == {"host": "a"}
     raw = orjson.loads(encode_line("c", "inputs", LOGS, {"message": b"caf\xc3\xa9", "bin": b"\xff", 1: {2}}))
     assert raw["record"] == {"message": "café", "bin": {"base64": "/w=="}, "1": [2]}
+
+
+async def test_the_endpoint_detaches_a_tap_when_its_client_goes_away(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path, HostFacts("h"))
+    text = """
+inputs: {gen: {type: generator, message: hi, rate: 2000, batch_size: 10}}
+outputs: {hole: {type: blackhole, inputs: [gen]}}
+"""
+    await runtime.apply(parse_config(text, "c.yaml", load_registry(), environ={}).graph)
+    server = ApiServer(
+        make_registry(RuntimeCollector(runtime.all_stats, dict)), lambda: {}, lambda: (True, ""), taps=TapHub(runtime)
+    )
+    await server.start("127.0.0.1", 0)
+    assert server.bound is not None
+    base = f"http://127.0.0.1:{server.bound[1]}/tap"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for query, status in (("component=gen&rate=x", 400), ("rate=5", 400), ("component=gen&sample=2", 400)):
+                async with session.get(f"{base}?{query}") as r:
+                    assert r.status == status
+            async with session.get(f"{base}?component=nope") as r:
+                assert r.status == 404 and (await r.json())["components"] == ["gen", "hole"]
+            async with session.get(f"{base}?component=*&rate=1000") as r:
+                assert r.status == 200
+                first = orjson.loads(await r.content.readline())
+                assert first["component"] in {"gen", "hole"} and first["record"]["message"] == "hi"
+                assert len(runtime.routers["gen"].taps) == 1 and len(runtime.outputs["hole"].taps) == 1
+            # Closed by the client: the tap is detached, routing is back to no taps at all.
+        await wait_for(lambda: not runtime.routers["gen"].taps and not runtime.outputs["hole"].taps, timeout=5)
+    finally:
+        await server.stop()
+        await runtime.shutdown(5)
