@@ -115,7 +115,7 @@ class ApiServer:
             return web.json_response({"error": "rate and sample must be numbers"}, status=400)
         if not patterns:
             return web.json_response({"error": "give at least one component=NAME"}, status=400)
-        if not (rate > 0 and 0 < sample <= 1):
+        if not (0 < rate < float("inf") and 0 < sample <= 1):
             return web.json_response({"error": "rate must be > 0 and sample in (0, 1]"}, status=400)
         names, unknown = hub.match(patterns)
         if unknown:

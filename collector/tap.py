@@ -64,6 +64,9 @@ class Tap:
         self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self.rate)
         self._refilled = now
         records = batch.records
+        if self._tokens < 1.0:  # nothing may pass: skip sampling, count the expected share as rate limited
+            self.rate_limited += round(len(records) * self.sample)
+            return
         if self.sample < 1.0:
             rnd = self._rng.random
             records = [r for r in records if rnd() < self.sample]

@@ -47,7 +47,7 @@ def run_tap(
     out: IO[str] | None = None,
 ) -> int:
     out = out or sys.stdout
-    if rate <= 0 or not 0 < sample <= 1 or (limit is not None and limit < 1):
+    if not 0 < rate < float("inf") or not 0 < sample <= 1 or (limit is not None and limit < 1):
         print("collector tap: --rate must be > 0, --sample in (0, 1], --limit >= 1", file=sys.stderr)
         return EXIT_CONFIG
     url = tap_url(api, names, rate, sample)

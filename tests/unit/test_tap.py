@@ -86,7 +86,12 @@ outputs: {hole: {type: blackhole, inputs: [gen]}}
     base = f"http://127.0.0.1:{server.bound[1]}/tap"
     try:
         async with aiohttp.ClientSession() as session:
-            for query, status in (("component=gen&rate=x", 400), ("rate=5", 400), ("component=gen&sample=2", 400)):
+            for query, status in (
+                ("component=gen&rate=x", 400),
+                ("rate=5", 400),
+                ("component=gen&sample=2", 400),
+                ("component=gen&rate=inf", 400),
+            ):
                 async with session.get(f"{base}?{query}") as r:
                     assert r.status == status
             async with session.get(f"{base}?component=nope") as r:
