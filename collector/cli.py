@@ -35,7 +35,7 @@ EXIT_SIGPIPE = 141  # 128 + SIGPIPE: the shell's status of a command whose reade
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "EXIT_SIGPIPE", "build_parser", "main"]
 
-CORE_COMMANDS = ("run", "validate", "schema", "version", "dlq", "plugins", "top", "test")
+CORE_COMMANDS = ("run", "validate", "schema", "version", "dlq", "plugins", "top", "test", "tap")
 
 
 def build_parser(
@@ -121,6 +121,19 @@ def build_parser(
     top.add_argument(
         "--window", type=float, default=30.0, help="rates are averaged over this many seconds (default: 30)"
     )
+    tap = sub.add_parser(
+        "tap",
+        help="print the records components of a running collector emit",
+        description="Print, as they flow, the records the named components emit (inputs and processors: what "
+        "they pass on; outputs: what they send), sampled and rate limited; globs match several. Stops at "
+        "--limit or Ctrl-C. Exit 2 if a name matches no component.",
+    )
+    tap.add_argument("names", nargs="+", metavar="NAME", help="component name or glob")
+    tap.add_argument("--rate", type=float, default=100.0, help="at most this many records per second (default: 100)")
+    tap.add_argument("--sample", type=float, default=1.0, help="keep this fraction of records (default: 1)")
+    tap.add_argument("--limit", type=int, help="stop after this many records")
+    tap.add_argument("--format", choices=["json", "text"], default="json", help="output format (default: json)")
+    tap.add_argument("--api", default=API_LISTEN, help=f"the collector's API, HOST:PORT (default: {API_LISTEN})")
     _add_test_parser(sub)
     for name, command in sorted((commands or {}).items()):
         description = getattr(command, "description", None) or command.help
@@ -165,6 +178,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "version": _version,
         "plugins": _plugins,
         "top": _top,
+        "tap": _tap,
         "dlq": _dlq,
         "test": _test,
     }
@@ -320,6 +334,12 @@ def _test(args: argparse.Namespace) -> int:
     from collector.pipeline_tests_cli import run_test_command
 
     return run_test_command(args.config, args.files, args.now)
+
+
+def _tap(args: argparse.Namespace) -> int:
+    from collector.tap_cli import run_tap
+
+    return run_tap(args.api, args.names, args.rate, args.sample, args.limit, args.format)
 
 
 def _report_broken(registry: object) -> None:

@@ -35,6 +35,7 @@ from collector.private_files import private_dir
 from collector.registry import Registry
 from collector.runtime import Runtime
 from collector.stats import RuntimeCollector, make_registry
+from collector.tap import TapHub
 
 log = logging.getLogger("collector.daemon")
 
@@ -206,7 +207,7 @@ class Daemon:
         if not config.root.api.enabled:
             return True
         host, port = parse_listen(config.root.api.listen)
-        api = ApiServer(self.metrics_registry, self.status, self.readiness, self.liveness)
+        api = ApiServer(self.metrics_registry, self.status, self.readiness, self.liveness, TapHub(self.runtime))
         try:
             await api.start(host, port)
         except OSError as exc:

@@ -17,6 +17,7 @@ HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 STATUS_PATH = "/status"
+TAP_PATH = "/tap"
 
 # Where a packaged install keeps its state and its configuration.
 DATA_DIR = "/var/lib/collector"

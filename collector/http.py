@@ -8,10 +8,16 @@
 - `/metrics`: Prometheus text format, from the injected registry.
 - `/status`: JSON: version, uptime, config file, and each component with its
   section, type, kinds, upstreams, state and counters (what `collector top` shows).
+- `/tap?component=NAME[&component=...]&rate=N&sample=F`: JSON lines of the
+  records those components emit, sampled and rate limited, until the client
+  goes away or the components are removed (collector/tap.py; `collector tap`).
+  404 if a name (or glob) matches no component, 400 for a bad parameter.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +27,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from collector import __version__
-from collector.defaults import HEALTH_PATH, METRICS_PATH, READY_PATH, STATUS_PATH
+from collector.defaults import HEALTH_PATH, METRICS_PATH, READY_PATH, STATUS_PATH, TAP_PATH
+from collector.tap import Tap, TapHub, encode_line
+
+# How often a tap's stream checks that its client and its components are still there.
+TAP_CHECK_SECONDS = 0.5
 
 
 class ApiServer:
@@ -31,7 +41,9 @@ class ApiServer:
         status: Callable[[], dict[str, Any]],
         readiness: Callable[[], tuple[bool, str]],
         liveness: Callable[[], tuple[bool, list[str]]] | None = None,
+        taps: TapHub | None = None,
     ) -> None:
+        self._taps = taps
         self._registry = registry
         self._status = status
         self._readiness = readiness
@@ -45,6 +57,8 @@ class ApiServer:
         app.router.add_get(READY_PATH, self._readyz)
         app.router.add_get(METRICS_PATH, self._metrics)
         app.router.add_get(STATUS_PATH, self._status_handler)
+        if self._taps is not None:
+            app.router.add_get(TAP_PATH, self._tap_handler)
         return app
 
     async def start(self, host: str, port: int) -> None:
@@ -62,6 +76,8 @@ class ApiServer:
         self.bound = sockets[0].getsockname()[:2] if sockets else (host, port)
 
     async def stop(self) -> None:
+        if self._taps is not None:
+            self._taps.end_all("collector shutting down")  # else open taps hold the server's shutdown
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -87,3 +103,50 @@ class ApiServer:
         status = self._status()
         status["time"] = time.time()
         return web.json_response(status)
+
+    async def _tap_handler(self, request: web.Request) -> web.StreamResponse:
+        hub = self._taps
+        assert hub is not None
+        patterns = request.query.getall("component", [])
+        try:
+            rate = float(request.query.get("rate", "100"))
+            sample = float(request.query.get("sample", "1"))
+        except ValueError:
+            return web.json_response({"error": "rate and sample must be numbers"}, status=400)
+        if not patterns:
+            return web.json_response({"error": "give at least one component=NAME"}, status=400)
+        if not (0 < rate < float("inf") and 0 < sample <= 1):
+            return web.json_response({"error": "rate must be > 0 and sample in (0, 1]"}, status=400)
+        names, unknown = hub.match(patterns)
+        if unknown:
+            known = sorted(hub.runtime.graph.components)
+            body = {"error": f"no component matches {', '.join(unknown)}", "components": known}
+            return web.json_response(body, status=404)
+        tap = Tap(rate, sample)
+        hub.attach(tap, names)
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        try:
+            await response.prepare(request)
+            while True:
+                try:
+                    await asyncio.wait_for(tap.ready.wait(), TAP_CHECK_SECONDS)
+                except TimeoutError:
+                    pass
+                tap.ready.clear()
+                hub.check(tap)
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return response  # the client went away
+                lines = [encode_line(*item) for item in tap.queue]
+                tap.queue.clear()
+                if lines:
+                    await response.write(b"".join(lines))
+                if tap.ended is not None:
+                    end = {"tap": "end", "reason": tap.ended, "rate_limited": tap.rate_limited, "dropped": tap.dropped}
+                    await response.write(json.dumps(end).encode() + b"\n")
+                    await response.write_eof()
+                    return response
+        except ConnectionResetError:
+            return response
+        finally:
+            hub.detach(tap)

@@ -59,6 +59,7 @@ from collector.output_limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Limit
 from collector.send_rate import SendRate
 from collector.send_result import Outcome, PermanentError, RetryableError, SendResult
 from collector.stats import ComponentStats
+from collector.tap import Tap
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class OutputRunner:
         self.send_rate = SendRate()  # outlives instances: a reload does not forget that the destination throttles
         self.abandoned = asyncio.Event()
         self.intake_task: asyncio.Task[None] | None = None
+        self.taps: tuple[Tap, ...] = ()  # `collector tap` clients (collector/tap.py): what this output sends
 
     # -- intake ------------------------------------------------------------------------------------
 
@@ -237,6 +239,10 @@ class OutputRunner:
         task.add_done_callback(done)
 
     async def _run_request(self, request: _Request, output: Output, config: OutputConfig) -> None:
+        if self.taps:
+            tapped = Batch(request.kind, request.records)  # type: ignore[arg-type]
+            for tap in self.taps:
+                tap.offer(self.name, "outputs", tapped)
         try:
             delivered, dead = await self.send_with_retries(
                 output, config, request.kind, request.records, request.origin

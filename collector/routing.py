@@ -27,6 +27,7 @@ from collector.channel import Channel, ChannelClosed
 from collector.events import Batch
 from collector.graph import Graph
 from collector.stats import ComponentStats
+from collector.tap import Tap
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,17 @@ class Router:
         self.stats = stats  # every component's stats, by name (the runtime's, kept current across reloads)
         self.name = name
         self.routes: tuple[Route, ...] = ()
+        self.taps: tuple[Tap, ...] = ()  # `collector tap` clients (collector/tap.py); empty almost always
+
+    def _tap(self, batch: Batch) -> None:
+        section = self.stats[self.name].section
+        for tap in self.taps:
+            tap.offer(self.name, section, batch)
 
     def try_send(self, batch: Batch) -> int:
         """Send without waiting; returns how many consumers could not take the batch (full channel)."""
+        if self.taps:
+            self._tap(batch)
         ack = batch.ack
         refused = 0
         for route in self.routes:
@@ -65,6 +74,8 @@ class Router:
         return refused
 
     async def send(self, batch: Batch) -> None:
+        if self.taps:
+            self._tap(batch)
         ack = batch.ack
         for route in self.routes:
             if batch.kind not in route.kinds:

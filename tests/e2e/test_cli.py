@@ -38,7 +38,22 @@ def test_version() -> None:
     assert out.stdout.startswith("collector 0.")
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["schema"], ["version"], ["top"], ["plugins"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["run"],
+        ["validate"],
+        ["schema"],
+        ["version"],
+        ["top"],
+        ["plugins"],
+        ["tap"],
+        ["test"],
+        ["import"],
+        ["trace"],
+    ],
+)
 def test_help_everywhere(command: list[str]) -> None:
     out = cli(*command, "--help")
     assert out.returncode == 0
