@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from collector.config.messages import HINT_SEPARATOR
 from collector.units import Duration, Size
 
 MEMORY_DEFAULT_BYTES = 32 * 1024 * 1024
@@ -53,9 +54,14 @@ class BufferSettings(BaseModel):
         if self.type == "memory":
             disk_only = {"fsync", "fsync_interval"} & self.model_fields_set
             if disk_only:
-                raise ValueError(f"{', '.join(sorted(disk_only))} applies to disk buffers only")
+                raise ValueError(
+                    f"{', '.join(sorted(disk_only))} applies to disk buffers only{HINT_SEPARATOR}"
+                    "remove it, or set `type: disk`"
+                )
         elif "max_events" in self.model_fields_set:
-            raise ValueError("max_events applies to memory buffers only; bound a disk buffer with max_bytes")
+            raise ValueError(
+                f"max_events applies to memory buffers only{HINT_SEPARATOR}bound a disk buffer with max_bytes"
+            )
         return self
 
     @property

@@ -103,6 +103,8 @@ TABLE: dict[str, tuple[str, str]] = {
 
 # A validator of ours raised ValueError/AssertionError: its text is already ours.
 OWN_TYPES = frozenset({"value_error", "assertion_error"})
+HINT_SEPARATOR = " | hint: "
+"""`raise ValueError(f"give one of a and b{HINT_SEPARATOR}remove one")`: a validator's message and its hint."""
 GENERIC = ("is not valid here", "see the plugin's documentation for what it takes (`collector schema` lists it)")
 
 
@@ -127,7 +129,10 @@ def describe(err: Mapping[str, Any]) -> tuple[str, str | None]:
     ctx = err.get("ctx") or {}
     if kind in OWN_TYPES:
         message = str(err.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        return message, None
+        # A validator that checks a whole block has no option description to lend a hint: it gives its own,
+        # after HINT_SEPARATOR in its message.
+        message, _, own_hint = message.partition(HINT_SEPARATOR)
+        return message, own_hint or None
     message, hint = TABLE.get(kind, GENERIC)
     return _fill(message, ctx) or message.partition(":")[0], _fill(hint, ctx) or GENERIC[1]
 

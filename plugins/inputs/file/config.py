@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collector.api import InputConfig
+from collector.config.messages import HINT_SEPARATOR
 from collector.units import Duration, Size
 from collector_plugins.inputs.file.codec import normalize_encoding
 from collector_plugins.inputs.file.globs import Pattern
@@ -67,7 +68,10 @@ class MultilineConfig(BaseModel):
     @model_validator(mode="after")
     def _one_pattern(self) -> MultilineConfig:
         if (self.start is None) == (self.continuation is None):
-            raise ValueError("multiline needs exactly one of `start` and `continuation`")
+            raise ValueError(
+                f"multiline needs exactly one of `start` and `continuation`{HINT_SEPARATOR}`start` matches a "
+                "record's first line; `continuation` matches the lines that belong to the line before"
+            )
         return self
 
 
@@ -191,7 +195,10 @@ class FileInputConfig(InputConfig):
     @model_validator(mode="after")
     def _check_combination(self) -> FileInputConfig:
         if self.format != "raw" and self.encoding != "utf-8":
-            raise ValueError(f"format {self.format} reads UTF-8 only (container runtimes write UTF-8)")
+            raise ValueError(
+                f"format {self.format} reads UTF-8 only (container runtimes write UTF-8){HINT_SEPARATOR}"
+                "remove `encoding`, or use `format: raw`"
+            )
         if self.multiline is not None and self.encoding is None:
-            raise ValueError("multiline needs text: set an encoding (not null)")
+            raise ValueError(f"multiline needs text{HINT_SEPARATOR}set an encoding such as `utf-8` (not null)")
         return self

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collector.api import ComponentContext, Input, InputConfig, InputContext
+from collector.config.messages import HINT_SEPARATOR
 from collector.events import METRICS
 from collector.log import RepeatLimiter, kv
 from collector.units import Duration
@@ -88,7 +89,7 @@ class ProcessSelector(BaseModel):
     def _one(self) -> ProcessSelector:
         given = [k for k in ("exe", "pattern", "pidfile") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of exe, pattern, pidfile")
+            raise ValueError(f"give exactly one of exe, pattern, pidfile{HINT_SEPARATOR}one selector per list item")
         return self
 
     def matcher(self) -> ProcessMatcher:

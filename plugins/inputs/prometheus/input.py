@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collector.api import ComponentContext, Input, InputConfig, InputContext
+from collector.config.messages import HINT_SEPARATOR
 from collector.config.secrets import SECRET
 from collector.events import METRICS, Metric
 from collector.log import RepeatLimiter, kv
@@ -61,7 +62,10 @@ class BasicAuth(BaseModel):
     @model_validator(mode="after")
     def _one_password(self) -> BasicAuth:
         if (self.password is None) == (self.password_file is None):
-            raise ValueError("give exactly one of password and password_file")
+            raise ValueError(
+                f"give exactly one of password and password_file{HINT_SEPARATOR}password_file keeps the secret "
+                "out of the config file"
+            )
         return self
 
 
@@ -126,11 +130,17 @@ class PrometheusConfig(InputConfig):
     @model_validator(mode="after")
     def _check(self) -> PrometheusConfig:
         if self.timeout is not None and self.timeout > self.interval:
-            raise ValueError("timeout cannot be longer than interval")
+            raise ValueError(
+                f"timeout cannot be longer than interval{HINT_SEPARATOR}lower timeout or raise interval: a scrape "
+                "must end before the next one starts"
+            )
         if self.bearer_token is not None and self.bearer_token_file is not None:
-            raise ValueError("give bearer_token or bearer_token_file, not both")
+            raise ValueError(f"give bearer_token or bearer_token_file, not both{HINT_SEPARATOR}remove one of them")
         if self.basic_auth is not None and (self.bearer_token or self.bearer_token_file):
-            raise ValueError("give basic_auth or a bearer token, not both")
+            raise ValueError(
+                f"give basic_auth or a bearer token, not both{HINT_SEPARATOR}a target takes one kind of "
+                "credentials: remove the other"
+            )
         return self
 
     @property

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collector.api import ComponentContext, Processor, ProcessorConfig
+from collector.config.messages import HINT_SEPARATOR
 from collector.events import KINDS, METRICS, Batch
 
 Scalar = str | int | float | bool | None
@@ -121,7 +122,10 @@ class Condition(BaseModel):
         if len(given) != 1:
             names = ", ".join(_OP_NAMES[op] for op in OPERATORS)
             found = ", ".join(_OP_NAMES[op] for op in given) or "none"
-            raise ValueError(f"condition on {self.field!r} needs exactly one operator of: {names} (found: {found})")
+            raise ValueError(
+                f"condition on {self.field!r} needs exactly one operator of: {names} (found: {found})"
+                f"{HINT_SEPARATOR}one condition per list item, e.g. `{{field: level, equals: error}}`"
+            )
         return self
 
     @property
