@@ -24,7 +24,9 @@ The value forms a metric record may carry for a distribution (all handled by
 `values` and optional `counts`; a statistic set `{"sum", "count", "min",
 "max"}` (with or without values); both together, as the aggregator emits them;
 a histogram `{"bounds": [...], "bucket_counts": [...], "sum", "count"}`
-(Prometheus buckets, counts per bucket, the last one for +Inf).
+(Prometheus and OTLP buckets, counts per bucket, the last one for +Inf; OTLP adds `min` and `max`);
+an exponential histogram `{"scale", "zero_count", "positive", "negative", "sum", "count", "min", "max"}`
+(OTLP's base-2 buckets, see exponential.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from collector_plugins.common.metrics import exponential
 
 EXACT_LIMIT = 150
 GROWTH = 1.01
@@ -210,8 +214,13 @@ def as_distribution(value: Any, limit: int | None = EXACT_LIMIT) -> Distribution
         return dist
     if not isinstance(value, Mapping):
         raise ValueError(f"a distribution value must be a list or a mapping, not {type(value).__name__}")
+    buckets = "bounds" in value or "scale" in value
     if "bounds" in value:
         _add_buckets(dist, value)
+        values = None
+    elif "scale" in value:
+        for point, count in _pin_extremes(exponential.buckets(value), *_extremes(value)):
+            dist.add(point, count)
         values = None
     else:
         values = value.get("values")
@@ -233,12 +242,14 @@ def as_distribution(value: Any, limit: int | None = EXACT_LIMIT) -> Distribution
         if count < 0:
             raise ValueError("a distribution count cannot be negative")
         dist.count = count
-        dist.sum = _number(value.get("sum", dist.sum if values is not None else 0.0))
+        dist.sum = _number(value.get("sum", dist.sum if values is not None or buckets else 0.0))
         if count:
             dist.min = _number(value.get("min", dist.min))
             dist.max = _number(value.get("max", dist.max))
-    elif values is None and "bounds" not in value:
-        raise ValueError("a distribution mapping needs `values`, `bounds` or a statistic set (`count`, `sum`, ...)")
+    elif values is None and not buckets:
+        raise ValueError(
+            "a distribution mapping needs `values`, `bounds`, `scale` or a statistic set (`count`, `sum`, ...)"
+        )
     return dist
 
 
@@ -248,24 +259,61 @@ def _add_buckets(dist: Distribution, value: Mapping[str, Any]) -> None:
     `bounds` are the finite upper bounds (Prometheus `le`), increasing; `bucket_counts` has one more entry
     (the +Inf bucket) and counts per bucket, not cumulated. A bucket (lo, hi] is represented by its middle
     (the first, by half its bound when that is positive), the +Inf bucket by the last bound: percentiles
-    come out within a bucket's width. `sum` and `count`, when given, stay exact.
+    come out within a bucket's width. `sum` and `count`, when given, stay exact. With `min` and `max` (OTLP
+    histograms carry them) the open-ended buckets are represented by them and every representative is kept
+    within [min, max], so no percentile reads outside what was observed.
     """
+    lo, hi = _extremes(value)
     bounds = [_number(b) for b in value["bounds"]]
     counts = [_number(c) for c in value.get("bucket_counts", ())]
     if len(counts) != len(bounds) + 1:
         raise ValueError("a histogram needs one bucket count per bound, plus the +Inf bucket")
     if any(b >= a for a, b in zip(bounds[1:], bounds, strict=False)) or any(c < 0 for c in counts):
         raise ValueError("histogram bounds must increase and bucket counts cannot be negative")
+    pairs = []
     for i, count in enumerate(counts):
         if not count:
             continue
         if i == len(bounds):
-            point = bounds[-1] if bounds else 0.0
+            point = hi if math.isfinite(hi) else (bounds[-1] if bounds else 0.0)
         elif i == 0:
-            point = bounds[0] / 2 if bounds[0] > 0 else bounds[0]
+            point = lo if math.isfinite(lo) else (bounds[0] / 2 if bounds[0] > 0 else bounds[0])
         else:
             point = (bounds[i - 1] + bounds[i]) / 2
+        pairs.append((point, count))
+    for point, count in _pin_extremes(pairs, lo, hi):
         dist.add(point, count)
+
+
+def _pin_extremes(pairs: list[tuple[float, float]], lo: float, hi: float) -> list[tuple[float, float]]:
+    """Bucket (representative, count) pairs, sorted, with the known extremes as values of their own.
+
+    The lowest bucket gives one observation to `lo` and the highest one to `hi` (they were observed, in those
+    buckets), so the values sent carry the exact minimum and maximum; every representative is clamped into
+    [lo, hi]. Unknown extremes (infinite) change nothing.
+    """
+    if not pairs:
+        return pairs
+    out = [(min(max(p, lo), hi), c) for p, c in pairs]
+    if math.isfinite(lo) and out[0][0] != lo:
+        point, count = out[0]
+        taken = min(1.0, count)
+        out[0:1] = [(lo, taken), (point, count - taken)] if count > taken else [(lo, count)]
+    if math.isfinite(hi) and out[-1][0] != hi:
+        point, count = out[-1]
+        taken = min(1.0, count)
+        out[-1:] = [(point, count - taken), (hi, taken)] if count > taken else [(hi, count)]
+    return out
+
+
+def _extremes(value: Mapping[str, Any]) -> tuple[float, float]:
+    """The value form's finite `min` and `max` (-inf / +inf when absent): what representatives stay within."""
+    lo, hi = value.get("min"), value.get("max")
+    low = _number(lo) if lo is not None else -math.inf
+    high = _number(hi) if hi is not None else math.inf
+    if not math.isfinite(low) or not math.isfinite(high) or low > high:
+        return -math.inf, math.inf
+    return low, high
 
 
 def _number(value: Any) -> float:

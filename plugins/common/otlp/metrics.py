@@ -1,0 +1,604 @@
+"""OTLP metrics (an ExportMetricsServiceRequest) → `Metric` records, exactly; see docs/metrics.md "OTLP metrics".
+
+    converter = OtlpMetricsConverter(max_series=10_000, resource_to_tags=("service.name",))
+    conversion = converter.convert(request, received=time.time())   # Conversion(records, rejected, error_message)
+    converter.drain_losses()   # {"invalid_point": n, "cardinality_limit": n}: for the loss ledger
+
+The mapping, per OTLP type:
+
+- Gauge → `gauge`.
+- Sum, monotonic → `counter`: a delta point's value; a cumulative point's increase since the previous point of
+  its series (metrics_state.py: the first point primes, resets start over). Non-monotonic cumulative → `gauge`
+  (the current total, what an up-down counter means); non-monotonic delta → `counter` holding the signed change.
+- Histogram → `distribution` `{bounds, bucket_counts, count, sum, min, max}` (cumulative: the increase of every
+  bucket, of count and of sum; min/max only where they are known for the interval).
+- ExponentialHistogram → `distribution` `{scale, zero_count, zero_threshold, positive, negative, count, sum,
+  min, max}` (the buckets exactly; more than `max_buckets` buckets are merged by lowering the scale, which
+  keeps every count).
+- Summary → counters `<name>_sum` and `<name>_count` (increases, as the `prometheus` input does) and one
+  `gauge` `<name>` per quantile with a `quantile` tag.
+
+Tags are the point's attributes over the resource attributes named in `resource_to_tags` (None: all of
+them); values that are not strings are written as JSON-ish text (`true`, `3`, `["a","b"]`). The unit maps from
+UCUM to CloudWatch's where one means the same (`ms` → `Milliseconds`); `interval` is the point's
+start→time span for deltas, the time since the previous point for cumulative series; `timestamp` is the
+point's time. Every record keeps the OTLP point as received under `Metric.source` (`format: otlp`, the type,
+temporality, start/time in nanoseconds, the original value or buckets, attributes, resource and scope) for
+`prometheus_exporter` and the `otlp` output. Exemplars are dropped.
+
+A point that breaks the OTLP data model (NaN or infinite values, buckets not matching bounds or count,
+unspecified temporality, a metric without data) is rejected alone: counted in `Conversion.rejected`, the first
+reason in `error_message`, never the whole request. Points flagged "no recorded value" are skipped silently
+(they mark a series' end, they are not data).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AggregationTemporality,
+    ExponentialHistogramDataPoint,
+    HistogramDataPoint,
+    NumberDataPoint,
+    SummaryDataPoint,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    Metric as OtlpMetric,
+)
+
+from collector.events import Metric
+from collector_plugins.common.metrics import exponential
+from collector_plugins.common.metrics.units import from_ucum
+from collector_plugins.common.otlp.conversion import Conversion
+from collector_plugins.common.otlp.metrics_state import PRIMED, REFUSED, SeriesState
+
+DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+_TEMPORALITY = {DELTA: "delta", CUMULATIVE: "cumulative"}
+_NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
+_NANOS = 1e9
+DEFAULT_RESOURCE_TAGS = ("service.name",)
+
+
+class InvalidPoint(ValueError):
+    """A data point the OTLP data model does not allow; the message is the reason given to the client."""
+
+
+class OtlpMetricsConverter:
+    """Converts export requests; keeps the cumulative state between them (one instance per input)."""
+
+    def __init__(
+        self,
+        max_series: int = 10_000,
+        resource_to_tags: Iterable[str] | None = DEFAULT_RESOURCE_TAGS,
+        max_buckets: int = 320,
+        idle_after: float = 3600.0,
+    ) -> None:
+        self.resource_to_tags = None if resource_to_tags is None else tuple(resource_to_tags)
+        self.max_buckets = max_buckets
+        """An exponential histogram with more buckets is downscaled to this many (OTel SDKs default to 160)."""
+        self.state = SeriesState(max_series, idle_after)
+        self.losses: Counter[str] = Counter()
+        self.points = 0
+        self.skipped = 0
+        """Points flagged "no recorded value"."""
+
+    def drain_losses(self) -> dict[str, int]:
+        """Points lost since the last call, by loss-ledger reason (`invalid_point`, `cardinality_limit`)."""
+        out = dict(self.losses)
+        self.losses.clear()
+        return out
+
+    def counters(self) -> dict[str, float]:
+        return {
+            "otlp_points": self.points,
+            "otlp_series": len(self.state),
+            "otlp_resets": self.state.resets,
+            "otlp_no_recorded_value": self.skipped,
+        }
+
+    # -- request walk --------------------------------------------------------------------------------
+
+    def convert(self, request: ExportMetricsServiceRequest, received: float) -> Conversion:
+        out = Conversion()
+        for resource_metrics in request.resource_metrics:
+            resource = attributes(resource_metrics.resource.attributes)
+            resource_tags = self._resource_tags(resource)
+            resource_key = _freeze(resource)
+            for scope_metrics in resource_metrics.scope_metrics:
+                scope_msg = scope_metrics.scope
+                scope: dict[str, Any] = {"name": scope_msg.name}
+                if scope_msg.version:
+                    scope["version"] = scope_msg.version
+                if len(scope_msg.attributes):
+                    scope["attributes"] = attributes(scope_msg.attributes)
+                context = _Context(resource, resource_tags, (resource_key, scope_msg.name, scope_msg.version), scope)
+                for metric in scope_metrics.metrics:
+                    self._metric(out, metric, context, received)
+        return out
+
+    def _resource_tags(self, resource: dict[str, Any]) -> dict[str, str]:
+        names = self.resource_to_tags
+        if names is None:
+            return {k: tag_value(v) for k, v in resource.items()}
+        return {k: tag_value(resource[k]) for k in names if k in resource}
+
+    def _metric(self, out: Conversion, metric: OtlpMetric, context: _Context, received: float) -> None:
+        case = metric.WhichOneof("data")
+        if case is None:
+            self._reject(out, 1, f"metric {metric.name!r} has no data (unknown or missing type)")
+            return
+        data = getattr(metric, case)
+        points: Sequence[Any] = data.data_points
+        if not metric.name:
+            self._reject(out, max(len(points), 1), "a metric without a name")
+            return
+        convert: Callable[..., list[Metric]] = getattr(self, "_" + case)
+        unit = from_ucum(metric.unit)
+        for point in points:
+            self.points += 1
+            if point.flags & _NO_RECORDED_VALUE:
+                self.skipped += 1
+                continue
+            try:
+                records = convert(metric, data, point, context, unit, received)
+            except (InvalidPoint, OverflowError) as exc:
+                self._reject(out, 1, f"metric {metric.name!r}: {exc}")
+                continue
+            except _Refused:
+                self.losses["cardinality_limit"] += 1
+                out.reject(1, f"metric {metric.name!r}: series limit reached ({self.state.max_series} series)")
+                continue
+            out.records.extend(records)
+
+    def _reject(self, out: Conversion, count: int, reason: str) -> None:
+        self.losses["invalid_point"] += count
+        out.reject(count, reason)
+
+    # -- one point per type ------------------------------------------------------------------------
+
+    def _gauge(
+        self, metric: OtlpMetric, data: Any, point: NumberDataPoint, ctx: _Context, unit: str | None, received: float
+    ) -> list[Metric]:
+        value = _number_value(point)
+        attrs = attributes(point.attributes)
+        source = ctx.source(metric, "gauge", point, attrs, {"value": value})
+        return [Metric(metric.name, "gauge", float(value), ctx.tags(attrs), _time(point, received), unit, 0.0, source)]
+
+    def _sum(
+        self, metric: OtlpMetric, data: Any, point: NumberDataPoint, ctx: _Context, unit: str | None, received: float
+    ) -> list[Metric]:
+        value = _number_value(point)
+        temporality = _temporality(data)
+        monotonic = bool(data.is_monotonic)
+        if monotonic and value < 0:
+            raise InvalidPoint("a monotonic sum cannot be negative")
+        attrs = attributes(point.attributes)
+        extra = {"temporality": temporality, "monotonic": monotonic, "value": value}
+        source = ctx.source(metric, "sum", point, attrs, extra)
+        tags = ctx.tags(attrs)
+        stamp = _time(point, received)
+        if temporality == "delta":
+            interval = _span(point.start_time_unix_nano, point.time_unix_nano)
+            return [Metric(metric.name, "counter", float(value), tags, stamp, unit, interval, source)]
+        if not monotonic:
+            return [Metric(metric.name, "gauge", float(value), tags, stamp, unit, 0.0, source)]
+        key = (metric.name, "sum", ctx.key, _freeze(attrs))
+        found = self._delta(key, point, value, _subtract_number)
+        if found is None:
+            return []
+        increase, since = found
+        interval = _span(since, point.time_unix_nano)
+        return [Metric(metric.name, "counter", float(increase), tags, stamp, unit, interval, source)]
+
+    def _histogram(
+        self, metric: OtlpMetric, data: Any, point: HistogramDataPoint, ctx: _Context, unit: str | None, received: float
+    ) -> list[Metric]:
+        temporality = _temporality(data)
+        hist = _histogram_point(point)
+        attrs = attributes(point.attributes)
+        source = ctx.source(metric, "histogram", point, attrs, {"temporality": temporality, **hist})
+        stamp = _time(point, received)
+        if temporality == "delta":
+            value, interval = _histogram_value(hist), _span(point.start_time_unix_nano, point.time_unix_nano)
+        else:
+            key = (metric.name, "histogram", ctx.key, _freeze(attrs))
+            found = self._delta(key, point, hist, _subtract_histogram)
+            if found is None:
+                return []
+            value, interval = _histogram_value(found[0]), _span(found[1], point.time_unix_nano)
+        return [Metric(metric.name, "distribution", value, ctx.tags(attrs), stamp, unit, interval, source)]
+
+    def _exponential_histogram(
+        self,
+        metric: OtlpMetric,
+        data: Any,
+        point: ExponentialHistogramDataPoint,
+        ctx: _Context,
+        unit: str | None,
+        received: float,
+    ) -> list[Metric]:
+        temporality = _temporality(data)
+        hist = _exponential_point(point)
+        attrs = attributes(point.attributes)
+        source = ctx.source(metric, "exponential_histogram", point, attrs, {"temporality": temporality, **hist})
+        stamp = _time(point, received)
+        if temporality == "delta":
+            delta, interval = hist, _span(point.start_time_unix_nano, point.time_unix_nano)
+        else:
+            key = (metric.name, "exponential_histogram", ctx.key, _freeze(attrs))
+            found = self._delta(key, point, hist, _subtract_exponential)
+            if found is None:
+                return []
+            delta, interval = found[0], _span(found[1], point.time_unix_nano)
+        value = _exponential_value(delta, self.max_buckets)
+        return [Metric(metric.name, "distribution", value, ctx.tags(attrs), stamp, unit, interval, source)]
+
+    def _summary(
+        self, metric: OtlpMetric, data: Any, point: SummaryDataPoint, ctx: _Context, unit: str | None, received: float
+    ) -> list[Metric]:
+        total = _finite(point.sum, "sum")
+        count = point.count
+        quantiles: list[tuple[float, float]] = []
+        for q in point.quantile_values:
+            if not 0.0 <= q.quantile <= 1.0:
+                raise InvalidPoint(f"quantile {q.quantile!r} is outside 0..1")
+            if math.isinf(q.value):
+                raise InvalidPoint("a quantile value is infinite")
+            quantiles.append((q.quantile, q.value))  # NaN: no observation in the window (kept in source only)
+        attrs = attributes(point.attributes)
+        extra = {"count": count, "sum": total, "quantiles": [list(q) for q in quantiles]}
+        source = ctx.source(metric, "summary", point, attrs, extra)
+        tags = ctx.tags(attrs)
+        stamp = _time(point, received)
+        key = (metric.name, "summary", ctx.key, _freeze(attrs))
+        found = self._delta(key, point, (count, total), _subtract_summary)
+        out = []
+        if found is not None:
+            (d_count, d_sum), since = found
+            interval = _span(since, point.time_unix_nano)
+            out.append(Metric(metric.name + "_count", "counter", float(d_count), tags, stamp, None, interval, source))
+            out.append(Metric(metric.name + "_sum", "counter", float(d_sum), tags, stamp, unit, interval, source))
+        for q, v in quantiles:
+            if not math.isnan(v):
+                q_tags = {**tags, "quantile": _quantile_label(q)}
+                out.append(Metric(metric.name, "gauge", v, q_tags, stamp, unit, 0.0, source))
+        return out
+
+    def _delta(
+        self, key: Any, point: Any, value: Any, subtract: Callable[[Any, Any], Any | None]
+    ) -> tuple[Any, int] | None:
+        """(increase, since-nanos) for a cumulative point, None when it only primes or repeats; _Refused if full."""
+        status, increase, since = self.state.update(
+            key, point.start_time_unix_nano, point.time_unix_nano, value, subtract
+        )
+        if status == REFUSED:
+            raise _Refused
+        if status == PRIMED or increase is None:
+            return None
+        return increase, since
+
+
+class _Refused(Exception):
+    """The series is new and the state is full."""
+
+
+class _Context:
+    """What the points of one ScopeMetrics share: resource, scope, their tags and their series-key part."""
+
+    __slots__ = ("key", "resource", "resource_tags", "scope")
+
+    def __init__(self, resource: dict[str, Any], resource_tags: dict[str, str], key: Any, scope: dict[str, Any]):
+        self.resource = resource
+        self.resource_tags = resource_tags
+        self.key = key
+        self.scope = scope
+
+    def tags(self, attrs: dict[str, Any]) -> dict[str, str]:
+        tags = dict(self.resource_tags)
+        for k, v in attrs.items():
+            tags[k] = v if type(v) is str else tag_value(v)
+        return tags
+
+    def source(self, metric: OtlpMetric, kind: str, point: Any, attrs: dict[str, Any], extra: dict[str, Any]):  # type: ignore[no-untyped-def]
+        src: dict[str, Any] = {
+            "format": "otlp",
+            "type": kind,
+            "name": metric.name,
+            "start_time_unix_nano": point.start_time_unix_nano,
+            "time_unix_nano": point.time_unix_nano,
+        }
+        if metric.description:
+            src["description"] = metric.description
+        if metric.unit:
+            src["unit"] = metric.unit
+        src.update(extra)
+        if attrs:
+            src["attributes"] = attrs
+        if point.flags:
+            src["flags"] = point.flags
+        src["resource"] = self.resource  # shared by the records of a ResourceMetrics (never mutated)
+        src["scope"] = self.scope
+        return src
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+
+def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
+    """An attribute list as a dict (repeated keys: the last wins), values per the OTLP contract."""
+    return {kv.key: _any(kv.value) for kv in kvs}
+
+
+def _any(value: AnyValue) -> Any:
+    case = value.WhichOneof("value")
+    if case == "string_value":
+        return value.string_value
+    if case is None:
+        return None
+    if case == "array_value":
+        return [_any(v) for v in value.array_value.values]
+    if case == "kvlist_value":
+        return attributes(value.kvlist_value.values)
+    return getattr(value, case)
+
+
+def tag_value(value: Any) -> str:
+    """A tag (dimension) value for an attribute value: strings as they are, the rest as JSON text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    if value is None:
+        return ""
+    try:
+        return orjson.dumps(value, default=_jsonable).decode()
+    except TypeError:  # an integer beyond 64 bits, a NaN inside a list: still one readable text
+        return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError
+
+
+def _freeze(attrs: dict[str, Any]) -> Any:
+    """A hashable identity of an attribute dict (a series key part)."""
+    items = tuple(sorted(attrs.items()))
+    try:
+        hash(items)
+    except TypeError:  # lists or dicts among the values
+        return repr(items)
+    return items
+
+
+def _time(point: Any, received: float) -> float:
+    return point.time_unix_nano / _NANOS if point.time_unix_nano else received
+
+
+def _span(start: int, end: int) -> float:
+    return (end - start) / _NANOS if start and end > start else 0.0
+
+
+def _temporality(data: Any) -> str:
+    temporality = _TEMPORALITY.get(data.aggregation_temporality)
+    if temporality is None:
+        raise InvalidPoint("aggregation temporality is unspecified")
+    return temporality
+
+
+def _number_value(point: NumberDataPoint) -> int | float:
+    case = point.WhichOneof("value")
+    if case == "as_int":
+        return point.as_int
+    if case == "as_double":
+        return _finite(point.as_double, "value")
+    raise InvalidPoint("a number point without a value")
+
+
+def _finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise InvalidPoint(f"{what} is {value!r} (not finite)")
+    return value
+
+
+def _quantile_label(q: float) -> str:
+    return str(int(q)) if q.is_integer() else repr(q)
+
+
+def _subtract_number(current: int | float, previous: int | float | None) -> int | float | None:
+    if previous is None:
+        return current
+    return None if current < previous else current - previous
+
+
+def _subtract_summary(current: tuple[int, float], previous: tuple[int, float] | None) -> tuple[int, float] | None:
+    if previous is None:
+        return current
+    if current[0] < previous[0]:
+        return None
+    return current[0] - previous[0], current[1] - previous[1]
+
+
+def _extremes(point: Any, hist: dict[str, Any]) -> None:
+    has_min, has_max = point.HasField("min"), point.HasField("max")
+    if has_min:
+        hist["min"] = _finite(point.min, "min")
+    if has_max:
+        hist["max"] = _finite(point.max, "max")
+    if has_min and has_max and hist["min"] > hist["max"]:
+        raise InvalidPoint("min is greater than max")
+    if point.HasField("sum"):
+        hist["sum"] = _finite(point.sum, "sum")
+
+
+# -- explicit-bucket histograms -------------------------------------------------------------------
+
+
+def _histogram_point(point: HistogramDataPoint) -> dict[str, Any]:
+    """The point's exact content, checked: bounds, bucket_counts, count, sum/min/max when present."""
+    bounds = list(point.explicit_bounds)
+    counts = list(point.bucket_counts)
+    hist: dict[str, Any] = {"count": point.count}
+    if counts:
+        if len(counts) != len(bounds) + 1:
+            raise InvalidPoint(f"{len(counts)} bucket counts for {len(bounds)} bounds (need bounds + 1)")
+        for i, b in enumerate(bounds):
+            if not math.isfinite(b) or (i and b <= bounds[i - 1]):
+                raise InvalidPoint("explicit bounds must be finite and strictly increasing")
+        if sum(counts) != point.count:
+            raise InvalidPoint(f"count {point.count} is not the sum of the bucket counts ({sum(counts)})")
+        hist["bounds"] = bounds
+        hist["bucket_counts"] = counts
+    _extremes(point, hist)
+    return hist
+
+
+def _subtract_histogram(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    if previous is None:
+        return current
+    if current["count"] < previous["count"] or current.get("bounds") != previous.get("bounds"):
+        return None
+    out: dict[str, Any] = {"count": current["count"] - previous["count"]}
+    if "bucket_counts" in current:
+        counts = [c - p for c, p in zip(current["bucket_counts"], previous["bucket_counts"], strict=True)]
+        if any(c < 0 for c in counts):
+            return None
+        out["bounds"] = current["bounds"]
+        out["bucket_counts"] = counts
+    _interval_stats(current, previous, out)
+    return out
+
+
+def _interval_stats(current: dict[str, Any], previous: dict[str, Any], out: dict[str, Any]) -> None:
+    """Sum, and the interval's min / max where the cumulative ones prove them (a new extreme was reached)."""
+    if "sum" in current and "sum" in previous:
+        out["sum"] = current["sum"] - previous["sum"]
+    if not out["count"]:
+        return
+    if "min" in current and "min" in previous and current["min"] < previous["min"]:
+        out["min"] = current["min"]
+    if "max" in current and "max" in previous and current["max"] > previous["max"]:
+        out["max"] = current["max"]
+
+
+def _histogram_value(hist: dict[str, Any]) -> dict[str, Any]:
+    """The distribution value of a (delta) histogram."""
+    value: dict[str, Any] = {k: hist[k] for k in ("bounds", "bucket_counts", "count", "sum", "min", "max") if k in hist}
+    if "bounds" not in value and value["count"] and ("min" not in value or "max" not in value):
+        # No buckets and no extremes: the mean is the only value it tells (sum and count stay exact)
+        mean = value.get("sum", 0.0) / value["count"]
+        value = {"values": [mean], "counts": [float(value["count"])], "min": mean, "max": mean, **value}
+    return value
+
+
+# -- exponential histograms -----------------------------------------------------------------------
+
+
+def _exponential_point(point: ExponentialHistogramDataPoint) -> dict[str, Any]:
+    scale = point.scale
+    if not exponential.MIN_SCALE <= scale <= exponential.MAX_SCALE:
+        raise InvalidPoint(f"scale {scale} is outside {exponential.MIN_SCALE}..{exponential.MAX_SCALE}")
+    threshold = point.zero_threshold
+    if not math.isfinite(threshold) or threshold < 0:
+        raise InvalidPoint("zero_threshold must be finite and not negative")
+    positive = list(point.positive.bucket_counts)
+    negative = list(point.negative.bucket_counts)
+    total = point.zero_count + sum(positive) + sum(negative)
+    if total != point.count:
+        raise InvalidPoint(f"count {point.count} is not zero_count plus the bucket counts ({total})")
+    hist: dict[str, Any] = {
+        "count": point.count,
+        "scale": scale,
+        "zero_count": point.zero_count,
+        "zero_threshold": threshold,
+        "positive": {"offset": point.positive.offset, "bucket_counts": positive},
+        "negative": {"offset": point.negative.offset, "bucket_counts": negative},
+    }
+    for side in (positive, negative):
+        if side:  # the highest bucket must have a float bound (base**index overflows beyond ~2**1024)
+            offset = hist["positive" if side is positive else "negative"]["offset"]
+            exponential.lower_bound(offset + len(side), scale)
+    _extremes(point, hist)
+    return hist
+
+
+def _subtract_exponential(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    if previous is None:
+        return current
+    if current["count"] < previous["count"] or current["zero_threshold"] != previous["zero_threshold"]:
+        return None
+    # The SDK may lower the scale between exports: compare at the lower of the two.
+    scale = min(current["scale"], previous["scale"])
+    out: dict[str, Any] = {
+        "count": current["count"] - previous["count"],
+        "scale": scale,
+        "zero_count": current["zero_count"] - previous["zero_count"],
+        "zero_threshold": current["zero_threshold"],
+    }
+    if out["zero_count"] < 0:
+        return None
+    for side in ("positive", "negative"):
+        cur = _indexed(current[side], current["scale"] - scale)
+        prev = _indexed(previous[side], previous["scale"] - scale)
+        diff = {i: cur.get(i, 0) - prev.get(i, 0) for i in cur.keys() | prev.keys()}
+        if any(c < 0 for c in diff.values()):
+            return None
+        nonzero = [i for i, c in diff.items() if c]
+        if nonzero:
+            lo, hi = min(nonzero), max(nonzero)
+            out[side] = {"offset": lo, "bucket_counts": [diff.get(i, 0) for i in range(lo, hi + 1)]}
+        else:
+            out[side] = {"offset": 0, "bucket_counts": []}
+    _interval_stats(current, previous, out)
+    return out
+
+
+def _indexed(side: dict[str, Any], by: int) -> dict[int, float]:
+    offset, counts = exponential.downscale(side["offset"], side["bucket_counts"], by)
+    return {offset + i: c for i, c in enumerate(counts) if c}
+
+
+def _exponential_value(hist: dict[str, Any], max_buckets: int) -> dict[str, Any]:
+    """The distribution value of a (delta) exponential histogram, with at most `max_buckets` buckets."""
+    pos, neg = hist["positive"], hist["negative"]
+    scale = hist["scale"]
+    n_pos, n_neg = len(pos["bucket_counts"]), len(neg["bucket_counts"])
+    if n_pos + n_neg > max_buckets:
+        # One scale for both sides: lower it until both fit together.
+        by = 0
+        while _span_at(pos, by) + _span_at(neg, by) > max_buckets:
+            by += 1
+        p_off, p_counts = exponential.downscale(pos["offset"], pos["bucket_counts"], by)
+        n_off, n_counts = exponential.downscale(neg["offset"], neg["bucket_counts"], by)
+        pos = {"offset": p_off, "bucket_counts": p_counts}
+        neg = {"offset": n_off, "bucket_counts": n_counts}
+        scale -= by
+    value: dict[str, Any] = {
+        "scale": scale,
+        "zero_count": hist["zero_count"],
+        "zero_threshold": hist["zero_threshold"],
+        "positive": pos,
+        "negative": neg,
+        "count": hist["count"],
+    }
+    for k in ("sum", "min", "max"):
+        if k in hist:
+            value[k] = hist[k]
+    return value
+
+
+def _span_at(side: dict[str, Any], by: int) -> int:
+    counts = side["bucket_counts"]
+    if not counts:
+        return 0
+    offset = side["offset"]
+    return ((offset + len(counts) - 1) >> by) - (offset >> by) + 1
