@@ -326,9 +326,12 @@ def test_frames_written_before_the_interval_field_still_decode() -> None:
 def test_histogram_buckets_as_a_distribution() -> None:
     # Prometheus buckets (le 1, 5, 10, +Inf), counts per bucket: 2 in (0,1], 3 in (1,5], 0, 1 above 10.
     dist = as_distribution({"bounds": [1.0, 5.0, 10.0], "bucket_counts": [2, 3, 0, 1], "sum": 30.0, "count": 6})
-    assert dist.pairs() == [(0.5, 2.0), (3.0, 3.0), (10.0, 1.0)]  # middles; the +Inf bucket at the last bound
-    assert (dist.count, dist.sum) == (6.0, 30.0)  # exact, whatever the representatives say
+    # middles; the +Inf bucket (unbounded) takes what the sum needs beyond them: the values add up to the sum
+    assert dist.pairs() == [(0.5, 2.0), (3.0, 3.0), (20.0, 1.0)]
+    assert (dist.count, dist.sum) == (6.0, 30.0)
     assert dist.quantile(0.5) == 3.0
+    # without a sum, the +Inf bucket is at the last bound
+    assert as_distribution({"bounds": [1.0, 5.0], "bucket_counts": [1, 0, 1], "count": 2}).pairs()[-1] == (5.0, 1.0)
     for bad in [
         {"bounds": [1.0, 5.0], "bucket_counts": [1, 2]},
         {"bounds": [5.0, 1.0], "bucket_counts": [1, 2, 3]},

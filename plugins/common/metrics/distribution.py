@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from collector_plugins.common.metrics import exponential
+from collector_plugins.common.metrics.buckets import representatives
 
 EXACT_LIMIT = 150
 GROWTH = 1.01
@@ -219,7 +220,7 @@ def as_distribution(value: Any, limit: int | None = EXACT_LIMIT) -> Distribution
         _add_buckets(dist, value)
         values = None
     elif "scale" in value:
-        for point, count in _pin_extremes(exponential.buckets(value), *_extremes(value)):
+        for point, count in representatives(exponential.buckets(value), *_extremes(value), _sum_of(value)):
             dist.add(point, count)
         values = None
     else:
@@ -254,14 +255,10 @@ def as_distribution(value: Any, limit: int | None = EXACT_LIMIT) -> Distribution
 
 
 def _add_buckets(dist: Distribution, value: Mapping[str, Any]) -> None:
-    """A histogram's buckets as values: each bucket's count at a representative point of it.
+    """A histogram's buckets as values (see buckets.py: exact sum, min and max; percentiles within a bucket).
 
     `bounds` are the finite upper bounds (Prometheus `le`), increasing; `bucket_counts` has one more entry
-    (the +Inf bucket) and counts per bucket, not cumulated. A bucket (lo, hi] is represented by its middle
-    (the first, by half its bound when that is positive), the +Inf bucket by the last bound: percentiles
-    come out within a bucket's width. `sum` and `count`, when given, stay exact. With `min` and `max` (OTLP
-    histograms carry them) the open-ended buckets are represented by them and every representative is kept
-    within [min, max], so no percentile reads outside what was observed.
+    (the +Inf bucket) and counts per bucket, not cumulated.
     """
     lo, hi = _extremes(value)
     bounds = [_number(b) for b in value["bounds"]]
@@ -270,40 +267,15 @@ def _add_buckets(dist: Distribution, value: Mapping[str, Any]) -> None:
         raise ValueError("a histogram needs one bucket count per bound, plus the +Inf bucket")
     if any(b >= a for a, b in zip(bounds[1:], bounds, strict=False)) or any(c < 0 for c in counts):
         raise ValueError("histogram bounds must increase and bucket counts cannot be negative")
-    pairs = []
-    for i, count in enumerate(counts):
-        if not count:
-            continue
-        if i == len(bounds):
-            point = hi if math.isfinite(hi) else (bounds[-1] if bounds else 0.0)
-        elif i == 0:
-            point = lo if math.isfinite(lo) else (bounds[0] / 2 if bounds[0] > 0 else bounds[0])
-        else:
-            point = (bounds[i - 1] + bounds[i]) / 2
-        pairs.append((point, count))
-    for point, count in _pin_extremes(pairs, lo, hi):
+    edges = [-math.inf, *bounds, math.inf]
+    spans = [(edges[i], edges[i + 1], count) for i, count in enumerate(counts)]
+    for point, count in representatives(spans, lo, hi, _sum_of(value)):
         dist.add(point, count)
 
 
-def _pin_extremes(pairs: list[tuple[float, float]], lo: float, hi: float) -> list[tuple[float, float]]:
-    """Bucket (representative, count) pairs, sorted, with the known extremes as values of their own.
-
-    The lowest bucket gives one observation to `lo` and the highest one to `hi` (they were observed, in those
-    buckets), so the values sent carry the exact minimum and maximum; every representative is clamped into
-    [lo, hi]. Unknown extremes (infinite) change nothing.
-    """
-    if not pairs:
-        return pairs
-    out = [(min(max(p, lo), hi), c) for p, c in pairs]
-    if math.isfinite(lo) and out[0][0] != lo:
-        point, count = out[0]
-        taken = min(1.0, count)
-        out[0:1] = [(lo, taken), (point, count - taken)] if count > taken else [(lo, count)]
-    if math.isfinite(hi) and out[-1][0] != hi:
-        point, count = out[-1]
-        taken = min(1.0, count)
-        out[-1:] = [(point, count - taken), (hi, taken)] if count > taken else [(hi, count)]
-    return out
+def _sum_of(value: Mapping[str, Any]) -> float | None:
+    total = value.get("sum")
+    return _number(total) if total is not None else None
 
 
 def _extremes(value: Mapping[str, Any]) -> tuple[float, float]:

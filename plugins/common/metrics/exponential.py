@@ -33,13 +33,6 @@ def lower_bound(index: int, scale: int) -> float:
     return float(2.0 ** (index / (1 << scale)))
 
 
-def representative(index: int, scale: int) -> float:
-    """A positive bucket's representative: the middle of (base**index, base**(index+1)]."""
-    lo = lower_bound(index, scale)
-    hi = lower_bound(index + 1, scale)
-    return lo + (hi - lo) / 2
-
-
 def downscale(offset: int, counts: Sequence[int | float], by: int) -> tuple[int, list[float]]:
     """The same buckets at scale - `by`: index i becomes i >> by (2**by buckets merged); counts unchanged in total."""
     if by <= 0 or not counts:
@@ -51,32 +44,37 @@ def downscale(offset: int, counts: Sequence[int | float], by: int) -> tuple[int,
     return first, out
 
 
-def buckets(value: Mapping[str, Any]) -> list[tuple[float, float]]:
-    """(representative, count) of every non-empty bucket of an exponential value form, sorted by value.
+def buckets(value: Mapping[str, Any]) -> list[tuple[float, float, float]]:
+    """(lower, upper, count) of every non-empty bucket of an exponential value form, sorted by bound.
 
-    ValueError for a malformed form; OverflowError escapes as ValueError too (a bucket beyond float range).
+    The zero bucket is [-zero_threshold, zero_threshold]. ValueError for a malformed form or a bucket beyond
+    the float range.
     """
     scale = value.get("scale")
     if isinstance(scale, bool) or not isinstance(scale, int) or not MIN_SCALE <= scale <= MAX_SCALE:
         raise ValueError(f"an exponential histogram's scale is an integer in {MIN_SCALE}..{MAX_SCALE}")
-    out: list[tuple[float, float]] = []
+    out: list[tuple[float, float, float]] = []
     try:
-        for sign, key in ((-1.0, "negative"), (1.0, "positive")):
-            side = value.get(key) or {}
+        for negative in (True, False):
+            side = value.get("negative" if negative else "positive") or {}
             offset = side.get("offset", 0)
             if isinstance(offset, bool) or not isinstance(offset, int):
-                raise ValueError(f"{key}.offset must be an integer")
+                raise ValueError("a bucket offset must be an integer")
             for i, count in enumerate(side.get("bucket_counts", ())):
-                if isinstance(count, bool) or not isinstance(count, int | float) or count < 0:
+                if isinstance(count, bool) or not isinstance(count, int | float) or not count >= 0:
                     raise ValueError("bucket counts are non-negative numbers")
                 if count:
-                    out.append((sign * representative(offset + i, scale), float(count)))
+                    lower, upper = lower_bound(offset + i, scale), lower_bound(offset + i + 1, scale)
+                    out.append((-upper, -lower, float(count)) if negative else (lower, upper, float(count)))
     except OverflowError:
         raise ValueError("a bucket lies beyond the float range") from None
     zero = value.get("zero_count", 0)
-    if isinstance(zero, bool) or not isinstance(zero, int | float) or zero < 0:
+    threshold = value.get("zero_threshold", 0.0)
+    if isinstance(zero, bool) or not isinstance(zero, int | float) or not zero >= 0:
         raise ValueError("zero_count is a non-negative number")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold < math.inf:
+        raise ValueError("zero_threshold is a finite non-negative number")
     if zero:
-        out.append((0.0, float(zero)))
+        out.append((-float(threshold), float(threshold), float(zero)))
     out.sort()
     return out
