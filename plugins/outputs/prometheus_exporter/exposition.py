@@ -20,6 +20,10 @@ histograms, so the state here accumulates them from the collector's start:
 Names become Prometheus names (`app.requests` -> `app_requests`; anything outside `[a-zA-Z0-9_:]` -> `_`,
 a leading digit prefixed with `_`), tag names likewise; values are kept as they are (escaped by the
 exposition). A name seen with two types keeps the first; the others are counted (`type_conflicts`).
+Points from OTLP (`source` `format: otlp`, see otlp.py) whose source is cumulative are passed through the
+same way: monotonic sums as counters, histograms (exponential ones as classic buckets) and summaries with
+the sender's own cumulative values. Delta points are accumulated as above; a non-monotonic delta sum (an
+up-down counter's change) becomes a gauge holding the running sum.
 Series not updated for `expire_after` disappear, so a finished job or a removed label set does not linger.
 Exposition goes through prometheus_client's families, so TYPE and HELP lines and escaping are its own.
 """
@@ -46,6 +50,7 @@ from prometheus_client.utils import floatToGoString
 
 from collector.events import Metric
 from collector_plugins.common.metrics.distribution import as_distribution, finite_number
+from collector_plugins.outputs.prometheus_exporter import otlp
 
 QUANTILES = (0.5, 0.9, 0.99)
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
@@ -111,17 +116,39 @@ class Exposition(Collector):  # type: ignore[misc]
         for metric in metrics:
             try:
                 self._add(metric, now)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, KeyError):  # KeyError: a `source` missing what its format has
                 self.invalid += 1
 
     def _add(self, metric: Metric, now: float) -> None:
         name = metric_name(metric.name)
         labels: Labels = tuple(sorted((label_name(k), str(v)) for k, v in metric.tags.items()))
         source = metric.source
-        if source is not None and source.get("format") == "prometheus" and self._native(metric, source, labels, now):
-            return
+        if source is not None:
+            form = source.get("format")
+            if form == "prometheus" and self._native(metric, source, labels, now):
+                return
+            if form == "otlp":
+                passed = otlp.samples(metric, source, labels, metric_name)
+                if passed is not None:
+                    family_name, kind_name, key, samples = passed
+                    native = self.native.get((family_name, kind_name))
+                    if native is None:
+                        help_text = str(source.get("description") or "")
+                        native = self.native[(family_name, kind_name)] = Native(kind_name, help_text)
+                    native.series[key] = (now, samples)
+                    return
         kind = metric.type
         value = metric.value
+        if kind == "counter" and otlp.is_level_change(source):
+            # An OTLP non-monotonic delta sum (an up-down counter's change): its running sum is a gauge
+            level = self._family(metric, name, "gauge")
+            if level is not None:
+                running = level.series.get(labels)
+                if running is None:
+                    running = level.series[labels] = Series(now)
+                running.updated = now
+                running.value += finite_number(value)
+            return
         if kind == "counter":
             prom_kind, name = "counter", name[: -len("_total")] if name.endswith("_total") else name
         elif kind in ("gauge", "set"):
@@ -153,6 +180,16 @@ class Exposition(Collector):  # type: ignore[misc]
             series.sum += dist.sum
             if len(dist):
                 series.quantiles = {q: dist.quantile(q) for q in QUANTILES}
+
+    def _family(self, metric: Metric, name: str, prom_kind: str) -> Family | None:
+        family = self.families.get(name)
+        if family is None:
+            unit = f" ({metric.unit})" if metric.unit else ""
+            family = self.families[name] = Family(prom_kind, f"{metric.name}{unit}, from node-collector")
+        elif family.kind != prom_kind:
+            self.type_conflicts += 1
+            return None
+        return family
 
     def _native(self, metric: Metric, source: dict[str, Any], labels: Labels, now: float) -> bool:
         """Passes a Prometheus target's point through; False when it is not the target's series any more."""
