@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.api import ComponentContext, HostFacts
+from collector.buffer.codec import decode_batch, encode_batch
+from collector.dlq import DeadLetterQueue, read_dead_letters
 from collector.events import METRICS, Batch, Metric
 from collector.send_result import Outcome
 from collector_plugins.common.otlp.metrics import OtlpMetricsConverter
@@ -240,8 +241,14 @@ async def test_prometheus_summaries_up_down_counters_and_gauges(exporter: Promet
     assert families["gauge:temp"][("temp", svc)] == 21.5
 
 
-def test_source_survives_json(delta_sdk: Sdk) -> None:
-    """Records go through buffers and dead-letter files as JSON: the OTLP source must serialise."""
+def test_records_survive_the_buffer_and_the_dead_letter_queue(tmp_path: Path, delta_sdk: Sdk) -> None:
+    """Records wait in buffers (msgpack) and may be dead-lettered (JSON lines): the OTLP source must survive."""
     record(delta_sdk, random.Random(SEED))
-    for rec in convert(delta_sdk, OtlpMetricsConverter()):
-        assert orjson.loads(orjson.dumps(rec.to_dict()))["source"]["format"] == "otlp"
+    records = convert(delta_sdk, OtlpMetricsConverter())
+    again = decode_batch(encode_batch(Batch(METRICS, records, 1))).records
+    assert again == records and all(r.source is not None and r.source["format"] == "otlp" for r in again)
+    dlq = DeadLetterQueue(tmp_path, "out", 1 << 22)
+    dlq.write(METRICS, records, ["rejected"] * len(records))
+    dlq.close()
+    (path,) = tmp_path.glob("*.jsonl")
+    assert [e["record"] for e in read_dead_letters(path)] == records

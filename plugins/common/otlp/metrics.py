@@ -547,24 +547,46 @@ def _subtract_exponential(current: dict[str, Any], previous: dict[str, Any] | No
     if out["zero_count"] < 0:
         return None
     for side in ("positive", "negative"):
-        cur = _indexed(current[side], current["scale"] - scale)
-        prev = _indexed(previous[side], previous["scale"] - scale)
-        diff = {i: cur.get(i, 0) - prev.get(i, 0) for i in cur.keys() | prev.keys()}
-        if any(c < 0 for c in diff.values()):
+        diff = _bucket_difference(current[side], current["scale"] - scale, previous[side], previous["scale"] - scale)
+        if diff is None:
             return None
-        nonzero = [i for i, c in diff.items() if c]
-        if nonzero:
-            lo, hi = min(nonzero), max(nonzero)
-            out[side] = {"offset": lo, "bucket_counts": [diff.get(i, 0) for i in range(lo, hi + 1)]}
-        else:
-            out[side] = {"offset": 0, "bucket_counts": []}
+        out[side] = diff
     _interval_stats(current, previous, out)
     return out
 
 
-def _indexed(side: dict[str, Any], by: int) -> dict[int, float]:
-    offset, counts = exponential.downscale(side["offset"], side["bucket_counts"], by)
-    return {offset + i: c for i, c in enumerate(counts) if c}
+def _bucket_difference(
+    current: dict[str, Any], by: int, previous: dict[str, Any], prev_by: int
+) -> dict[str, Any] | None:
+    """current - previous buckets of one side, both first lowered by their `by`; None if any count went down."""
+    c_off, c_counts = current["offset"], current["bucket_counts"]
+    p_off, p_counts = previous["offset"], previous["bucket_counts"]
+    if by:
+        c_off, c_counts = exponential.downscale(c_off, c_counts, by)
+    if prev_by:
+        p_off, p_counts = exponential.downscale(p_off, p_counts, prev_by)
+    if not p_counts:
+        return {"offset": c_off, "bucket_counts": list(c_counts)}
+    if c_off == p_off and len(c_counts) == len(p_counts):  # the common case: nothing moved
+        diff = [c - p for c, p in zip(c_counts, p_counts, strict=True)]
+        start = c_off
+    else:
+        start = min(c_off, p_off)
+        end = max(c_off + len(c_counts), p_off + len(p_counts))
+        diff = [0] * (end - start)
+        for i, c in enumerate(c_counts, c_off - start):
+            diff[i] += c
+        for i, p in enumerate(p_counts, p_off - start):
+            diff[i] -= p
+    if min(diff, default=0) < 0:
+        return None
+    first = next((i for i, c in enumerate(diff) if c), len(diff))
+    last = len(diff)
+    while last > first and not diff[last - 1]:
+        last -= 1
+    if first == last:
+        return {"offset": 0, "bucket_counts": []}
+    return {"offset": start + first, "bucket_counts": diff[first:last]}
 
 
 def _exponential_value(hist: dict[str, Any], max_buckets: int) -> dict[str, Any]:
