@@ -14,7 +14,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 
 from collector.events import Metric
 from collector_plugins.common.metrics.distribution import as_distribution
-from collector_plugins.common.otlp.metrics import OtlpMetricsConverter
+from collector_plugins.common.otlp.metrics import OtlpMetricsConverter, _subtract_number
+from collector_plugins.common.otlp.metrics_state import PRIMED, REFUSED, SeriesState
 from tests.plugins.otlp_sdk import Sdk
 
 NOW = 1_700_000_000.0
@@ -353,3 +354,16 @@ def test_real_time_timestamps() -> None:
         assert abs(rec.timestamp - time.time()) < 60
     finally:
         sdk.close()
+
+
+def test_series_state_gives_an_idle_series_slot_to_a_new_one() -> None:
+    clock = [0.0]
+    state = SeriesState(max_series=1, idle_after=60.0, clock=lambda: clock[0])
+    assert state.update("a", 1, 10, 5, _subtract_number)[0] == PRIMED
+    clock[0] = 59.0
+    assert state.update("b", 1, 10, 5, _subtract_number)[0] == REFUSED  # "a" was seen 59 s ago: it keeps its slot
+    assert state.update("a", 1, 20, 8, _subtract_number) == ("delta", 3, 10)
+    clock[0] = 59.0 + 60.0
+    assert state.update("b", 1, 10, 5, _subtract_number)[0] == PRIMED  # idle for 60 s: "a" is forgotten
+    assert (len(state), state.refused, state.expired) == (1, 1, 1)
+    assert state.update("a", 1, 30, 9, _subtract_number)[0] == REFUSED  # "b" now holds the only slot
