@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,36 @@ async def test_cloudwatch_reads_back_exact_statistics(tmp_path: Path, moto: Moto
     assert (exp["Minimum"], exp["Maximum"]) == (min(seen["exp"]), max(seen["exp"]))
     (req,) = statistics(moto, "http.requests", t, dims)
     assert req["Sum"] == sum(seen["req"])
+
+
+async def test_cloudwatch_summaries_and_up_down_counters(tmp_path: Path, moto: MotoServer) -> None:
+    conv = OtlpMetricsConverter()
+    t = time.time() // 60 * 60 - 60
+
+    def request(count: int, total: float, depth: int, at: float) -> Any:
+        summary = pb.Metric(name="rpc_seconds", unit="s")
+        p = summary.summary.data_points.add(start_time_unix_nano=1, time_unix_nano=int(at * 1e9))
+        p.count, p.sum = count, total
+        p.quantile_values.add(quantile=0.99, value=total / count)
+        updown = pb.Metric(name="queue.depth")
+        updown.sum.aggregation_temporality, updown.sum.is_monotonic = 2, False
+        updown.sum.data_points.add(start_time_unix_nano=1, time_unix_nano=int(at * 1e9), as_int=depth)
+        return request_of(summary, updown)
+
+    conv.convert(request(10, 2.0, 4, t), 0.0)
+    records = conv.convert(request(15, 3.25, -2, t + 30), 0.0).records
+    out = make_output(tmp_path, moto.endpoint_url)
+    await out.start()
+    try:
+        assert (await out.send(Batch(METRICS, records))).outcome is Outcome.OK
+    finally:
+        await out.stop()
+    svc = {"service.name": "svc"}
+    assert statistics(moto, "rpc_seconds_count", t, svc)[0]["Sum"] == 5.0
+    (total,) = statistics(moto, "rpc_seconds_sum", t, svc)
+    assert (total["Sum"], total["Unit"]) == (1.25, "Seconds")
+    assert statistics(moto, "rpc_seconds", t, {**svc, "quantile": "0.99"})[0]["Maximum"] == 3.25 / 15
+    assert statistics(moto, "queue.depth", t, svc)[0]["Minimum"] == -2.0
 
 
 async def test_cloudwatch_cumulative_series_send_increases(
