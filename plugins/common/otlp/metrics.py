@@ -85,6 +85,13 @@ class OtlpMetricsConverter:
         self.max_buckets = max_buckets
         """An exponential histogram with more buckets is downscaled to this many (OTel SDKs default to 160)."""
         self.state = SeriesState(max_series, idle_after)
+        self._converters: dict[str, Callable[..., list[Metric]]] = {
+            "gauge": self._gauge,
+            "sum": self._sum,
+            "histogram": self._histogram,
+            "exponential_histogram": self._exponential_histogram,
+            "summary": self._summary,
+        }
         self.losses: Counter[str] = Counter()
         self.points = 0
         self.skipped = 0
@@ -132,7 +139,8 @@ class OtlpMetricsConverter:
 
     def _metric(self, out: Conversion, metric: OtlpMetric, context: _Context, received: float) -> None:
         case = metric.WhichOneof("data")
-        if case is None:
+        convert: Callable[..., list[Metric]] | None = self._converters.get(case) if case else None
+        if case is None or convert is None:
             self._reject(out, 1, f"metric {metric.name!r} has no data (unknown or missing type)")
             return
         data = getattr(metric, case)
@@ -140,7 +148,6 @@ class OtlpMetricsConverter:
         if not metric.name:
             self._reject(out, max(len(points), 1), "a metric without a name")
             return
-        convert: Callable[..., list[Metric]] = getattr(self, "_" + case)
         unit = from_ucum(metric.unit)
         for point in points:
             self.points += 1
