@@ -54,9 +54,18 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 
 from collector.events import Metric
-from collector_plugins.common.metrics import exponential
 from collector_plugins.common.metrics.units import from_ucum
 from collector_plugins.common.otlp.conversion import Conversion
+from collector_plugins.common.otlp.metrics_histograms import (
+    InvalidPoint,
+    exponential_point,
+    exponential_value,
+    finite,
+    histogram_point,
+    histogram_value,
+    subtract_exponential,
+    subtract_histogram,
+)
 from collector_plugins.common.otlp.metrics_state import PRIMED, REFUSED, SeriesState
 
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
@@ -65,10 +74,6 @@ _TEMPORALITY = {DELTA: "delta", CUMULATIVE: "cumulative"}
 _NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _NANOS = 1e9
 DEFAULT_RESOURCE_TAGS = ("service.name",)
-
-
-class InvalidPoint(ValueError):
-    """A data point the OTLP data model does not allow; the message is the reason given to the client."""
 
 
 class OtlpMetricsConverter:
@@ -209,18 +214,18 @@ class OtlpMetricsConverter:
         self, metric: OtlpMetric, data: Any, point: HistogramDataPoint, ctx: _Context, unit: str | None, received: float
     ) -> list[Metric]:
         temporality = _temporality(data)
-        hist = _histogram_point(point)
+        hist = histogram_point(point)
         attrs = attributes(point.attributes)
         source = ctx.source(metric, "histogram", point, attrs, {"temporality": temporality, **hist})
         stamp = _time(point, received)
         if temporality == "delta":
-            value, interval = _histogram_value(hist), _span(point.start_time_unix_nano, point.time_unix_nano)
+            value, interval = histogram_value(hist), _span(point.start_time_unix_nano, point.time_unix_nano)
         else:
             key = (metric.name, "histogram", ctx.key, _freeze(attrs))
-            found = self._delta(key, point, hist, _subtract_histogram)
+            found = self._delta(key, point, hist, subtract_histogram)
             if found is None:
                 return []
-            value, interval = _histogram_value(found[0]), _span(found[1], point.time_unix_nano)
+            value, interval = histogram_value(found[0]), _span(found[1], point.time_unix_nano)
         return [Metric(metric.name, "distribution", value, ctx.tags(attrs), stamp, unit, interval, source)]
 
     def _exponential_histogram(
@@ -233,7 +238,7 @@ class OtlpMetricsConverter:
         received: float,
     ) -> list[Metric]:
         temporality = _temporality(data)
-        hist = _exponential_point(point)
+        hist = exponential_point(point)
         attrs = attributes(point.attributes)
         source = ctx.source(metric, "exponential_histogram", point, attrs, {"temporality": temporality, **hist})
         stamp = _time(point, received)
@@ -241,17 +246,17 @@ class OtlpMetricsConverter:
             delta, interval = hist, _span(point.start_time_unix_nano, point.time_unix_nano)
         else:
             key = (metric.name, "exponential_histogram", ctx.key, _freeze(attrs))
-            found = self._delta(key, point, hist, _subtract_exponential)
+            found = self._delta(key, point, hist, subtract_exponential)
             if found is None:
                 return []
             delta, interval = found[0], _span(found[1], point.time_unix_nano)
-        value = _exponential_value(delta, self.max_buckets)
+        value = exponential_value(delta, self.max_buckets)
         return [Metric(metric.name, "distribution", value, ctx.tags(attrs), stamp, unit, interval, source)]
 
     def _summary(
         self, metric: OtlpMetric, data: Any, point: SummaryDataPoint, ctx: _Context, unit: str | None, received: float
     ) -> list[Metric]:
-        total = _finite(point.sum, "sum")
+        total = finite(point.sum, "sum")
         count = point.count
         quantiles: list[tuple[float, float]] = []
         for q in point.quantile_values:
@@ -407,14 +412,8 @@ def _number_value(point: NumberDataPoint) -> int | float:
     if case == "as_int":
         return point.as_int
     if case == "as_double":
-        return _finite(point.as_double, "value")
+        return finite(point.as_double, "value")
     raise InvalidPoint("a number point without a value")
-
-
-def _finite(value: float, what: str) -> float:
-    if not math.isfinite(value):
-        raise InvalidPoint(f"{what} is {value!r} (not finite)")
-    return value
 
 
 def _quantile_label(q: float) -> str:
@@ -433,201 +432,3 @@ def _subtract_summary(current: tuple[int, float], previous: tuple[int, float] | 
     if current[0] < previous[0]:
         return None
     return current[0] - previous[0], current[1] - previous[1]
-
-
-def _extremes(point: Any, hist: dict[str, Any]) -> None:
-    has_min, has_max = point.HasField("min"), point.HasField("max")
-    if has_min:
-        hist["min"] = _finite(point.min, "min")
-    if has_max:
-        hist["max"] = _finite(point.max, "max")
-    if has_min and has_max and hist["min"] > hist["max"]:
-        raise InvalidPoint("min is greater than max")
-    if point.HasField("sum"):
-        hist["sum"] = _finite(point.sum, "sum")
-
-
-# -- explicit-bucket histograms -------------------------------------------------------------------
-
-
-def _histogram_point(point: HistogramDataPoint) -> dict[str, Any]:
-    """The point's exact content, checked: bounds, bucket_counts, count, sum/min/max when present."""
-    bounds = list(point.explicit_bounds)
-    counts = list(point.bucket_counts)
-    hist: dict[str, Any] = {"count": point.count}
-    if counts:
-        if len(counts) != len(bounds) + 1:
-            raise InvalidPoint(f"{len(counts)} bucket counts for {len(bounds)} bounds (need bounds + 1)")
-        for i, b in enumerate(bounds):
-            if not math.isfinite(b) or (i and b <= bounds[i - 1]):
-                raise InvalidPoint("explicit bounds must be finite and strictly increasing")
-        if sum(counts) != point.count:
-            raise InvalidPoint(f"count {point.count} is not the sum of the bucket counts ({sum(counts)})")
-        hist["bounds"] = bounds
-        hist["bucket_counts"] = counts
-    _extremes(point, hist)
-    return hist
-
-
-def _subtract_histogram(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any] | None:
-    if previous is None:
-        return current
-    if current["count"] < previous["count"] or current.get("bounds") != previous.get("bounds"):
-        return None
-    out: dict[str, Any] = {"count": current["count"] - previous["count"]}
-    if "bucket_counts" in current:
-        counts = [c - p for c, p in zip(current["bucket_counts"], previous["bucket_counts"], strict=True)]
-        if any(c < 0 for c in counts):
-            return None
-        out["bounds"] = current["bounds"]
-        out["bucket_counts"] = counts
-    _interval_stats(current, previous, out)
-    return out
-
-
-def _interval_stats(current: dict[str, Any], previous: dict[str, Any], out: dict[str, Any]) -> None:
-    """Sum, and the interval's min / max where the cumulative ones prove them (a new extreme was reached)."""
-    if "sum" in current and "sum" in previous:
-        out["sum"] = current["sum"] - previous["sum"]
-    if not out["count"]:
-        return
-    if "min" in current and "min" in previous and current["min"] < previous["min"]:
-        out["min"] = current["min"]
-    if "max" in current and "max" in previous and current["max"] > previous["max"]:
-        out["max"] = current["max"]
-
-
-def _histogram_value(hist: dict[str, Any]) -> dict[str, Any]:
-    """The distribution value of a (delta) histogram."""
-    value: dict[str, Any] = {k: hist[k] for k in ("bounds", "bucket_counts", "count", "sum", "min", "max") if k in hist}
-    if "bounds" not in value and value["count"] and ("min" not in value or "max" not in value):
-        # No buckets and no extremes: the mean is the only value it tells (sum and count stay exact)
-        mean = value.get("sum", 0.0) / value["count"]
-        value = {"values": [mean], "counts": [float(value["count"])], "min": mean, "max": mean, **value}
-    return value
-
-
-# -- exponential histograms -----------------------------------------------------------------------
-
-
-def _exponential_point(point: ExponentialHistogramDataPoint) -> dict[str, Any]:
-    scale = point.scale
-    if not exponential.MIN_SCALE <= scale <= exponential.MAX_SCALE:
-        raise InvalidPoint(f"scale {scale} is outside {exponential.MIN_SCALE}..{exponential.MAX_SCALE}")
-    threshold = point.zero_threshold
-    if not math.isfinite(threshold) or threshold < 0:
-        raise InvalidPoint("zero_threshold must be finite and not negative")
-    positive = list(point.positive.bucket_counts)
-    negative = list(point.negative.bucket_counts)
-    total = point.zero_count + sum(positive) + sum(negative)
-    if total != point.count:
-        raise InvalidPoint(f"count {point.count} is not zero_count plus the bucket counts ({total})")
-    hist: dict[str, Any] = {
-        "count": point.count,
-        "scale": scale,
-        "zero_count": point.zero_count,
-        "zero_threshold": threshold,
-        "positive": {"offset": point.positive.offset, "bucket_counts": positive},
-        "negative": {"offset": point.negative.offset, "bucket_counts": negative},
-    }
-    for side in (positive, negative):
-        if side:  # the highest bucket must have a float bound (base**index overflows beyond ~2**1024)
-            offset = hist["positive" if side is positive else "negative"]["offset"]
-            exponential.lower_bound(offset + len(side), scale)
-    _extremes(point, hist)
-    return hist
-
-
-def _subtract_exponential(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any] | None:
-    if previous is None:
-        return current
-    if current["count"] < previous["count"] or current["zero_threshold"] != previous["zero_threshold"]:
-        return None
-    # The SDK may lower the scale between exports: compare at the lower of the two.
-    scale = min(current["scale"], previous["scale"])
-    out: dict[str, Any] = {
-        "count": current["count"] - previous["count"],
-        "scale": scale,
-        "zero_count": current["zero_count"] - previous["zero_count"],
-        "zero_threshold": current["zero_threshold"],
-    }
-    if out["zero_count"] < 0:
-        return None
-    for side in ("positive", "negative"):
-        diff = _bucket_difference(current[side], current["scale"] - scale, previous[side], previous["scale"] - scale)
-        if diff is None:
-            return None
-        out[side] = diff
-    _interval_stats(current, previous, out)
-    return out
-
-
-def _bucket_difference(
-    current: dict[str, Any], by: int, previous: dict[str, Any], prev_by: int
-) -> dict[str, Any] | None:
-    """current - previous buckets of one side, both first lowered by their `by`; None if any count went down."""
-    c_off, c_counts = current["offset"], current["bucket_counts"]
-    p_off, p_counts = previous["offset"], previous["bucket_counts"]
-    if by:
-        c_off, c_counts = exponential.downscale(c_off, c_counts, by)
-    if prev_by:
-        p_off, p_counts = exponential.downscale(p_off, p_counts, prev_by)
-    if not p_counts:
-        return {"offset": c_off, "bucket_counts": list(c_counts)}
-    if c_off == p_off and len(c_counts) == len(p_counts):  # the common case: nothing moved
-        diff = [c - p for c, p in zip(c_counts, p_counts, strict=True)]
-        start = c_off
-    else:
-        start = min(c_off, p_off)
-        end = max(c_off + len(c_counts), p_off + len(p_counts))
-        diff = [0] * (end - start)
-        for i, c in enumerate(c_counts, c_off - start):
-            diff[i] += c
-        for i, p in enumerate(p_counts, p_off - start):
-            diff[i] -= p
-    if min(diff, default=0) < 0:
-        return None
-    first = next((i for i, c in enumerate(diff) if c), len(diff))
-    last = len(diff)
-    while last > first and not diff[last - 1]:
-        last -= 1
-    if first == last:
-        return {"offset": 0, "bucket_counts": []}
-    return {"offset": start + first, "bucket_counts": diff[first:last]}
-
-
-def _exponential_value(hist: dict[str, Any], max_buckets: int) -> dict[str, Any]:
-    """The distribution value of a (delta) exponential histogram, with at most `max_buckets` buckets."""
-    pos, neg = hist["positive"], hist["negative"]
-    scale = hist["scale"]
-    n_pos, n_neg = len(pos["bucket_counts"]), len(neg["bucket_counts"])
-    if n_pos + n_neg > max_buckets:
-        # One scale for both sides: lower it until both fit together.
-        by = 0
-        while _span_at(pos, by) + _span_at(neg, by) > max_buckets:
-            by += 1
-        p_off, p_counts = exponential.downscale(pos["offset"], pos["bucket_counts"], by)
-        n_off, n_counts = exponential.downscale(neg["offset"], neg["bucket_counts"], by)
-        pos = {"offset": p_off, "bucket_counts": p_counts}
-        neg = {"offset": n_off, "bucket_counts": n_counts}
-        scale -= by
-    value: dict[str, Any] = {
-        "scale": scale,
-        "zero_count": hist["zero_count"],
-        "zero_threshold": hist["zero_threshold"],
-        "positive": pos,
-        "negative": neg,
-        "count": hist["count"],
-    }
-    for k in ("sum", "min", "max"):
-        if k in hist:
-            value[k] = hist[k]
-    return value
-
-
-def _span_at(side: dict[str, Any], by: int) -> int:
-    counts = side["bucket_counts"]
-    if not counts:
-        return 0
-    offset = side["offset"]
-    return ((offset + len(counts) - 1) >> by) - (offset >> by) + 1
