@@ -367,3 +367,51 @@ def test_series_state_gives_an_idle_series_slot_to_a_new_one() -> None:
     assert state.update("b", 1, 10, 5, _subtract_number)[0] == PRIMED  # idle for 60 s: "a" is forgotten
     assert (len(state), state.refused, state.expired) == (1, 1, 1)
     assert state.update("a", 1, 30, 9, _subtract_number)[0] == REFUSED  # "b" now holds the only slot
+
+
+def test_too_many_exponential_buckets_are_merged_keeping_every_count() -> None:
+    sdk = Sdk(delta=True, exponential=["exp"])
+    try:
+        hist = sdk.meter.create_histogram("exp")
+        values = [1.001**i for i in range(0, 5000, 7)] + [-3.0, 0.0]
+        for v in values:
+            hist.record(abs(v))  # the SDK takes no negative histogram values
+        request = sdk.export()
+        sent = request.resource_metrics[0].scope_metrics[0].metrics[0].exponential_histogram.data_points[0]
+        assert len(sent.positive.bucket_counts) > 100
+        rec = one(OtlpMetricsConverter(max_buckets=16).convert(request, NOW).records, "exp")
+        value = rec.value
+        assert len(value["positive"]["bucket_counts"]) <= 16 and value["scale"] < sent.scale
+        assert sum(value["positive"]["bucket_counts"]) == sum(sent.positive.bucket_counts)
+        dist = as_distribution(value)
+        assert (dist.count, dist.min, dist.max) == (len(values), 0.0, max(abs(v) for v in values))
+        assert dist.sum == pytest.approx(math.fsum(abs(v) for v in values), rel=1e-12)
+        # the source keeps the point as sent
+        assert rec.source is not None and rec.source["scale"] == sent.scale
+    finally:
+        sdk.close()
+
+
+def test_cumulative_exponential_buckets_subtract_across_moving_offsets() -> None:
+    conv = OtlpMetricsConverter()
+
+    def point(t: int, offset: int, counts: list[int], neg: list[int], zero: int) -> ExportMetricsServiceRequest:
+        m = pb.Metric(name="e")
+        m.exponential_histogram.aggregation_temporality = 2
+        p = m.exponential_histogram.data_points.add(start_time_unix_nano=1, time_unix_nano=t, scale=1)
+        p.positive.offset = offset
+        p.positive.bucket_counts.extend(counts)
+        p.negative.offset = 2
+        p.negative.bucket_counts.extend(neg)
+        p.zero_count = zero
+        p.count = sum(counts) + sum(neg) + zero
+        return request_of(m)
+
+    assert conv.convert(point(10, 4, [1, 2], [1], 1), NOW).records == []
+    # a lower bucket filled (offset 2) and bucket 5 grew; the negative side and the zero bucket did not change
+    (rec,) = conv.convert(point(20, 2, [3, 0, 1, 2], [1], 1), NOW).records
+    assert rec.value["positive"] == {"offset": 2, "bucket_counts": [3]}
+    assert rec.value["negative"] == {"offset": 0, "bucket_counts": []}
+    assert (rec.value["zero_count"], rec.value["count"]) == (0, 3)
+    # a bucket count that went down is a reset: nothing sent, the point primes again
+    assert conv.convert(point(30, 2, [3, 0, 0, 2], [1], 1), NOW).records == []
