@@ -285,11 +285,14 @@ def test_bad_points_are_rejected_one_by_one() -> None:
     exp.exponential_histogram.aggregation_temporality = 1
     exp.exponential_histogram.data_points.add(scale=3, count=5, zero_count=1)  # count != buckets
     exp.exponential_histogram.data_points.add(scale=99, count=0)  # no such scale
+    untimed = pb.Metric(name="t")
+    untimed.sum.aggregation_temporality, untimed.sum.is_monotonic = 2, True
+    untimed.sum.data_points.add(as_int=1)  # a cumulative point without its time
     unspecified = pb.Metric(name="u")
     unspecified.sum.data_points.add(as_int=1)  # temporality unspecified
     empty = pb.Metric(name="nothing")  # no data at all (an unknown type)
-    out = conv.convert(request_of(good, nan, hist, exp, unspecified, empty), NOW)
-    assert out.rejected == 2 + 3 + 2 + 1 + 1
+    out = conv.convert(request_of(good, nan, hist, exp, untimed, unspecified, empty), NOW)
+    assert out.rejected == 2 + 3 + 2 + 1 + 1 + 1
     assert "bad.nan" in out.error_message and "not finite" in out.error_message
     assert sorted((r.name, r.tags.get("i")) for r in out.records) == [
         ("bad.nan", "0"),
@@ -297,7 +300,7 @@ def test_bad_points_are_rejected_one_by_one() -> None:
         ("ok", "0"),
         ("ok", "1"),
     ]
-    assert conv.drain_losses() == {"invalid_point": 9}
+    assert conv.drain_losses() == {"invalid_point": 10}
     assert conv.drain_losses() == {}
 
 

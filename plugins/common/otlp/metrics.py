@@ -288,6 +288,8 @@ class OtlpMetricsConverter:
         self, key: Any, point: Any, value: Any, subtract: Callable[[Any, Any], Any | None]
     ) -> tuple[Any, int] | None:
         """(increase, since-nanos) for a cumulative point, None when it only primes or repeats; _Refused if full."""
+        if not point.time_unix_nano:  # required by OTLP; without it every later point would look like a repeat
+            raise InvalidPoint("a cumulative point without time_unix_nano")
         status, increase, since = self.state.update(
             key, point.start_time_unix_nano, point.time_unix_nano, value, subtract
         )
