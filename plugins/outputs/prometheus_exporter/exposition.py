@@ -157,12 +157,8 @@ class Exposition(Collector):  # type: ignore[misc]
             prom_kind = "histogram" if isinstance(value, dict) and "bounds" in value else "summary"
         else:
             raise ValueError(f"unknown metric type {kind!r}")
-        family = self.families.get(name)
+        family = self._family(metric, name, prom_kind)
         if family is None:
-            unit = f" ({metric.unit})" if metric.unit else ""
-            family = self.families[name] = Family(prom_kind, f"{metric.name}{unit}, from node-collector")
-        elif family.kind != prom_kind:
-            self.type_conflicts += 1
             return
         series = family.series.get(labels)
         if series is None:
