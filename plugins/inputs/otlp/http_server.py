@@ -116,7 +116,10 @@ class HttpServer:
         app = web.Application(client_max_size=self.max_request + 1)
         for path in self.paths:  # a signal not served: 404
             app.router.add_post(path, self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        # auto_decompress off: aiohttp would inflate gzip bodies without a bound; gunzip() keeps one.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0, auto_decompress=False
+        )
         await self._runner.setup()
         await web.SockSite(self._runner, self.sock).start()
 
