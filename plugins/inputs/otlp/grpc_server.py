@@ -43,7 +43,7 @@ SERVICES: dict[str, tuple[Any, str, Any]] = {
     LOGS: (logs_service_pb2, "LogsService", logs_service_pb2.ExportLogsServiceRequest),
 }
 # Concurrent streams per HTTP/2 connection: with max_decompressed_bytes, what one connection may hold.
-MAX_STREAMS_PER_CONNECTION = 32
+MAX_STREAMS_PER_CONNECTION = 100
 
 
 class _Invalid:
