@@ -198,3 +198,30 @@ def _retry_info(reply: Reply) -> bytes:
 def _status_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     body = Status(code=0, message=message).SerializeToString()
     return web.Response(status=status, body=body, content_type="application/x-protobuf", headers=headers or {})
+
+
+class ThreadedReceiver:
+    """An `OtlpReceiver` on its own event loop in a thread, started and stopped from synchronous code."""
+
+    def __init__(self, plan: Plan | None = None) -> None:
+        import asyncio
+        import threading
+
+        self.receiver = OtlpReceiver(plan)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="otlp-receiver", daemon=True)
+
+    def start(self, protocol: str) -> str:
+        import asyncio
+
+        self.thread.start()
+        start = self.receiver.start_http() if protocol == "http" else self.receiver.start_grpc()
+        return asyncio.run_coroutine_threadsafe(start, self.loop).result(timeout=10)
+
+    def stop(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.receiver.stop(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()

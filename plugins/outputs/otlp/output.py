@@ -26,7 +26,6 @@ import orjson
 from pydantic import ConfigDict, Field, model_validator
 
 from collector.api import ComponentContext, Output, OutputConfig
-from collector.config.secrets import SECRET
 from collector.events import KINDS, LOGS, METRICS, TRACES, Batch, Metric
 from collector.log import RepeatLimiter, kv
 from collector.output_limits import Limit
@@ -103,10 +102,9 @@ class OtlpConfig(OutputConfig):
     )
     headers: dict[str, str] = Field(
         default_factory=dict,
-        description="Headers (HTTP) or metadata (gRPC) sent with every request, e.g. an API key. Secret: give "
-        "values through `${VAR}`.",
+        description="Headers (HTTP) or metadata (gRPC) sent with every request, e.g. an API key: give secret "
+        "values through `${VAR}` (the values are never logged).",
         examples=[{"authorization": "Bearer ${OTLP_TOKEN}"}],
-        json_schema_extra=SECRET,
         repr=False,
     )
     compression: Literal["gzip", "none"] = Field(
