@@ -116,8 +116,14 @@ def _nanos(record: Mapping[str, Any], exact: str, seconds: str) -> int:
         return value
     secs = record.get(seconds)
     if isinstance(secs, (int, float)) and secs > 0:
-        return round(secs * NANOS)
+        return seconds_to_nanos(secs)
     return 0
+
+
+def seconds_to_nanos(secs: float) -> int:
+    """Epoch seconds as nanoseconds without the float product's error (1.25 s is 1_250_000_000 ns, exactly)."""
+    whole = int(secs)
+    return whole * NANOS + round((secs - whole) * NANOS)
 
 
 def _freeze(value: Any) -> Any:
@@ -276,8 +282,8 @@ def xray_spans(segment: Mapping[str, Any], parent: bytes = b"", trace_id: bytes 
         parent_span_id=parent or _hex_id(segment.get("parent_id"), 8, "parent_id"),
         name=str(segment.get("name") or ""),
         kind=2 if not parent and segment.get("type") != "subsegment" else 3 if segment.get("namespace") else 1,  # type: ignore[arg-type]
-        start_time_unix_nano=round(start * NANOS),
-        end_time_unix_nano=round(float(end) * NANOS),  # type: ignore[arg-type]
+        start_time_unix_nano=seconds_to_nanos(start),
+        end_time_unix_nano=seconds_to_nanos(float(end)),  # type: ignore[arg-type]
     )
     attrs: dict[str, Any] = {}
     for key, value in (segment.get("annotations") or {}).items():

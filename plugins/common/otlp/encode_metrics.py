@@ -36,7 +36,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 
 from collector.events import Metric
-from collector_plugins.common.otlp.encode import NANOS, Encoded, _Grouper, set_attributes
+from collector_plugins.common.otlp.encode import NANOS, Encoded, _Grouper, seconds_to_nanos, set_attributes
 from collector_plugins.common.otlp.metrics import tag_value
 
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
@@ -86,7 +86,7 @@ def _metric(record: Metric, source: Mapping[str, Any] | None) -> OtlpMetric:
         metric.unit = str(source.get("unit") or "")
     elif record.unit:
         metric.unit = _UCUM.get(record.unit, record.unit)
-    end = round(record.timestamp * NANOS) if record.timestamp > 0 else 0
+    end = seconds_to_nanos(record.timestamp) if record.timestamp > 0 else 0
     start = end - round(record.interval * NANOS) if record.interval and end else 0
     if source:
         end = int(source.get("time_unix_nano") or end)
@@ -146,6 +146,8 @@ def _number(
     original = source.get("value") if source else None
     if isinstance(original, int) and not isinstance(original, bool) and float(original) == value:
         point.as_int = original  # the exact integer the source sent (a float holds only 53 bits)
+    elif isinstance(original, int) and isinstance(value, float) and value.is_integer():
+        point.as_int = int(value)  # an integer series' increase (a cumulative sum's delta)
     elif isinstance(value, int) and not isinstance(value, bool):
         point.as_int = value
     else:
