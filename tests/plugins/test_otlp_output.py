@@ -364,3 +364,34 @@ async def test_sustained_random_faults_lose_nothing(tmp_path: Path, protocol: st
     assert not set(delivered) & set(dead)
     assert set(dead) == poisoned and any(n % 97 == 0 for n in dead)
     assert harness.stats.retries > 0
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_tls_with_a_custom_ca(tmp_path: Path, protocol: str) -> None:
+    import ssl
+
+    from tests.plugins.receiver_support import self_signed_cert
+
+    cert, key = self_signed_cert(tmp_path)
+    receiver = OtlpReceiver()
+    if protocol == "http":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        endpoint = await receiver.start_http(ssl_context=context)
+    else:
+        credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+        endpoint = await receiver.start_grpc(credentials)
+    assert endpoint.startswith("https://")
+    trusting = output(tmp_path, endpoint, protocol, ca_file=str(cert))
+    untrusting = output(tmp_path, endpoint, protocol, timeout="3s")
+    try:
+        await trusting.start()
+        assert (await trusting.send(Batch(LOGS, [log(0)]))).outcome is Outcome.OK
+        await untrusting.start()
+        refused = await untrusting.send(Batch(LOGS, [log(1)]))
+    finally:
+        await trusting.stop()
+        await untrusting.stop()
+        await receiver.stop()
+    assert refused.outcome is not Outcome.OK
+    assert [r.body.string_value for r in receiver.accepted("logs")] == ["line 0"]
