@@ -49,8 +49,16 @@ class Encoded:
     request: Any
     kept: list[int] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
-    # Serialized size of each kept record's item (Span / LogRecord / data point), in `kept` order.
-    sizes: list[int] = field(default_factory=list)
+    # The messages (Span / LogRecord / Metric) each kept record became, in `kept` order.
+    items: list[Any] = field(default_factory=list)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Each kept record's encoded size, its items' framing included (computed on demand: it costs)."""
+        return [
+            sum(m.ByteSize() + 4 for m in item) if isinstance(item, list) else item.ByteSize() + 4
+            for item in self.items
+        ]
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -89,10 +97,13 @@ def any_value(value: Any, out: AnyValue) -> None:
 
 def set_attributes(target: Any, attrs: Mapping[str, Any]) -> None:
     """Append `attrs` to a repeated KeyValue field."""
+    add = target.add
     for key, value in attrs.items():
-        kv: KeyValue = target.add()
-        kv.key = str(key)
-        any_value(value, kv.value)
+        kv: KeyValue = add(key=key if type(key) is str else str(key))
+        if type(value) is str:  # the common case, without the dispatch
+            kv.value.string_value = value
+        else:
+            any_value(value, kv.value)
 
 
 def _hex_id(value: Any, length: int, what: str) -> bytes:
@@ -188,31 +199,34 @@ def encode_spans(records: Iterable[Any]) -> Encoded:
             if not isinstance(record, Mapping):
                 raise NotEncodable(f"a traces record must be a mapping, not {type(record).__name__}")
             if record.get("format") == "otlp":
-                built = [_span(record)]
-                resource, scope = record.get("resource"), record.get("scope")
+                spans = grouper.items(record.get("resource"), record.get("scope"))
+                item: Any = _span(record, spans)
             elif "id" in record and str(record.get("trace_id", "")).startswith("1-"):
-                built = xray_spans(record)
-                resource, scope = _xray_resource(record), {"name": "xray"}
+                item = xray_spans(record)
+                spans = grouper.items(_xray_resource(record), {"name": "xray"})
+                spans.extend(item)
+                item = list(spans[len(spans) - len(item) :])
             else:
                 raise NotEncodable("not an OTLP span or X-Ray segment (no `format: otlp`, no X-Ray trace_id)")
         except NotEncodable as exc:
             out.rejected.append((index, str(exc)))
             continue
-        spans = grouper.items(resource, scope)
-        size = 0
-        for span in built:
-            spans.append(span)
-            size += span.ByteSize() + 4
         out.kept.append(index)
-        out.sizes.append(size)
+        out.items.append(item)
     return out
 
 
-def _span(record: Mapping[str, Any]) -> Span:
-    span = Span(
-        trace_id=_hex_id(record.get("trace_id"), 16, "trace_id"),
-        span_id=_hex_id(record.get("span_id"), 8, "span_id"),
-        parent_span_id=_hex_id(record.get("parent_span_id"), 8, "parent_span_id"),
+def _span(record: Mapping[str, Any], spans: Any) -> Span:
+    """Add the span of `record` to the repeated field `spans` (built in place: no copy)."""
+    trace_id = _hex_id(record.get("trace_id"), 16, "trace_id")
+    span_id = _hex_id(record.get("span_id"), 8, "span_id")
+    if not trace_id or not span_id:
+        raise NotEncodable("a span without trace_id or span_id")
+    parent = _hex_id(record.get("parent_span_id"), 8, "parent_span_id")
+    span = spans.add(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
         trace_state=str(record.get("trace_state") or ""),
         flags=int(record.get("flags") or 0),
         name=str(record.get("name") or ""),
@@ -223,8 +237,15 @@ def _span(record: Mapping[str, Any]) -> Span:
         dropped_events_count=int(record.get("dropped_events_count") or 0),
         dropped_links_count=int(record.get("dropped_links_count") or 0),
     )
-    if not span.trace_id or not span.span_id:
-        raise NotEncodable("a span without trace_id or span_id")
+    try:
+        _span_parts(record, span)
+    except NotEncodable:
+        del spans[len(spans) - 1]
+        raise
+    return span
+
+
+def _span_parts(record: Mapping[str, Any], span: Span) -> None:
     set_attributes(span.attributes, record.get("attributes") or {})
     for event in record.get("events") or ():
         ev = span.events.add()
@@ -244,7 +265,6 @@ def _span(record: Mapping[str, Any]) -> Span:
     if isinstance(status, Mapping) and (status.get("code") or status.get("message")):
         span.status.code = int(status.get("code") or 0)  # type: ignore[assignment]
         span.status.message = str(status.get("message") or "")
-    return span
 
 
 # -- X-Ray segments -------------------------------------------------------------------------------
@@ -321,14 +341,11 @@ def encode_logs(records: Iterable[Any]) -> Encoded:
             out.rejected.append((index, f"a logs record must be a mapping, not {type(record).__name__}"))
             continue
         if record.get("format") == "otlp":
-            log = _otlp_log(record)
-            resource, scope = record.get("resource"), record.get("scope")
+            log = _otlp_log(record, grouper.items(record.get("resource"), record.get("scope")))
         else:
-            log = _plain_log(record)
-            resource, scope = None, None
-        grouper.items(resource, scope).append(log)
+            log = _plain_log(record, grouper.items(None, None))
         out.kept.append(index)
-        out.sizes.append(log.ByteSize() + 4)
+        out.items.append(log)
     return out
 
 
@@ -342,8 +359,8 @@ def _body(value: Any, log: LogRecord) -> None:
         any_value(value, log.body)
 
 
-def _otlp_log(record: Mapping[str, Any]) -> LogRecord:
-    log = LogRecord(
+def _otlp_log(record: Mapping[str, Any], logs: Any) -> LogRecord:
+    log: LogRecord = logs.add(
         time_unix_nano=int(record.get("time_unix_nano") or 0),
         observed_time_unix_nano=int(record.get("observed_time_unix_nano") or 0),
         severity_number=int(record.get("severity_number") or 0),  # type: ignore[arg-type]
@@ -367,9 +384,9 @@ def _ids(record: Mapping[str, Any], log: LogRecord) -> None:
         log.trace_id = log.span_id = b""
 
 
-def _plain_log(record: Mapping[str, Any]) -> LogRecord:
-    log = LogRecord(time_unix_nano=_nanos(record, "time_unix_nano", "timestamp"))
-    log.observed_time_unix_nano = log.time_unix_nano
+def _plain_log(record: Mapping[str, Any], logs: Any) -> LogRecord:
+    stamp = _nanos(record, "time_unix_nano", "timestamp")
+    log: LogRecord = logs.add(time_unix_nano=stamp, observed_time_unix_nano=stamp)
     _body(record.get("message"), log)
     attrs = {k: v for k, v in record.items() if k not in _LOG_FIELDS}
     if "trace_id" in attrs and "span_id" in attrs:

@@ -66,21 +66,20 @@ def encode_metrics(records: Iterable[Any]) -> Encoded:
             out.rejected.append((index, f"a metrics record must be a Metric, not {type(record).__name__}"))
             continue
         source = record.source if isinstance(record.source, Mapping) and record.source.get("format") == "otlp" else None
+        metrics = grouper.items(source.get("resource"), source.get("scope")) if source else grouper.items(None, None)
+        metric = metrics.add(name=record.name)
         try:
-            metric = _metric(record, source)
+            _metric(record, source, metric)
         except (ValueError, TypeError, OverflowError) as exc:
+            del metrics[len(metrics) - 1]
             out.rejected.append((index, f"metric {record.name!r}: {exc}"))
             continue
-        resource = source.get("resource") if source else None
-        scope = source.get("scope") if source else None
-        grouper.items(resource, scope).append(metric)
         out.kept.append(index)
-        out.sizes.append(metric.ByteSize() + 4)
+        out.items.append(metric)
     return out
 
 
-def _metric(record: Metric, source: Mapping[str, Any] | None) -> OtlpMetric:
-    metric = OtlpMetric(name=record.name)
+def _metric(record: Metric, source: Mapping[str, Any] | None, metric: OtlpMetric) -> None:
     if source:
         metric.description = str(source.get("description") or "")
         metric.unit = str(source.get("unit") or "")
@@ -114,7 +113,6 @@ def _metric(record: Metric, source: Mapping[str, Any] | None) -> OtlpMetric:
         _distribution(metric, record.value, start, end, attrs)
     else:
         raise ValueError(f"unknown metric type {kind!r}")
-    return metric
 
 
 def _attributes(tags: Mapping[str, str], source: Mapping[str, Any] | None) -> dict[str, Any]:
