@@ -159,8 +159,20 @@ class _Grouper:
         self.items_field = items_field
         self.scopes_field = scopes_field
         self.resources: dict[Any, tuple[Any, dict[Any, Any]]] = {}
+        # The last (resource, scope) objects and their items: records of one export share these very dicts
+        # (the otlp input's contract), so consecutive records skip the grouping keys. Holding the objects keeps
+        # their ids from being reused while this request is built.
+        self._last: tuple[Any, Any, Any] | None = None
 
     def items(self, resource: Any, scope: Any) -> Any:
+        last = self._last
+        if last is not None and last[0] is resource and last[1] is scope and resource is not None:
+            return last[2]
+        items = self._items(resource, scope)
+        self._last = (resource, scope, items)
+        return items
+
+    def _items(self, resource: Any, scope: Any) -> Any:
         r_key = _freeze(resource) if resource else b""
         entry = self.resources.get(r_key)
         if entry is None:
