@@ -195,3 +195,33 @@ def test_aws_limits_cap_requests(tmp_path: Path) -> None:
     body = {"type": "otlp", "inputs": ["x"], "aws": {"service": "xray"}}
     out = OtlpOutput(OtlpConfig.model_validate(body), component_context("out", tmp_path))
     assert (out.max_request_bytes, out.max_items, out.max_item_bytes) == (4 * 1024 * 1024, 10_000, 200_000)
+
+
+async def test_xray_requests_hold_at_most_10000_spans(tmp_path: Path, credentials: None) -> None:
+    endpoint = SigningEndpoint("/v1/traces", "us-west-2", "xray")
+    url = await endpoint.start()
+    body = {"type": "otlp", "inputs": ["x"], "aws": {"service": "xray", "region": "us-west-2", "endpoint_url": url}}
+    out = OtlpOutput(OtlpConfig.model_validate(body), component_context("out", tmp_path))
+    now = time.time_ns()
+    spans = [
+        {"format": "otlp", "trace_id": f"{i + 1:032x}", "span_id": f"{i + 1:016x}", "name": "s",
+         "start_time_unix_nano": now - 5, "end_time_unix_nano": now}
+        for i in range(12_001)
+    ]  # fmt: skip
+    await out.start()
+    try:
+        result = await out.send(Batch(TRACES, spans))
+    finally:
+        await out.stop()
+        await endpoint.stop()
+    assert result.outcome is Outcome.OK
+    counts = [
+        sum(
+            len(ss.spans)
+            for rs in ExportTraceServiceRequest.FromString(s["body"]).resource_spans
+            for ss in rs.scope_spans
+        )
+        for s in endpoint.seen
+    ]
+    assert all(s["valid"] for s in endpoint.seen)
+    assert sum(counts) == 12_001 and max(counts) <= 10_000 and len(counts) == 2
