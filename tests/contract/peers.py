@@ -57,3 +57,18 @@ def against_moto(type_name: str, body: dict[str, Any], moto: MotoServer) -> dict
     """The example `body`, pointed at `moto` with its resources created."""
     AWS_PEERS[type_name](moto, body)
     return {**body, "endpoint_url": moto.endpoint_url, "region": moto.region}
+
+
+# Outputs that need a local receiver (not AWS): a function starting one for the example `body` and returning the
+# body pointed at it and a function that stops it. Nothing leaves loopback.
+def _otlp_receiver(body: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], None]]:
+    from tests.plugins.otlp_receiver import ThreadedReceiver
+
+    receiver = ThreadedReceiver()
+    endpoint = receiver.start(body.get("protocol", "http"))
+    return {**body, "endpoint": endpoint}, receiver.stop
+
+
+LOCAL_PEERS: dict[str, Callable[[dict[str, Any]], tuple[dict[str, Any], Callable[[], None]]]] = {
+    "otlp": _otlp_receiver,
+}
