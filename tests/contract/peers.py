@@ -57,3 +57,14 @@ def against_moto(type_name: str, body: dict[str, Any], moto: MotoServer) -> dict
     """The example `body`, pointed at `moto` with its resources created."""
     AWS_PEERS[type_name](moto, body)
     return {**body, "endpoint_url": moto.endpoint_url, "region": moto.region}
+
+
+def _kafka(request: Any, body: dict[str, Any]) -> dict[str, Any]:
+    broker = request.getfixturevalue("kafka_broker")
+    return {**body, "bootstrap_servers": [broker.bootstrap], "sasl": None, "tls": None}
+
+
+# Outputs whose README example names a non-AWS peer: the example, pointed at a real one the tests run.
+OTHER_PEERS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
+    "kafka": _kafka,
+}
