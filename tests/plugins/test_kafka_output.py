@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import errors as kafka_errors
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from collector.send_result import Outcome
@@ -65,6 +66,7 @@ async def test_a_key_keeps_its_partition_and_keys_spread(tmp_path: Path, kafka_b
     for m in messages:
         partitions.setdefault(m.key, set()).add(m.partition)
         assert m.key == orjson.loads(m.value)["svc"].encode()
+        assert m.partition == DefaultPartitioner()(m.key, [0, 1, 2, 3], [0, 1, 2, 3])  # murmur2, as Java's
     assert all(len(p) == 1 for p in partitions.values())  # one key, one partition
     assert len({p for ps in partitions.values() for p in ps}) > 1  # eight keys over four partitions
     # Order is kept per key.

@@ -37,6 +37,7 @@ from collector_plugins.outputs.kafka.security import KafkaSasl, KafkaTls, produc
 
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
+_MAX_TIMESTAMP = 253402300800  # 10000-01-01: beyond it a record's time is not a usable Kafka timestamp
 _TOPIC_RE = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 
@@ -180,8 +181,10 @@ class KafkaOutput(Output):
         self._key = None if config.key is None else RecordTemplate(config.key, host)
         self._headers = list(config.headers.items())
         self._producer: Any = None
-        self._valid_topics: set[str] = set()
         self._discarding: set[asyncio.Task[None]] = set()
+        self._round_robin = 0
+        self._key_partitions: dict[tuple[str, int], dict[str, int]] = {}
+        self._murmur2: Any = None
         self.requests = 0
         """Driver requests handed to the producer."""
         self.records_sent = 0
@@ -194,7 +197,15 @@ class KafkaOutput(Output):
 
     def record_size(self, record: Any) -> int:
         # What counts against the record limit: value, key, header names and values (limits.py has the framing).
-        size = len(self._encode([record])[0])
+        message = record.get("message") if self.config.format == "raw" and isinstance(record, dict) else None
+        if isinstance(message, str):
+            size = len(message) if message.isascii() else len(message.encode())
+        elif isinstance(message, bytes):
+            size = len(message)
+        else:
+            size = len(self._encode([record])[0])
+        if self._key is None and not self._headers:
+            return size
         fields = _as_dict(record)
         if self._key is not None:
             size += len(self._key.render(fields).encode())
@@ -256,6 +267,9 @@ class KafkaOutput(Output):
             request_timeout_ms=int(config.request_timeout * 1000),
             **producer_settings(config.tls, config.sasl),
         )
+        from aiokafka.partitioner import murmur2
+
+        self._murmur2 = murmur2
         try:
             await producer.start()
         except (KafkaError, OSError) as exc:
@@ -277,55 +291,42 @@ class KafkaOutput(Output):
         producer = await self.producer()
         self.requests += 1
         n = len(records)
-        values = self._encode(records)
         outcomes: list[Outcome] = [Outcome.OK] * n
         reasons: list[str] = [""] * n
-        dicts = records if batch.kind != "metrics" else [_as_dict(r) for r in records]
-        topic_template, key_template, header_fields = self._topic, self._key, self._headers
-        static_topic = topic_template.render({}) if topic_template.static else None
-        valid = self._valid_topics
-        pending: list[tuple[int, asyncio.Future[Any]]] = []
-        send = producer.send
-        for i in range(n):
-            record = dicts[i]
-            topic = static_topic if static_topic is not None else topic_template.render(record)
-            if topic not in valid:
-                if not valid_topic(topic):
-                    outcomes[i] = Outcome.DROP
-                    reasons[i] = f"invalid topic name {topic!r}"
-                    continue
-                valid.add(topic)
-            key = None if key_template is None else key_template.render(record).encode()
-            headers = None
-            if header_fields:
-                headers = [
-                    (name, _header_value(value))
-                    for name, path in header_fields
-                    if (value := _field(record, path)) is not None
-                ]
-            try:
-                future = await send(topic, values[i], key=key, headers=headers)
-            except Exception as exc:  # aiokafka raises before queueing: metadata timeout, size, closed producer
-                outcome = outcome_of(exc)
-                outcomes[i], reasons[i] = outcome, reason_of(exc)
-                if outcome is Outcome.RETRY:
-                    # The cluster is away: the rest would each wait request_timeout for the same answer.
-                    for j in range(i + 1, n):
-                        outcomes[j], reasons[j] = Outcome.RETRY, reasons[i]
-                    break
+        by_topic = self._by_topic(records if batch.kind != "metrics" else [_as_dict(r) for r in records])
+        values = self._encode(records)
+        # Records are packed into record batches here, one per partition at a time (`send_batch`), rather than
+        # handed to `producer.send` one by one: aiokafka's per-record path costs more than everything else.
+        futures: dict[asyncio.Future[Any], list[int]] = {}
+        for topic, indices in by_topic.items():
+            if not valid_topic(topic):
+                for i in indices:
+                    outcomes[i], reasons[i] = Outcome.DROP, f"invalid topic name {topic!r}"
                 continue
-            pending.append((i, future))
-        if pending:
+            try:
+                for partition, part in self._by_partition(producer, topic, indices, records).items():
+                    await self._send_partition(producer, topic, partition, part, records, values, futures)
+            except Exception as exc:  # metadata timeout (the cluster is away), closed producer
+                outcome, reason = outcome_of(exc), reason_of(exc)
+                sent = {i for part in futures.values() for i in part}
+                for i in indices:
+                    if i not in sent:
+                        outcomes[i], reasons[i] = outcome, reason
+        if futures:
             # aiokafka never expires a batch whose partition leader is known but unreachable: bound the wait.
             wait = self.config.request_timeout + self.config.linger
-            _, late = await asyncio.wait({f for _, f in pending}, timeout=wait)
+            _, late = await asyncio.wait(futures, timeout=wait)
             if late:
                 self._abandon(producer)
-            for i, future in pending:
+            for future, part in futures.items():
                 if future in late:
-                    outcomes[i], reasons[i] = Outcome.RETRY, f"no acknowledgement within {wait:g}s"
+                    outcome, reason = Outcome.RETRY, f"no acknowledgement within {wait:g}s"
                 elif (error := future.exception()) is not None:
-                    outcomes[i], reasons[i] = outcome_of(error), reason_of(error)
+                    outcome, reason = outcome_of(error), reason_of(error)
+                else:
+                    continue
+                for i in part:
+                    outcomes[i], reasons[i] = outcome, reason
         failed = sum(1 for o in outcomes if o is not Outcome.OK)
         self.records_sent += n - failed
         self.records_failed += failed
@@ -334,3 +335,77 @@ class KafkaOutput(Output):
         if failed == n and all(o is Outcome.RETRY for o in outcomes):
             return SendResult.retry(reasons[0])
         return SendResult.partial(outcomes, reasons)
+
+    def _by_topic(self, records: list[Any]) -> dict[str, list[int]]:
+        template = self._topic
+        if template.static:
+            return {template.render({}): list(range(len(records)))}
+        groups: dict[str, list[int]] = {}
+        for i, record in enumerate(records):
+            groups.setdefault(template.render(record), []).append(i)
+        return groups
+
+    def _by_partition(self, producer: Any, topic: str, indices: list[int], records: list[Any]) -> dict[int, list[int]]:
+        """Record indices per partition: by key (murmur2, as the Java client), else one partition per request."""
+        cluster = producer.client.cluster
+        partitions = cluster.partitions_for_topic(topic)
+        if not partitions:
+            return {-1: indices}  # metadata unknown yet: `_send_partition` waits for it and partitions then
+        if self._key is None:
+            available = sorted(cluster.available_partitions_for_topic(topic) or partitions)
+            self._round_robin += 1
+            return {available[self._round_robin % len(available)]: indices}
+        ordered = sorted(partitions)
+        cache = self._key_partitions.setdefault((topic, len(ordered)), {})
+        if len(cache) > 100_000:
+            cache.clear()
+        render, murmur2 = self._key.render, self._murmur2
+        groups: dict[int, list[int]] = {}
+        for i in indices:
+            key = render(records[i] if isinstance(records[i], dict) else _as_dict(records[i]))
+            partition = cache.get(key)
+            if partition is None:
+                partition = cache[key] = ordered[(murmur2(key.encode()) & 0x7FFFFFFF) % len(ordered)]
+            groups.setdefault(partition, []).append(i)
+        return groups
+
+    async def _send_partition(
+        self,
+        producer: Any,
+        topic: str,
+        partition: int,
+        indices: list[int],
+        records: list[Any],
+        values: list[bytes],
+        futures: dict[asyncio.Future[Any], list[int]],
+    ) -> None:
+        if partition < 0:
+            await producer.partitions_for(topic)  # waits for the topic's metadata (KafkaTimeoutError if none)
+            for p, part in self._by_partition(producer, topic, indices, records).items():
+                if p < 0:
+                    raise RuntimeError(f"topic {topic!r} has no partitions")
+                await self._send_partition(producer, topic, p, part, records, values, futures)
+            return
+        key_template, header_fields = self._key, self._headers
+        builder = producer.create_batch()
+        members: list[int] = []
+        for i in indices:
+            record = records[i] if isinstance(records[i], dict) else _as_dict(records[i])
+            key = None if key_template is None else key_template.render(record).encode()
+            headers: list[tuple[str, bytes]] = []
+            if header_fields:
+                headers = [
+                    (name, _header_value(value))
+                    for name, path in header_fields
+                    if (value := _field(record, path)) is not None
+                ]
+            ts = record.get("timestamp")
+            timestamp = int(ts * 1000) if isinstance(ts, int | float) and 0 <= ts < _MAX_TIMESTAMP else None
+            if builder.append(timestamp=timestamp, key=key, value=values[i], headers=headers) is None:
+                futures[await producer.send_batch(builder, topic, partition=partition)] = members
+                builder, members = producer.create_batch(), []
+                # An empty batch takes its first record whatever its size (aiokafka's DefaultRecordBatchBuilder).
+                builder.append(timestamp=timestamp, key=key, value=values[i], headers=headers)
+            members.append(i)
+        if members:
+            futures[await producer.send_batch(builder, topic, partition=partition)] = members
