@@ -61,8 +61,18 @@ def start_broker(data_dir: Path, port: int, cpu: int | None) -> subprocess.Popen
             os.sched_setaffinity(0, {cpu})
 
     process = subprocess.Popen(
-        [str(BINARY), "start", "--only", "kafka", "--host", "127.0.0.1", "--kafka-port", str(port),
-         "--data-dir", str(data_dir)],
+        [
+            str(BINARY),
+            "start",
+            "--only",
+            "kafka",
+            "--host",
+            "127.0.0.1",
+            "--kafka-port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
