@@ -68,3 +68,14 @@ def _kafka(request: Any, body: dict[str, Any]) -> dict[str, Any]:
 OTHER_PEERS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
     "kafka": _kafka,
 }
+
+
+def _forward(request: Any, body: dict[str, Any]) -> dict[str, Any]:
+    from tests.forward_sink import ForwardSink
+
+    sink = ForwardSink().__enter__()
+    request.addfinalizer(lambda: sink.__exit__(None, None, None))
+    return {**body, "servers": [sink.address], "tls": None, "shared_key": None}
+
+
+OTHER_PEERS["forward"] = _forward

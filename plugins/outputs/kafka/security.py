@@ -18,33 +18,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from collector_plugins.common.client_tls import ClientTls
+
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM"]
 
 
-class KafkaTls(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(True, description="Connect with TLS.", examples=[True])
-    ca_file: str | None = Field(
-        None,
-        description="PEM file of the CAs that sign the brokers' certificates (default: the system's).",
-        examples=["/etc/ssl/kafka-ca.pem"],
-    )
-    cert_file: str | None = Field(
-        None, description="PEM client certificate, for brokers that require mutual TLS.", examples=["/etc/kafka/me.pem"]
-    )
-    key_file: str | None = Field(None, description="PEM private key of `cert_file`.", examples=["/etc/kafka/me.key"])
-    verify: bool = Field(
-        True,
-        description="Check the brokers' certificates and host names (turn off only for a test broker).",
-        examples=[True],
-    )
-
-    @model_validator(mode="after")
-    def _key_with_cert(self) -> KafkaTls:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("`cert_file` and `key_file` go together")
-        return self
+KafkaTls = ClientTls
 
 
 class KafkaSasl(BaseModel):
@@ -91,7 +70,7 @@ def producer_settings(tls: KafkaTls | None, sasl: KafkaSasl | None) -> dict[str,
     use_tls = (tls is not None and tls.enabled) or (sasl is not None and sasl.mechanism == "AWS_MSK_IAM")
     settings: dict[str, Any] = {}
     if use_tls:
-        settings["ssl_context"] = ssl_context(tls or KafkaTls())
+        settings["ssl_context"] = (tls or ClientTls()).context()
     if sasl is None:
         settings["security_protocol"] = "SSL" if use_tls else "PLAINTEXT"
         return settings
@@ -105,18 +84,6 @@ def producer_settings(tls: KafkaTls | None, sasl: KafkaSasl | None) -> dict[str,
         settings["sasl_plain_username"] = sasl.username
         settings["sasl_plain_password"] = sasl.password.get_secret_value()
     return settings
-
-
-def ssl_context(tls: KafkaTls) -> Any:
-    from aiokafka.helpers import create_ssl_context
-
-    context = create_ssl_context(cafile=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file)
-    if not tls.verify:
-        import ssl
-
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def msk_token_provider(sasl: KafkaSasl) -> Any:
