@@ -211,6 +211,16 @@ def test_security_settings() -> None:
         KafkaSasl(mechanism="PLAIN")
     with pytest.raises(ValidationError, match="no `username`"):
         KafkaSasl(mechanism="AWS_MSK_IAM", username="u")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="server_name"):
+        KafkaConfig.model_validate(
+            {
+                "type": "kafka",
+                "inputs": ["a"],
+                "bootstrap_servers": ["b:9092"],
+                "topic": "t",
+                "tls": {"server_name": "x"},
+            }
+        )
     with pytest.raises(ValidationError, match="invalid placeholder"):
         KafkaConfig.model_validate(
             {"type": "kafka", "inputs": ["a"], "bootstrap_servers": ["b:9092"], "topic": "{a b}"}

@@ -124,6 +124,15 @@ class KafkaConfig(OutputConfig):
     def _template(cls, value: str | None) -> str | None:
         return None if value is None else check_record_template(value)
 
+    @field_validator("tls")
+    @classmethod
+    def _tls(cls, value: KafkaTls | None) -> KafkaTls | None:
+        if value is not None and value.server_name is not None:
+            raise ValueError(
+                "`tls.server_name` is not used by the kafka output: each broker is verified by its host name"
+            )
+        return value
+
     @field_validator("headers")
     @classmethod
     def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
