@@ -22,7 +22,7 @@ from tests.plugins.otlp_sdk import Sdk
 
 
 def _any(value: AnyValue) -> object:
-    from collector_plugins.common.otlp.metrics import _any as decode
+    from collector_plugins.common.otlp.values import any_value as decode
 
     return decode(value)
 
