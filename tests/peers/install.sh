@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the real peers the tests use that do not come from PyPI, when they are missing:
 #   - @fluent-org/logger (npm, pinned by tests/peers/node/package-lock.json): Fluent forward client
+#   - the OpenTelemetry JS SDK and its OTLP exporters (npm, same lock file): clients of the otlp input
 #   - prometheus-node-exporter (Debian): a scrape target and the reference for host metrics
 #   - prometheus (Debian): a real server scraping the source and our exporter (tests/integration/test_prometheus_round_trip.py)
 #   - rsyslog (Debian) and syslog-ng (unpacked): syslog relays forwarding to the syslog input (tests/plugins/test_syslog_clients.py)
@@ -9,7 +10,7 @@ set -eu
 here=$(dirname "$0")
 
 if command -v npm >/dev/null 2>&1; then
-    if [ ! -d "$here/node/node_modules/@fluent-org/logger" ]; then
+    if [ ! -d "$here/node/node_modules/@fluent-org/logger" ] || [ ! -d "$here/node/node_modules/@opentelemetry/sdk-trace-base" ]; then
         (cd "$here/node" && npm ci --no-audit --no-fund --silent)
     fi
 else
