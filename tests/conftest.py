@@ -7,6 +7,7 @@ import pytest
 
 from tests.installed import installed
 from tests.moto import MotoServer
+from tests.search_peers import SearchServer
 
 # No test may reach instance metadata or a real AWS account.
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
@@ -54,3 +55,23 @@ def _remove_the_installed_wheel() -> Iterator[None]:
         import shutil
 
         shutil.rmtree(installed().venv.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def osmem() -> Iterator[SearchServer]:
+    """One osmem-server (OpenSearch API) for the session; tests use index names of their own."""
+    server = SearchServer.osmem()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def noida_es() -> Iterator[SearchServer]:
+    """One noida-db Elasticsearch API for the session (its own data directory); own index names per test."""
+    server = SearchServer.noida()
+    try:
+        yield server
+    finally:
+        server.stop()

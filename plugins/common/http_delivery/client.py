@@ -141,7 +141,7 @@ class HttpSender:
             await session.close()
 
     def compress(self, body: bytes) -> bytes:
-        return gzip.compress(body, compresslevel=1) if self.settings.compression == "gzip" else body
+        return gzip.compress(body, compresslevel=1, mtime=0) if self.settings.compression == "gzip" else body
 
     async def request(
         self, method: str, url: str, body: bytes = b"", content_type: str | None = None, *, raw: bool = False

@@ -77,9 +77,14 @@ class BulkOutput(Output):
 
     async def start(self) -> None:
         await self.http.start()
-        if self.config.index_template is not None:
-            await self.put(f"_index_template/{self.config.index_template.name}", self.config.index_template.body)
-        await self.install()
+        try:
+            if self.config.index_template is not None:
+                template = self.config.index_template
+                await self.put(f"_index_template/{template.name}", template.body)
+            await self.install()
+        except BaseException:
+            await self.http.close()
+            raise
 
     async def install(self) -> None:
         """Subclass hook: more resources to PUT at start (ISM or ILM policies)."""
