@@ -91,11 +91,18 @@ class FaultCounts:
 
 
 class FaultProxy(_Server):
-    def __init__(self, upstream: str, seed: int, rate: float = 0.3) -> None:
+    def __init__(
+        self, upstream: str, seed: int, rate: float = 0.3, throttle_rate: float = 0.005, whole_rate: float = 0.25
+    ) -> None:
+        """`rate`: share of items failed with 500 or whose answer is lost; `whole_rate`: share of requests
+        answered 503 or 429 as a whole; `throttle_rate`: share of items answered 429 (kept low: a 429
+        anywhere in an answer slows the whole output down, as it should)."""
         super().__init__()
         self.upstream = upstream
         self.random = random.Random(seed)
         self.rate = rate
+        self.throttle_rate = throttle_rate
+        self.whole_rate = whole_rate
         self.counts = FaultCounts()
         self._session: aiohttp.ClientSession | None = None
 
@@ -118,9 +125,9 @@ class FaultProxy(_Server):
                 return web.Response(status=up.status, body=await up.read(), content_type="application/json")
         assert body.endswith(b"\n"), "a _bulk body must end with a newline"
         rnd = self.random
-        if rnd.random() < self.rate / 3:
+        if rnd.random() < self.whole_rate:
             self.counts.whole += 1
-            status = rnd.choice([429, 503])
+            status = 429 if rnd.random() < 0.2 else 503
             return web.Response(status=status, headers={"Retry-After": "0"}, text='{"error":"busy"}')
         lines = body.split(b"\n")[:-1]
         pairs = [lines[i : i + 2] for i in range(0, len(lines), 2)]
