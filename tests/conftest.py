@@ -75,3 +75,31 @@ def noida_es() -> Iterator[SearchServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def http_sink() -> Iterator[str]:
+    """A loopback HTTP server (a thread) answering 204 to every POST/PUT: the base URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Sink(BaseHTTPRequestHandler):
+        def _take(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        do_POST = do_PUT = _take
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -57,3 +57,22 @@ def against_moto(type_name: str, body: dict[str, Any], moto: MotoServer) -> dict
     """The example `body`, pointed at `moto` with its resources created."""
     AWS_PEERS[type_name](moto, body)
     return {**body, "endpoint_url": moto.endpoint_url, "region": moto.region}
+
+
+# Outputs to HTTP peers (not AWS): their README example runs against a server the session starts on loopback.
+def _search(fixture: str) -> Callable[[Any, dict[str, Any]], dict[str, Any]]:
+    def point(request: Any, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "endpoint": request.getfixturevalue(fixture).url}
+
+    return point
+
+
+def _http_sink(request: Any, body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "url": request.getfixturevalue("http_sink") + "/ingest"}
+
+
+HTTP_PEERS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
+    "opensearch": _search("osmem"),
+    "elasticsearch": _search("noida_es"),
+    "http": _http_sink,
+}
