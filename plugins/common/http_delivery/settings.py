@@ -103,9 +103,8 @@ class HttpSettings(BaseModel):
     )
     headers: dict[str, str] = Field(
         {},
-        description="Extra request headers. Their values are secret (they may carry tokens).",
+        description="Extra request headers (not secret: they may show in errors; put tokens in `auth`).",
         examples=[{"X-Tenant": "node-logs"}],
-        json_schema_extra=SECRET,
     )
     connect_timeout: Duration = Field(5.0, description="Timeout to open a connection.", examples=["5s"])
     timeout: Duration = Field(30.0, description="Timeout for a whole request, answer included.", examples=["30s"])
