@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.installed import installed
+from tests.kafka_broker import KafkaBroker
 from tests.moto import MotoServer
 from tests.search_peers import SearchServer
 
@@ -103,3 +104,11 @@ def http_sink() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+@pytest.fixture
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A fresh noida-db Kafka API on a free loopback port with its own data directory, killed by PID after."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka") / "data").start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
