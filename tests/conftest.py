@@ -104,6 +104,8 @@ def http_sink() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
 @pytest.fixture
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A fresh noida-db Kafka API on a free loopback port with its own data directory, killed by PID after."""
