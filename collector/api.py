@@ -287,6 +287,9 @@ class Output(Component):
     # driver's defaults for local outputs (2000 events, 10MiB), which cap `batch:` as if they were limits.
     default_max_events: ClassVar[int | None] = None
     default_max_bytes: ClassVar[int | None] = None
+    # True: the driver sets `Batch.record_origins` (one stable name per record, kept on resends of a subset)
+    # on every batch it sends, for outputs that write each record idempotently (OpenSearch `_id`).
+    record_origins: ClassVar[bool] = False
 
     async def send(self, batch: Batch) -> SendResult | None:
         await self.write(batch)

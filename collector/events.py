@@ -122,9 +122,13 @@ class Batch:
     same when the batch is sent again after a retry, a rewind or a restart (see
     `buffer.base.Unit.origin`); None when there is none (records resent alone).
     Outputs that can write idempotently (S3 object keys) derive names from it.
+    `record_origins` is set by the driver, for outputs that declare
+    `Output.record_origins`, to one stable name per record (`"{unit origin}-{index
+    in the unit}"`): the same on every resend of that record, alone or in any
+    request, so per-record idempotent writes (OpenSearch `_id`) can use it.
     """
 
-    __slots__ = ("ack", "kind", "nbytes", "origin", "records")
+    __slots__ = ("ack", "kind", "nbytes", "origin", "record_origins", "records")
 
     def __init__(self, kind: Kind, records: list[Any], nbytes: int = 0, ack: Any = None) -> None:
         self.kind = kind
@@ -132,6 +136,7 @@ class Batch:
         self.nbytes = nbytes
         self.ack = ack
         self.origin: str | None = None
+        self.record_origins: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.records)

@@ -21,7 +21,11 @@ Design note. Per output, data flows
   `origin`, plus the record's index when a unit was split): the batch handed to
   `Output.send` keeps it across retries, and a replay of the same buffer data
   starts a request with the same origin, so outputs can name what they write
-  idempotently.
+  idempotently. A request also keeps, per unit it holds, the span of records it
+  took (`spans`); for an output declaring `record_origins` the driver names
+  every record `"{unit origin}-{index in the unit}"` (`Batch.record_origins`),
+  which does not depend on how units were grouped into requests, and keeps
+  those names on the records it resends alone.
 - Delivery can be cancelled at any point: units not acknowledged stay in the
   buffer, and the next delivery loop starts with `buffer.rewind()`. Requests
   that had in fact succeeded are then sent again (at-least-once).
@@ -112,6 +116,12 @@ class _Request:
     records: list[Any] = field(default_factory=list)
     nbytes: int = 0
     owners: list[_UnitState] = field(default_factory=list)
+    # (unit origin, index in the unit of the first record, records): consecutive records of one unit.
+    spans: list[list[Any]] = field(default_factory=list)
+
+    def record_origins(self) -> list[str]:
+        """One stable name per record: its unit's origin and its index in that unit."""
+        return [f"{origin}-{i}" for origin, first, count in self.spans for i in range(first, first + count)]
 
 
 class OutputRunner:
@@ -244,8 +254,9 @@ class OutputRunner:
             for tap in self.taps:
                 tap.offer(self.name, "outputs", tapped)
         try:
+            origins = request.record_origins() if type(output).record_origins else None
             delivered, dead = await self.send_with_retries(
-                output, config, request.kind, request.records, request.origin
+                output, config, request.kind, request.records, request.origin, origins
             )
         except _Abandoned:
             self.abandoned.set()
@@ -261,11 +272,18 @@ class OutputRunner:
                 self.buffer.ack(state.unit)
 
     async def send_with_retries(
-        self, output: Output, config: OutputConfig, kind: str, records: list[Any], origin: str | None = None
+        self,
+        output: Output,
+        config: OutputConfig,
+        kind: str,
+        records: list[Any],
+        origin: str | None = None,
+        record_origins: list[str] | None = None,
     ) -> tuple[int, list[tuple[Any, str]]]:
         """Send until every record is delivered or rejected for good: (delivered, [(record, reason)]).
 
         `origin` goes with the batch while it holds all of `records`; a resent subset has none.
+        `record_origins` (one per record) go with their records, on a resent subset too.
         """
         retry = config.retry
         attempt = 0  # retries of this request, against max_retries
@@ -274,10 +292,12 @@ class OutputRunner:
         delivered = 0
         dead: list[tuple[Any, str]] = []
         todo = records
+        todo_origins = record_origins
         while todo:
             batch = Batch(kind, todo)  # type: ignore[arg-type]
             if todo is records:
                 batch.origin = origin
+            batch.record_origins = todo_origins
             sent = await self.send_rate.acquire()
             try:
                 result = await output.send(batch) or SendResult.ok()
@@ -301,21 +321,24 @@ class OutputRunner:
                 retry_reason = result.reason
             else:
                 again: list[Any] = []
+                again_origins: list[str] | None = None if todo_origins is None else []
                 reasons = result.record_reasons or [result.reason] * len(todo)
-                for record, outcome, reason in zip(todo, result.per_record, reasons, strict=True):
+                for i, (record, outcome, reason) in enumerate(zip(todo, result.per_record, reasons, strict=True)):
                     if outcome is Outcome.OK:
                         delivered += 1
                     elif outcome is Outcome.DROP:
                         dead.append((record, reason))
                     else:
                         again.append(record)
+                        if again_origins is not None and todo_origins is not None:
+                            again_origins.append(todo_origins[i])
                 if not again:
                     return delivered, dead
                 if len(again) < len(todo):
                     step = 0  # progress: the destination takes data, so the backoff starts over
                 first = next(r for r, o in zip(reasons, result.per_record, strict=True) if o is Outcome.RETRY)
                 retry_reason = f"{len(again)} of {len(todo)} records: {first}"
-                todo = again
+                todo, todo_origins = again, again_origins
             if result.throttled != throttling:
                 # From an outage to "slow down" (the destination is back) or the other way: a new episode.
                 step, throttling = 0, result.throttled
@@ -457,6 +480,7 @@ class _Batcher:
             whole_request.records.extend(records)
             whole_request.nbytes += batch.nbytes
             whole_request.owners.append(state)
+            whole_request.spans.append([unit.origin, 0, len(records)])
             state.parts, state.complete = 1, True
             self.open = whole_request
             return full
@@ -466,9 +490,11 @@ class _Batcher:
             sizes = [batch.nbytes // len(records)] * len(records)
         oversized: list[Any] = []
         request: _Request | None = self.open
+        span: list[Any] | None = None  # the open request's span of this unit's records, while consecutive
         for index, (record, size) in enumerate(zip(records, sizes, strict=True)):
             if limits.max_record_bytes is not None and size > limits.max_record_bytes:
                 oversized.append(record)
+                span = None
                 continue
             if request is not None and (
                 len(request.records) >= limits.max_events or request.nbytes + size > limits.max_bytes
@@ -477,9 +503,14 @@ class _Batcher:
                 request = None
             if request is None:
                 request = self._new_request(unit, index)
+                span = None
             if not request.owners or request.owners[-1] is not state:
                 request.owners.append(state)
                 state.parts += 1
+            if span is None:
+                span = [unit.origin, index, 0]
+                request.spans.append(span)
+            span[2] += 1
             request.records.append(record)
             request.nbytes += size
         self.open = request

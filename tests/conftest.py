@@ -8,6 +8,7 @@ import pytest
 from tests.installed import installed
 from tests.kafka_broker import KafkaBroker
 from tests.moto import MotoServer
+from tests.search_peers import SearchServer
 
 # No test may reach instance metadata or a real AWS account.
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
@@ -55,6 +56,54 @@ def _remove_the_installed_wheel() -> Iterator[None]:
         import shutil
 
         shutil.rmtree(installed().venv.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def osmem() -> Iterator[SearchServer]:
+    """One osmem-server (OpenSearch API) for the session; tests use index names of their own."""
+    server = SearchServer.osmem()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def noida_es() -> Iterator[SearchServer]:
+    """One noida-db Elasticsearch API for the session (its own data directory); own index names per test."""
+    server = SearchServer.noida()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def http_sink() -> Iterator[str]:
+    """A loopback HTTP server (a thread) answering 204 to every POST/PUT: the base URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Sink(BaseHTTPRequestHandler):
+        def _take(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        do_POST = do_PUT = _take
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 @pytest.fixture

@@ -94,3 +94,20 @@ def _forward(request: Any, body: dict[str, Any]) -> dict[str, Any]:
 
 
 OTHER_PEERS["forward"] = _forward
+
+
+# Search and HTTP outputs: their README example against a server the session starts on loopback.
+def _search(fixture: str) -> Callable[[Any, dict[str, Any]], dict[str, Any]]:
+    def point(request: Any, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "endpoint": request.getfixturevalue(fixture).url}
+
+    return point
+
+
+def _http_sink(request: Any, body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "url": request.getfixturevalue("http_sink") + "/ingest"}
+
+
+OTHER_PEERS["opensearch"] = _search("osmem")
+OTHER_PEERS["elasticsearch"] = _search("noida_es")
+OTHER_PEERS["http"] = _http_sink
