@@ -33,10 +33,11 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
+from collector_plugins.common.otlp.xray_aws import aws_block, compact
 from collector_plugins.common.otlp.xray_causes import flags, make_cause, status_code_of
 
 MAX_AGE_SECONDS = 28 * 24 * 3600  # X-Ray keeps 30 days; the exporter's margin
@@ -69,13 +70,6 @@ _HTTP_MARKERS = (
     "user_agent.original", "http.status_code", "http.response.status_code", "http.url", "url.full", "http.scheme",
     "url.scheme", "http.host", "http.target", "url.path", "http.server_name", "net.host.port", "server.port",
 )  # fmt: skip
-# Span attributes the `aws` block consumes.
-AWS_KEYS = frozenset(
-    (
-        "aws.operation", "rpc.method", "aws.account_id", "aws.region", "aws.request_id", "aws.requestId",
-        "aws.queue_url", "aws.queue.url", "aws.table_name", "aws.table.name",
-    )
-)  # fmt: skip
 SQL_KEYS = frozenset(("db.connection_string", "db.system", "db.name", "db.namespace", "db.statement", "db.user"))
 ORIGINS = {
     "aws_app_runner": "AWS::AppRunner::Service",
@@ -107,7 +101,7 @@ def xray_trace_id(trace_id: str) -> str:
     return f"1-{trace_id[:8]}-{trace_id[8:]}"
 
 
-def _hex_id(value: Any, length: int) -> bool:
+def _hex_id(value: Any, length: int) -> TypeGuard[str]:
     return type(value) is str and len(value) == length and _HEX.issuperset(value) and value.strip("0") != ""
 
 
@@ -241,7 +235,7 @@ class SegmentMapper:
         origin = _origin(resource)
         if origin and is_segment:
             doc["origin"] = origin
-        aws = _aws(attrs, resource, consumed)
+        aws = aws_block(attrs, resource, consumed)
         if aws:
             doc["aws"] = aws
         version = resource.get("service.version")
@@ -264,7 +258,9 @@ class SegmentMapper:
             doc["links"] = links
         return doc
 
-    def _name(self, span: dict[str, Any], kind: Any, attrs: dict[str, Any], resource: dict[str, Any]) -> tuple[str, str]:
+    def _name(
+        self, span: dict[str, Any], kind: Any, attrs: dict[str, Any], resource: dict[str, Any]
+    ) -> tuple[str, str]:
         name = ""
         aws_sdk = attrs.get("rpc.system") == "aws-api"
         if kind == "server" or (kind == "internal" and attrs.get("aws.span.kind") == "LOCAL_ROOT"):
@@ -467,102 +463,6 @@ def _origin(resource: dict[str, Any]) -> str:
     return ORIGINS.get(platform, "") if type(platform) is str else ""
 
 
-def _compact(block: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in block.items() if v not in ("", None, [], {})}
-
-
-def _aws(attrs: dict[str, Any], resource: dict[str, Any], consumed: set[str]) -> dict[str, Any] | None:
-    consumed.update(k for k in AWS_KEYS if k in attrs)
-    provider = resource.get("cloud.provider")
-    if provider is not None and provider != "aws":
-        return None
-    r = resource
-    platform = _str(r.get("cloud.platform"))
-    queue_url = _str(attrs.get("messaging.url")) or _str(attrs.get("aws.queue_url")) or _str(attrs.get("aws.queue.url"))
-    table_name = _str(attrs.get("aws.table_name")) or _str(attrs.get("aws.table.name"))
-    table_names: list[str] = []
-    tables = attrs.get("aws.dynamodb.table_names")
-    if type(tables) is str:
-        table_name = tables
-    elif type(tables) is list:
-        names = [t for t in tables if type(t) is str]
-        if len(names) == 1:
-            table_name = names[0]
-        elif len(names) > 1:
-            table_name, table_names = "", names
-    block: dict[str, Any] = {
-        "account_id": _str(attrs.get("aws.account_id")) or _str(r.get("cloud.account.id")),
-        "operation": _str(attrs.get("aws.operation")) or _str(attrs.get("rpc.method")),
-        "region": _str(attrs.get("aws.region")),
-        "request_id": _str(attrs.get("aws.request_id")) or _str(attrs.get("aws.requestId")),
-        "queue_url": queue_url,
-        "table_name": table_name,
-        "table_names": table_names,
-    }
-    host_id = _str(r.get("host.id"))
-    if platform == "aws_ec2" or host_id:
-        block["ec2"] = _compact(
-            {
-                "instance_id": host_id,
-                "availability_zone": _str(r.get("cloud.availability_zone")),
-                "instance_size": _str(r.get("host.type")),
-                "ami_id": _str(r.get("host.image.id")),
-            }
-        )
-    if platform == "aws_ecs":
-        block["ecs"] = _compact(
-            {
-                "container": _str(r.get("container.name")),
-                "container_id": _str(r.get("container.id")),
-                "availability_zone": _str(r.get("cloud.availability_zone")),
-                "container_arn": _str(r.get("aws.ecs.container.arn")),
-                "cluster_arn": _str(r.get("aws.ecs.cluster.arn")),
-                "task_arn": _str(r.get("aws.ecs.task.arn")),
-                "task_family": _str(r.get("aws.ecs.task.family")),
-                "launch_type": _str(r.get("aws.ecs.launchtype")),
-            }
-        )
-    cluster = _str(r.get("k8s.cluster.name"))
-    if platform == "aws_eks" or cluster:
-        block["eks"] = _compact(
-            {"cluster_name": cluster, "pod": _str(r.get("k8s.pod.name")), "container_id": _str(r.get("container.id"))}
-        )
-    deployment = _str(r.get("service.instance.id"))
-    if platform == "aws_elastic_beanstalk" and deployment:
-        block["elastic_beanstalk"] = _compact(
-            {
-                "environment_name": _str(r.get("service.namespace")),
-                "deployment_id": int(deployment) if deployment.isdigit() and len(deployment) < 19 else 0,
-                "version_label": _str(r.get("service.version")),
-            }
-        )
-    groups = _log_groups(r)
-    if groups:
-        block["cloudwatch_logs"] = groups
-    sdk_name, language = _str(r.get("telemetry.sdk.name")), _str(r.get("telemetry.sdk.language"))
-    sdk = f"{sdk_name} for {language}" if sdk_name and language else sdk_name
-    xray = _compact({"sdk": sdk, "sdk_version": _str(r.get("telemetry.sdk.version"))})
-    if xray:
-        xray["auto_instrumentation"] = bool(_str(r.get("telemetry.auto.version")))
-        block["xray"] = xray
-    return _compact(block) or None
-
-
-def _names(value: Any) -> list[str]:
-    if type(value) is str:
-        return [v for v in value.split("&") if v]
-    if type(value) is list:
-        return [v for v in value if type(v) is str and v]
-    return []
-
-
-def _log_groups(resource: dict[str, Any]) -> list[dict[str, str]]:
-    arns = _names(resource.get("aws.log.group.arns"))
-    if arns:
-        return [{"arn": arn, "log_group": arn.split(":")[6] if arn.count(":") >= 6 else arn} for arn in arns]
-    return [{"log_group": name} for name in _names(resource.get("aws.log.group.names"))]
-
-
 def _sql(span: dict[str, Any], attrs: dict[str, Any], consumed: set[str]) -> dict[str, Any] | None:
     system = attrs.get("db.system")
     if system not in SQL_SYSTEMS:
@@ -573,7 +473,7 @@ def _sql(span: dict[str, Any], attrs: dict[str, Any], consumed: set[str]) -> dic
     query = _str(attrs.get("db.statement")) or _str(attrs.get("db.query.text"))
     if "db.query.text" in attrs:
         consumed.add("db.query.text")
-    return _compact(
+    return compact(
         {
             # The exporter's choice: the span name (the connection string as URL helps nobody).
             "url": _str(span.get("name")),
