@@ -535,3 +535,9 @@ def test_any_span_record_converts_or_is_rejected_with_a_reason(span: dict[str, A
     assert doc["end_time"] >= doc["start_time"] > 0
     for key, value in doc.get("annotations", {}).items():
         assert re.fullmatch(r"[A-Za-z0-9_]+", key) and isinstance(value, str | int | float | bool)
+
+
+def test_end_one_nanosecond_before_start_is_rejected_though_the_float_seconds_are_equal() -> None:
+    span = span_record(start=NOW)
+    span["end_time_unix_nano"] = span["start_time_unix_nano"] - 1
+    assert rejected(span) == "invalid_time: end before start"

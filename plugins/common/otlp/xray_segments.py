@@ -198,8 +198,9 @@ class SegmentMapper:
             raise SpanRejected("invalid_parent_span_id: not 16 lowercase hex digits")
         start = _seconds(span, "start_time_unix_nano", "start_time")
         end = _seconds(span, "end_time_unix_nano", "end_time")
-        if end < start:
-            raise SpanRejected("invalid_time: end before start")
+        start_ns, end_ns = span.get("start_time_unix_nano"), span.get("end_time_unix_nano")
+        if end < start or (type(start_ns) is int and type(end_ns) is int and 0 < end_ns < start_ns):
+            raise SpanRejected("invalid_time: end before start")  # nanoseconds compared exactly (floats round)
         attrs = span.get("attributes")
         attrs = attrs if type(attrs) is dict else {}
         resource = span.get("resource")
