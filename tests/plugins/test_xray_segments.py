@@ -541,3 +541,15 @@ def test_end_one_nanosecond_before_start_is_rejected_though_the_float_seconds_ar
     span = span_record(start=NOW)
     span["end_time_unix_nano"] = span["start_time_unix_nano"] - 1
     assert rejected(span) == "invalid_time: end before start"
+
+
+def test_spans_sharing_a_resource_and_spans_of_another_each_get_their_own_facts() -> None:
+    mapper = SegmentMapper()
+    ec2 = {"service.name": "shop", "cloud.platform": "aws_ec2", "host.id": "i-1"}
+    eks = {"service.name": "cart", "cloud.platform": "aws_eks", "k8s.cluster.name": "prod"}
+    docs = [orjson.loads(mapper.convert(span_record(resource=r), now=NOW)) for r in (ec2, ec2, eks, ec2)]
+    assert [d["origin"] for d in docs] == ["AWS::EC2::Instance"] * 2 + ["AWS::EKS::Container", "AWS::EC2::Instance"]
+    assert [d["name"] for d in docs] == ["shop", "shop", "cart", "shop"]
+    ec2["host.type"] = "m7g.large"  # the same dict, changed: not served from the remembered facts
+    later = orjson.loads(mapper.convert(span_record(resource=ec2), now=NOW))
+    assert later["aws"]["ec2"]["instance_size"] == "m7g.large"

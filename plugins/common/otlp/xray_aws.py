@@ -27,13 +27,11 @@ def compact(block: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in block.items() if v not in ("", None, [], {})}
 
 
-def aws_block(attrs: dict[str, Any], resource: dict[str, Any], consumed: set[str]) -> dict[str, Any] | None:
+def aws_block(attrs: dict[str, Any], facts: dict[str, Any] | None, consumed: set[str]) -> dict[str, Any] | None:
+    """The block of one span: its own attributes over the resource's `facts` (None: not AWS, no block)."""
     consumed.update(k for k in AWS_KEYS if k in attrs)
-    provider = resource.get("cloud.provider")
-    if provider is not None and provider != "aws":
+    if facts is None:
         return None
-    r = resource
-    platform = _str(r.get("cloud.platform"))
     queue_url = _str(attrs.get("messaging.url")) or _str(attrs.get("aws.queue_url")) or _str(attrs.get("aws.queue.url"))
     table_name = _str(attrs.get("aws.table_name")) or _str(attrs.get("aws.table.name"))
     table_names: list[str] = []
@@ -46,8 +44,9 @@ def aws_block(attrs: dict[str, Any], resource: dict[str, Any], consumed: set[str
             table_name = names[0]
         elif len(names) > 1:
             table_name, table_names = "", names
-    block: dict[str, Any] = {
-        "account_id": _str(attrs.get("aws.account_id")) or _str(r.get("cloud.account.id")),
+    block = dict(facts)
+    span_part = {
+        "account_id": _str(attrs.get("aws.account_id")),
         "operation": _str(attrs.get("aws.operation")) or _str(attrs.get("rpc.method")),
         "region": _str(attrs.get("aws.region")),
         "request_id": _str(attrs.get("aws.request_id")) or _str(attrs.get("aws.requestId")),
@@ -55,6 +54,21 @@ def aws_block(attrs: dict[str, Any], resource: dict[str, Any], consumed: set[str
         "table_name": table_name,
         "table_names": table_names,
     }
+    for key, value in span_part.items():
+        if value:
+            block[key] = value
+    return block or None
+
+
+def resource_facts(resource: dict[str, Any]) -> dict[str, Any] | None:
+    """The resource's part of the `aws` block (the same for every span of the resource); None when the
+    resource names another cloud than AWS."""
+    provider = resource.get("cloud.provider")
+    if provider is not None and provider != "aws":
+        return None
+    r = resource
+    platform = _str(r.get("cloud.platform"))
+    block: dict[str, Any] = {"account_id": _str(r.get("cloud.account.id"))}
     host_id = _str(r.get("host.id"))
     if platform == "aws_ec2" or host_id:
         block["ec2"] = compact(
@@ -101,7 +115,7 @@ def aws_block(attrs: dict[str, Any], resource: dict[str, Any], consumed: set[str
     if xray:
         xray["auto_instrumentation"] = bool(_str(r.get("telemetry.auto.version")))
         block["xray"] = xray
-    return compact(block) or None
+    return compact(block)
 
 
 def _names(value: Any) -> list[str]:

@@ -37,7 +37,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from collector_plugins.common.otlp.xray_aws import aws_block, compact
+from collector_plugins.common.otlp.xray_aws import aws_block, compact, resource_facts
 from collector_plugins.common.otlp.xray_causes import flags, make_cause, status_code_of
 
 MAX_AGE_SECONDS = 28 * 24 * 3600  # X-Ray keeps 30 days; the exporter's margin
@@ -148,12 +148,22 @@ def _seconds(span: dict[str, Any], nanos_key: str, seconds_key: str) -> float:
     raise SpanRejected(f"invalid_time: {seconds_key} missing or not a positive number")
 
 
+@dataclass(frozen=True, slots=True)
+class _ResourceFacts:
+    origin: str
+    aws: dict[str, Any] | None
+    version: str
+    annotations: dict[str, Any]
+    metadata: dict[str, Any]
+
+
 class SegmentMapper:
     """Converts span records to X-Ray documents with one set of options. Stateless apart from the options."""
 
     def __init__(self, options: SegmentOptions | None = None) -> None:
         self.options = options or SegmentOptions()
         self._indexed = self.options.indexed_attributes
+        self._last_resource: tuple[dict[str, Any], int, _ResourceFacts] | None = None
 
     def convert(self, span: Any, now: float | None = None) -> str:
         """The X-Ray JSON document of one span record; raises `SpanRejected` (never anything else)."""
@@ -233,15 +243,14 @@ class SegmentMapper:
             doc["throttle"] = True
         if cause:
             doc["cause"] = cause
-        origin = _origin(resource)
-        if origin and is_segment:
-            doc["origin"] = origin
-        aws = aws_block(attrs, resource, consumed)
+        facts = self._resource_facts(resource)
+        if is_segment and facts.origin:
+            doc["origin"] = facts.origin
+        aws = aws_block(attrs, facts.aws, consumed)
         if aws:
             doc["aws"] = aws
-        version = resource.get("service.version")
-        if is_segment and type(version) is str and version:
-            doc["service"] = {"version": version}
+        if is_segment and facts.version:
+            doc["service"] = {"version": facts.version}
         sql = _sql(span, attrs, consumed)
         if sql:
             doc["sql"] = sql
@@ -249,7 +258,7 @@ class SegmentMapper:
         if type(user) is str and user:
             doc["user"] = user
             consumed.add("enduser.id")
-        annotations, metadata = self._attributes(attrs, resource if is_segment else None, consumed)
+        annotations, metadata = self._attributes(attrs, facts if is_segment else None, consumed)
         if annotations:
             doc["annotations"] = annotations
         if metadata:
@@ -293,24 +302,50 @@ class SegmentMapper:
             namespace = "remote"
         return fix_segment_name(name), namespace
 
-    def _attributes(
-        self, attrs: dict[str, Any], resource: dict[str, Any] | None, consumed: set[str]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _resource_facts(self, resource: dict[str, Any]) -> _ResourceFacts:
+        """What a resource gives every segment, worked out once per resource: the spans of one resource share
+        one dict (the otlp input's records do), so the last one is remembered by identity."""
+        last = self._last_resource
+        if last is not None and last[0] is resource and last[1] == len(resource):
+            return last[2]
+        index_all, indexed = self.options.index_all_attributes, self._indexed
         annotations: dict[str, Any] = {}
-        default: dict[str, Any] = {}
         metadata: dict[str, Any] = {}
+        for key, value in resource.items():
+            key = "otel.resource." + key
+            if (index_all or key in indexed) and _annotation_value(value):
+                annotations[fix_annotation_key(key)] = value
+            elif value is not None:
+                metadata[key] = value
+        version = resource.get("service.version")
+        facts = _ResourceFacts(
+            origin=_origin(resource),
+            aws=resource_facts(resource),
+            version=version if type(version) is str else "",
+            annotations=annotations,
+            metadata=metadata,
+        )
+        self._last_resource = (resource, len(resource), facts)
+        return facts
+
+    def _attributes(
+        self, attrs: dict[str, Any], facts: _ResourceFacts | None, consumed: set[str]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         index_all = self.options.index_all_attributes
         indexed = self._indexed
         extra = attrs.get(ANNOTATIONS_ATTRIBUTE)
         if type(extra) is list:
             indexed = indexed | {k for k in extra if type(k) is str}
-        if resource:
-            for key, value in resource.items():
-                key = "otel.resource." + key
-                if (index_all or key in indexed) and _annotation_value(value):
-                    annotations[fix_annotation_key(key)] = value
-                elif value is not None:
-                    default[key] = value
+        annotations: dict[str, Any] = {}
+        default: dict[str, Any] = {}
+        metadata: dict[str, Any] = {}
+        if facts is not None:
+            annotations.update(facts.annotations)
+            default.update(facts.metadata)
+            if type(extra) is list:  # the span's own list may name resource attributes too
+                for key in list(default):
+                    if key in indexed and _annotation_value(default[key]):
+                        annotations[fix_annotation_key(key)] = default.pop(key)
         for key, value in attrs.items():
             if key in consumed and key not in indexed:
                 continue
