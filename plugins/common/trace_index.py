@@ -9,9 +9,10 @@ collector writes):
 
 - `trace` is the trace id in W3C form (32 lowercase hex), whatever form it came
   in, so either form finds the same rows;
-- `kind` is `segment` (an X-Ray document; `body` is the document as received) or
-  `log` (`body` is the log record as JSON);
-- `time` is the segment's `start_time` or the log record's `timestamp`.
+- `kind` is `segment` (an X-Ray document; `body` is the document as received),
+  `span` (an OTLP span record from the `otlp` input; `body` is the record as JSON) or
+  `log` (`body` is the log record as JSON, an OTLP log record included);
+- `time` is the segment's or span's `start_time`, or the log record's `timestamp`.
 
 Bounded by `max_bytes`: after each write the file's size is checked, and past
 the bound the oldest fifth of the rows is deleted and the space reclaimed
@@ -92,6 +93,25 @@ def segment_entry(record: dict[str, Any]) -> Entry | None:
     return Entry(trace, time, "segment", str(record.get("name", "")), body)
 
 
+def span_entry(record: dict[str, Any]) -> Entry | None:
+    """The index row of an OTLP span record (`format: otlp`, W3C `trace_id`), so it shows with the segments."""
+    trace = record.get("trace_id")
+    trace = normalise_trace_id(trace) if isinstance(trace, str) else None
+    if trace is None:
+        return None
+    start = record.get("start_time")
+    time = float(start) if isinstance(start, int | float) else float(record.get("timestamp") or 0.0)
+    body = orjson.dumps(record, default=json_default).decode()
+    return Entry(trace, time, "span", str(record.get("name", "")), body)
+
+
+def trace_entry(record: dict[str, Any]) -> Entry | None:
+    """The index row of a record of the traces signal: an OTLP span or an X-Ray segment."""
+    if record.get("format") == "otlp":
+        return span_entry(record)
+    return segment_entry(record)
+
+
 def log_entry(record: dict[str, Any], fields: tuple[str, ...]) -> Entry | None:
     """The index row of a log record carrying a trace id in one of `fields` (either form)."""
     for field in fields:
@@ -103,7 +123,9 @@ def log_entry(record: dict[str, Any], fields: tuple[str, ...]) -> Entry | None:
         return None
     stamp = record.get("timestamp")
     time = float(stamp) if isinstance(stamp, int | float) else 0.0
-    name = str(record.get("file") or record.get("source") or "")
+    resource = record.get("resource")
+    service = resource.get("service.name") if isinstance(resource, dict) else None
+    name = str(record.get("file") or record.get("source") or service or "")
     return Entry(trace, time, "log", name, orjson.dumps(record, default=json_default).decode())
 
 

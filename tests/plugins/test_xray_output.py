@@ -127,7 +127,7 @@ def test_unprocessed_entries_are_matched_by_id_and_classified(tmp_path: Path) ->
         {"Id": records[4]["id"], "ErrorCode": "InternalFailure"},
         {"Id": "ffffffffffffffff", "ErrorCode": "InvalidSegment"},  # matches nothing: logged, not guessed
     ]
-    result = output._per_record(records, documents, answer)
+    result = output._per_record([r["id"] for r in records], documents, answer)
     # The in-progress document shares its segment's id, so it shares the answer.
     assert result.per_record == [Outcome.OK, Outcome.RETRY, Outcome.RETRY, Outcome.DROP, Outcome.RETRY]
     assert result.record_reasons == [
@@ -196,9 +196,9 @@ async def test_driver_sends_at_most_50_per_call_and_dead_letters_oversized(moto:
     calls: list[int] = []
     original = output._put
 
-    async def counting_put(records: list[Any], documents: list[str]) -> Any:
+    async def counting_put(ids: list[str | None], documents: list[str]) -> Any:
         calls.append(len(documents))
-        return await original(records, documents)
+        return await original(ids, documents)
 
     output._put = counting_put  # type: ignore[method-assign]
     driven = Driven(output, config, tmp_path)

@@ -56,7 +56,7 @@ async def test_output_indexes_segments_and_traced_logs_in_time_order(tmp_path: P
         )
     finally:
         await output.stop()
-    assert output.counters() == {"segments": 1, "logs": 3, "untraced": 2, "trimmed": 0}
+    assert output.counters() == {"segments": 1, "spans": 0, "logs": 3, "untraced": 2, "trimmed": 0}
     entries = lookup(index_path(tmp_path, "recent"), W3C)
     assert [(e.kind, e.time) for e in entries] == [("log", 99.9), ("segment", 100.0), ("log", 100.1)]
     assert entries[1].body == segment("53995c3f42cd8ad8", 100.0)["raw"].decode()

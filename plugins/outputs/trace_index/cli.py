@@ -1,4 +1,4 @@
-"""`collector trace TRACE_ID`: one request's segments and log lines, in time order, from the local index.
+"""`collector trace TRACE_ID`: one request's segments, OTLP spans and log lines, in time order, from the local index.
 
 Reads every `trace_index` output's database named in the config (read-only; a
 running collector keeps writing meanwhile). Exit status: 0 when something was
@@ -50,6 +50,36 @@ def _segment_line(entry: Entry) -> str:
     return " ".join(parts)
 
 
+_STATUS = {1: "ok", 2: "error"}
+
+
+def _span_line(entry: Entry) -> str:
+    """An OTLP span, in the words of a segment line: name, kind, ids, duration, HTTP status, status."""
+    try:
+        span: Any = orjson.loads(entry.body)
+    except orjson.JSONDecodeError:
+        return f"span {entry.name} (unreadable record)"
+    if not isinstance(span, dict):
+        return f"span {entry.name}"
+    parts = [f"span {span.get('name', entry.name)} kind={span.get('kind', '')} id={span.get('span_id')}"]
+    if span.get("parent_span_id"):
+        parts.append(f"parent={span['parent_span_id']}")
+    start, end = span.get("start_time_unix_nano"), span.get("end_time_unix_nano")
+    if isinstance(start, int) and isinstance(end, int):
+        parts.append(f"duration={(end - start) / 1e6:.1f}ms")
+    attrs: Any = span.get("attributes")
+    attrs = attrs if isinstance(attrs, dict) else {}
+    status_code = attrs.get("http.response.status_code", attrs.get("http.status_code"))
+    if status_code is not None:
+        parts.append(f"http={status_code}")
+    status: Any = span.get("status")
+    status = status if isinstance(status, dict) else {}
+    if status.get("code") in _STATUS:
+        text = _STATUS[status["code"]]
+        parts.append(f"status={text}" + (f" ({status['message']})" if status.get("message") else ""))
+    return " ".join(parts)
+
+
 def _log_line(entry: Entry) -> str:
     try:
         record = orjson.loads(entry.body)
@@ -87,13 +117,17 @@ def run_trace_command(args: argparse.Namespace, config: Any, out: TextIO = sys.s
         for entry in entries:
             body = orjson.loads(entry.body)
             line = {"time": entry.time, "kind": entry.kind, "trace_id": trace, "xray_trace_id": xray_form(trace)}
-            line["document" if entry.kind == "segment" else "record"] = body
+            line[{"segment": "document", "span": "span"}.get(entry.kind, "record")] = body
             out.write(orjson.dumps(line).decode() + "\n")
     else:
         segments = sum(1 for e in entries if e.kind == "segment")
-        out.write(f"trace {xray_form(trace)} ({trace}): {segments} segments, {len(entries) - segments} log lines\n")
+        spans = sum(1 for e in entries if e.kind == "span")
+        counts = f"{segments} segments, " + (f"{spans} spans, " if spans else "")
+        logs = len(entries) - segments - spans
+        out.write(f"trace {xray_form(trace)} ({trace}): {counts}{logs} log lines\n")
+        lines = {"segment": _segment_line, "span": _span_line}
         for entry in entries:
-            text = _segment_line(entry) if entry.kind == "segment" else _log_line(entry)
+            text = lines.get(entry.kind, _log_line)(entry)
             out.write(f"{_when(entry.time)}  {text}\n")
     return EXIT_FOUND if entries else EXIT_NOT_FOUND
 
@@ -102,9 +136,9 @@ class TraceCommand:
     """`collector trace`, registered in the `node_collector.commands` entry-point group."""
 
     name = "trace"
-    help = "print one trace's segments and log lines from the local index"
+    help = "print one trace's segments, spans and log lines from the local index"
     description = (
-        "Print the segments and log lines of one trace, in time order, from the trace_index outputs "
+        "Print the segments, OTLP spans and log lines of one trace, in time order, from the trace_index outputs "
         "of the config (works while the network is down). Exit 0 if found, 1 if not, 2 for a malformed id."
     )
 

@@ -1,9 +1,9 @@
 """`trace_index`: keep recent segments and trace-tagged log lines in a local index for `collector trace`.
 
-Wire the `xray` input and the log pipelines that went through `trace_context`
-into it; `collector trace TRACE_ID` then prints one request's segments and log
-lines in time order, from this node alone, even while the network is down. The
-index is a size-bounded SQLite file under the data directory
+Wire the `xray` input, the `otlp` input (spans and logs) and the log pipelines
+that went through `trace_context` into it; `collector trace TRACE_ID` then
+prints one request's segments, spans and log lines in time order, from this
+node alone, even while the network is down. The index is a size-bounded SQLite file under the data directory
 (`collector_plugins/common/trace_index.py` has the design). Records without a
 trace id are not indexed (counted as `untraced`); writing happens in a worker
 thread, one transaction per batch.
@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 from collector.api import ComponentContext, Output, OutputConfig
 from collector.events import LOGS, TRACES, Batch
 from collector.units import Size
-from collector_plugins.common.trace_index import Entry, TraceIndex, index_path, log_entry, segment_entry
+from collector_plugins.common.trace_index import Entry, TraceIndex, index_path, log_entry, trace_entry
 
 MIN_MAX_BYTES = 1024 * 1024
 
@@ -66,6 +66,8 @@ class TraceIndexOutput(Output):
         self._fields = tuple(config.log_trace_fields)
         self.segments = 0
         """Segments indexed."""
+        self.spans = 0
+        """OTLP spans indexed."""
         self.logs = 0
         """Log records indexed."""
         self.untraced = 0
@@ -74,6 +76,7 @@ class TraceIndexOutput(Output):
     def counters(self) -> dict[str, float]:
         return {
             "segments": self.segments,
+            "spans": self.spans,
             "logs": self.logs,
             "untraced": self.untraced,
             "trimmed": self._index.trimmed if self._index else 0,
@@ -94,7 +97,7 @@ class TraceIndexOutput(Output):
 
     def _add(self, kind: str, records: list[Any]) -> None:
         if kind == TRACES:
-            entries = [segment_entry(r) for r in records if type(r) is dict]
+            entries = [trace_entry(r) for r in records if type(r) is dict]
         else:
             fields = self._fields
             entries = [log_entry(r, fields) for r in records if type(r) is dict]
@@ -102,7 +105,9 @@ class TraceIndexOutput(Output):
         assert self._index is not None
         self._index.add(kept)
         if kind == TRACES:
-            self.segments += len(kept)
+            spans = sum(1 for e in kept if e.kind == "span")
+            self.spans += spans
+            self.segments += len(kept) - spans
         else:
             self.logs += len(kept)
         self.untraced += len(records) - len(kept)

@@ -18,6 +18,11 @@ answer:
   (dead-lettered, replayable with `collector dlq replay`). An entry without an
   id (X-Ray could not read the document) is matched to the documents that do
   not parse to an object with a string `id`.
+- An OTLP span record (`format: otlp`, from the `otlp` input) is converted to a segment document here
+  (`collector_plugins/common/otlp/xray_segments.py`, the X-Ray exporter's mapping), in the batch, one by one:
+  a span that cannot be converted, or whose document is over 64 KiB, is dead-lettered with the reason and its
+  neighbours are sent. Conversion happens when the driver sizes the record; the document is kept (a bounded
+  cache by record identity) for the send.
 - `local_mode` never touches EC2 instance metadata: the region must come from
   the config, the environment or the profile, and the credential chain skips
   the instance-role provider.
@@ -42,6 +47,7 @@ from collector_plugins.common.aws.errors import THROTTLING_CODES, TRANSIENT_CODE
 from collector_plugins.common.aws.records import raise_unless_delivered
 from collector_plugins.common.aws.session import AwsClients
 from collector_plugins.common.aws.settings import AwsSettings
+from collector_plugins.common.otlp.xray_segments import SegmentMapper, SegmentOptions, SpanRejected, is_span_record
 from collector_plugins.common.record_encoding import json_default
 from collector_plugins.outputs.xray import limits as xray_limits
 from collector_plugins.outputs.xray.telemetry import Telemetry
@@ -52,6 +58,8 @@ DEFAULT_CONCURRENCY = 8  # the daemon's Concurrency
 _RESOURCE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$")
 # Codes of UnprocessedTraceSegments entries worth another try; any other is a permanent rejection.
 RETRYABLE_SEGMENT_ERRORS = THROTTLING_CODES | TRANSIENT_CODES
+# Span records converted while sizing, kept for the send (the driver sizes, then sends, the same objects).
+DOCUMENT_CACHE_SIZE = 8192
 
 
 class XRayOutputConfig(AwsSettings, OutputConfig):
@@ -90,6 +98,28 @@ class XRayOutputConfig(AwsSettings, OutputConfig):
         examples=["1m"],
     )
 
+    indexed_attributes: list[str] = Field(
+        default_factory=list,
+        description=(
+            "OTLP spans: attribute keys that become X-Ray annotations (searchable in filter expressions); "
+            "other attributes go to metadata. Resource attributes are named `otel.resource.<key>`."
+        ),
+        examples=[["order.id", "tenant", "otel.resource.deployment.environment"]],
+    )
+    index_all_attributes: bool = Field(
+        default=False,
+        description="OTLP spans: every scalar attribute becomes an annotation (X-Ray indexes at most 50 per trace).",
+        examples=[False],
+    )
+    skip_timestamp_validation: bool = Field(
+        default=False,
+        description=(
+            "OTLP spans: send spans whose trace id does not start with a plausible time (random W3C ids) instead "
+            "of dead-lettering them. X-Ray reads the first 32 bits as the trace's start time."
+        ),
+        examples=[False],
+    )
+
     @field_validator("resource_arn")
     @classmethod
     def _check_resource_arn(cls, value: str | None) -> str | None:
@@ -106,6 +136,7 @@ class XRayOutputConfig(AwsSettings, OutputConfig):
 
 
 def _document(record: Any) -> str:
+    """The document of an X-Ray segment record (span records are converted by `XRayOutput._converted`)."""
     raw = record.get("raw") if type(record) is dict else None
     if type(raw) is bytes:
         return raw.decode("utf-8")
@@ -143,6 +174,18 @@ class XRayOutput(Output):
         """Documents X-Ray answered in UnprocessedTraceSegments (then retried or dead-lettered)."""
         self._limiter = RepeatLimiter(60.0)
         self._client: Any = None
+        self._mapper = SegmentMapper(
+            SegmentOptions(
+                indexed_attributes=frozenset(config.indexed_attributes),
+                index_all_attributes=config.index_all_attributes,
+                skip_timestamp_validation=config.skip_timestamp_validation,
+            )
+        )
+        self._documents: dict[int, tuple[Any, str | SpanRejected]] = {}
+        self.spans_converted = 0
+        """OTLP span records converted to segment documents."""
+        self.spans_rejected = 0
+        """OTLP span records that could not be converted (dead-lettered with the reason)."""
         self.telemetry = Telemetry(
             output=ctx.name,
             log=self.log,
@@ -164,6 +207,8 @@ class XRayOutput(Output):
             "requests": self.requests,
             "segments_sent": self.segments_sent,
             "segments_unprocessed": self.segments_unprocessed,
+            "spans_converted": self.spans_converted,
+            "spans_rejected": self.spans_rejected,
             "telemetry_records": self.telemetry.records_published,
         }
 
@@ -196,12 +241,31 @@ class XRayOutput(Output):
         session.get_component("credential_provider").remove("iam-role")
 
     def record_size(self, record: Any) -> int:
+        if is_span_record(record):
+            converted = self._converted(record)
+            return len(converted.encode("utf-8")) if type(converted) is str else 0  # rejected: dropped in send
         raw = record.get("raw") if type(record) is dict else None
         if type(raw) is bytes:
             return len(raw)
         if type(raw) is str:
             return len(raw.encode("utf-8", "surrogatepass"))
         return len(orjson.dumps(record, default=json_default))
+
+    def _converted(self, record: dict[str, Any]) -> str | SpanRejected:
+        """A span record's document (or why it has none), converted once between sizing and sending."""
+        key = id(record)
+        cached = self._documents.get(key)
+        if cached is not None and cached[0] is record:
+            return cached[1]
+        result: str | SpanRejected
+        try:
+            result = self._mapper.convert(record)
+        except SpanRejected as exc:
+            result = exc
+        if len(self._documents) >= DOCUMENT_CACHE_SIZE:
+            del self._documents[next(iter(self._documents))]  # the oldest: its record was sent or dropped
+        self._documents[key] = (record, result)
+        return result
 
     async def write(self, batch: Batch) -> None:
         """Deliver the whole batch once or raise (for callers outside the driver, which uses `send`)."""
@@ -211,33 +275,50 @@ class XRayOutput(Output):
         records = batch.records
         if not records:
             return SendResult.ok()
-        try:
-            documents = [_document(r) for r in records]
-        except (UnicodeDecodeError, orjson.JSONEncodeError, TypeError):
-            return await self._send_checked(records)
-        return await self._put(records, documents)
-
-    async def _send_checked(self, records: list[Any]) -> SendResult:
-        """Slow path: a record that cannot become a document (raw bytes that are not UTF-8) is dead-lettered."""
         outcomes = [Outcome.DROP] * len(records)
         reasons = [""] * len(records)
-        documents: dict[int, str] = {}
+        documents: list[str] = []
+        ids: list[str | None] = []
+        indices: list[int] = []
+        documents_cache = self._documents
         for i, record in enumerate(records):
-            try:
-                documents[i] = _document(record)
-            except (UnicodeDecodeError, orjson.JSONEncodeError, TypeError) as exc:
-                reasons[i] = f"unsendable_document: {type(exc).__name__}: {exc}"
-        if not documents:
+            if is_span_record(record):
+                converted = self._converted(record)
+                documents_cache.pop(id(record), None)
+                if type(converted) is not str:
+                    self.spans_rejected += 1
+                    reasons[i] = f"invalid_span: {converted}"
+                    continue
+                if len(converted) > xray_limits.MAX_DOCUMENT_BYTES.value and (
+                    len(converted.encode("utf-8")) > xray_limits.MAX_DOCUMENT_BYTES.value
+                ):
+                    self.spans_rejected += 1
+                    reasons[i] = f"record_too_large: segment document over {xray_limits.MAX_DOCUMENT_BYTES.value} bytes"
+                    continue
+                self.spans_converted += 1
+                documents.append(converted)
+                ids.append(record.get("span_id"))
+            else:
+                try:
+                    documents.append(_document(record))
+                except (UnicodeDecodeError, orjson.JSONEncodeError, TypeError) as exc:
+                    reasons[i] = f"unsendable_document: {type(exc).__name__}: {exc}"
+                    continue
+                segment_id = record.get("id") if type(record) is dict else None
+                ids.append(segment_id if isinstance(segment_id, str) else None)
+            indices.append(i)
+        if len(indices) == len(records):
+            return await self._put(ids, documents)
+        if not indices:
             return SendResult.partial(outcomes, reasons)
-        indices = list(documents)
-        result = await self._put([records[i] for i in indices], list(documents.values()))
+        result = await self._put(ids, documents)
         answers = result.per_record or [result.outcome] * len(indices)
         why = result.record_reasons or [result.reason] * len(indices)
         for i, outcome, reason in zip(indices, answers, why, strict=True):
             outcomes[i], reasons[i] = outcome, reason
-        return SendResult.partial(outcomes, reasons, result.retry_after)
+        return SendResult.partial(outcomes, reasons, result.retry_after, result.throttled)
 
-    async def _put(self, records: list[Any], documents: list[str]) -> SendResult:
+    async def _put(self, ids: list[str | None], documents: list[str]) -> SendResult:
         client = self._client or await self.clients.client("xray")
         self.requests += 1
         try:
@@ -250,15 +331,14 @@ class XRayOutput(Output):
             self.segments_sent += len(documents)
             self.telemetry.sent += len(documents)
             return SendResult.ok()
-        return self._per_record(records, documents, unprocessed)
+        return self._per_record(ids, documents, unprocessed)
 
-    def _per_record(self, records: list[Any], documents: list[str], unprocessed: list[dict[str, Any]]) -> SendResult:
-        outcomes = [Outcome.OK] * len(records)
-        reasons = [""] * len(records)
+    def _per_record(self, ids: list[str | None], documents: list[str], unprocessed: list[dict[str, Any]]) -> SendResult:
+        outcomes = [Outcome.OK] * len(documents)
+        reasons = [""] * len(documents)
         by_id: dict[str, list[int]] = {}
-        for i, record in enumerate(records):
-            segment_id = record.get("id") if type(record) is dict else None
-            if isinstance(segment_id, str):
+        for i, segment_id in enumerate(ids):
+            if segment_id is not None:
                 by_id.setdefault(segment_id, []).append(i)
         anonymous: list[tuple[Outcome, str]] = []
         for entry in unprocessed:
@@ -281,10 +361,10 @@ class XRayOutput(Output):
                 self._log_unmatched(len(anonymous) - len(unreadable), anonymous[0][1])
         failed = sum(1 for o in outcomes if o is not Outcome.OK)
         self.segments_unprocessed += failed
-        self.segments_sent += len(records) - failed
+        self.segments_sent += len(documents) - failed
         self.telemetry.rejected += failed
-        self.telemetry.sent += len(records) - failed
-        self._log_unprocessed(failed, len(records), next(r for r in reasons if r) if failed else "")
+        self.telemetry.sent += len(documents) - failed
+        self._log_unprocessed(failed, len(documents), next(r for r in reasons if r) if failed else "")
         return SendResult.partial(outcomes, reasons)
 
     def _log_unprocessed(self, failed: int, total: int, first: str) -> None:
