@@ -142,7 +142,8 @@ class ThresholdEvaluator(Evaluator):
         self._compare = _COMPARE[rule.comparison]
 
     def new(self, now: float) -> Any:
-        return Periods(self.rule.period, self.rule.evaluation_periods)
+        # Twice N: with `missing` and `ignore`, CloudWatch looks further back for N datapoints.
+        return Periods(self.rule.period, 2 * self.rule.evaluation_periods)
 
     def add(self, data: Any, now: float, n: int, values: list[float] | None) -> None:
         if values is None:
@@ -162,16 +163,20 @@ class ThresholdEvaluator(Evaluator):
     def check(self, data: Any, now: float, started: float) -> Verdict:
         data.advance(now)
         rule = self.rule
-        points: list[float | None] = [self.datapoint(h) for h in data.history]
-        if len(points) < rule.evaluation_periods and rule.statistic == "count":
+        n = rule.evaluation_periods
+        history: list[float | None] = [self.datapoint(h) for h in data.history]
+        if len(history) < n and rule.statistic == "count":
             # Periods before the group existed count as empty ones.
-            padding: list[float | None] = [0.0] * (rule.evaluation_periods - len(points))
-            points = padding + points
+            padding: list[float | None] = [0.0] * (n - len(history))
+            history = padding + history
+        points = history[-n:]
         latest = next((p for p in reversed(points) if p is not None), None)
         present = [p for p in points if p is not None]
-        missing = rule.evaluation_periods - len(present)
-        breaching = sum(1 for p in present if self._compare(p, rule.threshold))
         treat = rule.treat_missing_data
+        if present and len(present) < n and treat in ("missing", "ignore"):
+            present = [p for p in history if p is not None][-n:]  # the N most recent datapoints there are
+        missing = n - len(present)
+        breaching = sum(1 for p in present if self._compare(p, rule.threshold))
         if treat == "breaching":
             breaching += missing
         words = (
