@@ -11,6 +11,7 @@ so a condition means exactly what it means in a `filter`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from collector.events import METRICS
@@ -47,7 +48,8 @@ class Columns:
         if col is None:
             records = self.records
             if "." not in path and self._getter is dict_getter:
-                col = [r.get(path, MISSING) for r in records]
+                # dict.get mapped in C: no Python frame per record.
+                col = list(map(dict.get, records, repeat(path, len(records)), repeat(MISSING, len(records))))
             else:
                 get = self._getter(path)
                 col = [get(r) for r in records]
@@ -79,7 +81,8 @@ def _condition_mask(condition: Condition) -> Callable[[list[Any]], list[bool]]:
     else:
         test = compare_test(_COMPARISONS[op], operand)
     del path
-    return lambda col: [v is not MISSING and test(v) for v in col]
+    # The filter's tests answer False for MISSING (it is neither text, a number nor a list).
+    return lambda col: list(map(test, col))
 
 
 def compile_mask(
@@ -119,7 +122,7 @@ def in_values_mask(
     """`path` is (negate: is not) one of `values` (text; bytes decoded). For blacklist / whitelist."""
     test = in_test(list(values))
     if not negate:
-        return lambda cols: [v is not MISSING and test(v) for v in cols.column(path)]
+        return lambda cols: list(map(test, cols.column(path)))
     if ignore_null:
         return lambda cols: [v is not MISSING and v is not None and not test(v) for v in cols.column(path)]
     return lambda cols: [v is MISSING or not test(v) for v in cols.column(path)]

@@ -272,9 +272,28 @@ def load_rule_file(path: str | Path, environ: dict[str, str] | None = None) -> l
     try:
         parsed = RuleFile.model_validate(loaded.data)
     except ValidationError as exc:
-        raise ConfigError(_pydantic_issues(exc, RuleFile, (), loaded.source_map)) from None
+        raise ConfigError(_pydantic_issues(without_type_tags(exc), RuleFile, (), loaded.source_map)) from None
     check_unique(parsed.rules, file)
     return list(parsed.rules)
+
+
+def without_type_tags(exc: ValidationError) -> ValidationError:
+    """The errors with the rule type pydantic puts in a location (`rules.1.frequency.num_events`) taken
+    out, so the location is the key path the user wrote (`rules[1].num_events`) and has a line."""
+    details: list[Any] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        cleaned = tuple(
+            part for i, part in enumerate(loc) if not (part in RULE_TYPES and i > 0 and isinstance(loc[i - 1], int))
+        )
+        detail: dict[str, Any] = {"type": err["type"], "loc": cleaned, "input": err.get("input")}
+        if "ctx" in err:
+            detail["ctx"] = err["ctx"]
+        details.append(detail)
+    try:
+        return ValidationError.from_exception_data(exc.title, details)
+    except (TypeError, ValueError, KeyError):  # an error type that cannot be rebuilt: keep pydantic's
+        return exc
 
 
 def check_unique(rules: list[Any], where: str) -> None:

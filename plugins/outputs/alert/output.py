@@ -155,6 +155,8 @@ class AlertOutput(Output):
 
     async def start(self) -> None:
         self.engine = self._build()
+        # What an earlier instance of this output left queued is in the outbox just loaded: publish once.
+        self._hub.forget(self.ctx.name)
         self._publish()
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"{self.ctx.name}-tick")
 
