@@ -41,7 +41,9 @@ def run_ticks(engine: Engine, start: float, end: float, step: float = 1.0) -> li
 
 
 def test_frequency_fires_once_realerts_and_resolves() -> None:
-    r = rule(type="frequency", num_events=5, timeframe="10s", realert="30s", filter=[{"field": "level", "equals": "error"}])
+    r = rule(
+        type="frequency", num_events=5, timeframe="10s", realert="30s", filter=[{"field": "level", "equals": "error"}]
+    )
     e = Engine([r], T0)
     assert e.process(LOGS, logs(4, level="error") + logs(10, level="info"), T0) == []
     fired = e.process(LOGS, logs(1, level="error"), T0 + 1)
