@@ -2,7 +2,7 @@
 
 Like `elastalert-test-rule`: the sample's records are replayed through the same engine the `alert`
 output runs, with each record's own timestamp as the clock. Time also moves on between records
-and, after the last one, for `--tail` (default: the longest window of the rules), one `--step` at
+and, after the last one, for `--tail` (default: twice the longest window of the rules), one `--step` at
 a time, so silent streams, missing data and resolutions show. Prints one line per notification
 (`--format json`: the notification records themselves) and a summary per rule.
 Exit status: 0 after a replay, 2 for an invalid rule file or sample (file:line for each problem).
@@ -77,7 +77,7 @@ def _tail(rules: list[Any]) -> float:
         elif rule.type == "spike":
             span *= 2
         longest = max(longest, span + rule.aggregation)
-    return longest
+    return 2 * longest  # a window that ends with the last record is over, and noticed, well within this
 
 
 def replay(
