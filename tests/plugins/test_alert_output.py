@@ -18,9 +18,21 @@ from collector_plugins.inputs.alerts.input import AlertsConfig, AlertsInput
 from collector_plugins.outputs.alert.output import STATE_FILE, AlertConfig, AlertOutput
 
 RULES = [
-    {"name": "errors", "type": "frequency", "num_events": 3, "timeframe": "1h", "filter": [{"field": "level", "equals": "error"}]},
-    {"name": "per_host", "type": "any", "timeframe": "1h", "query_key": "host", "filter": [{"field": "level", "equals": "fatal"}]},
-]  # fmt: skip
+    {
+        "name": "errors",
+        "type": "frequency",
+        "num_events": 3,
+        "timeframe": "1h",
+        "filter": [{"field": "level", "equals": "error"}],
+    },
+    {
+        "name": "per_host",
+        "type": "any",
+        "timeframe": "1h",
+        "query_key": "host",
+        "filter": [{"field": "level", "equals": "fatal"}],
+    },
+]
 
 
 def alert_output(tmp_path: Path, **extra: Any) -> AlertOutput:

@@ -216,7 +216,8 @@ async def test_exec_gets_json_on_stdin_and_rendered_arguments(tmp_path: Path) ->
     hook = script(
         tmp_path,
         "import sys, json\n"
-        f"open({str(out_file)!r}, 'a').write(json.dumps({{'argv': sys.argv[1:], 'note': json.load(sys.stdin)}}) + '\\n')\n",
+        "got = {'argv': sys.argv[1:], 'note': json.load(sys.stdin)}\n"
+        f"open({str(out_file)!r}, 'a').write(json.dumps(got) + '\\n')\n",
     )
     config = ExecConfig.model_validate(
         {
