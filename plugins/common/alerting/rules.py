@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from collector.config.errors import ConfigError, ConfigIssue
 from collector.config.messages import HINT_SEPARATOR
@@ -27,20 +27,35 @@ class Silence(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    start: datetime.datetime = Field(description="Start of the window (ISO 8601).", examples=["2026-12-24T22:00:00Z"])
-    end: datetime.datetime = Field(description="End of the window (ISO 8601).", examples=["2026-12-25T06:00:00Z"])
+    start: str = Field(
+        description="Start of the window (ISO 8601; UTC unless it says).", examples=["2026-12-24T22:00:00Z"]
+    )
+    end: str = Field(description="End of the window (ISO 8601; UTC unless it says).", examples=["2026-12-25T06:00:00Z"])
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _check_time(cls, value: Any) -> Any:
+        if isinstance(value, datetime.datetime | datetime.date):  # YAML reads unquoted timestamps itself
+            value = value.isoformat()
+        if not isinstance(value, str) or _epoch(value) is None:
+            raise ValueError(f"not an ISO 8601 time{HINT_SEPARATOR}write e.g. 2026-12-24T22:00:00Z")
+        return value
 
     @model_validator(mode="after")
     def _check_order(self) -> Silence:
-        if self.end <= self.start:
+        if (_epoch(self.end) or 0) <= (_epoch(self.start) or 0):
             raise ValueError(f"silence ends before it starts{HINT_SEPARATOR}`end` must be after `start`")
         return self
 
     def covers(self, now: float) -> bool:
-        return _epoch(self.start) <= now < _epoch(self.end)
+        return (_epoch(self.start) or 0) <= now < (_epoch(self.end) or 0)
 
 
-def _epoch(when: datetime.datetime) -> float:
+def _epoch(text: str) -> float | None:
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
     return when.timestamp()

@@ -30,7 +30,7 @@ class WebhookConfig(OutputConfig):
     url: str = Field(
         pattern=r"^https?://",
         description="Where to POST (secret: Slack and Teams URLs carry their token).",
-        examples=["https://hooks.slack.com/services/T000/B000/XXXX"],
+        examples=["${SLACK_WEBHOOK_URL}"],
         json_schema_extra=SECRET,
     )
     format: Literal["json", "slack", "teams"] = Field(
@@ -52,9 +52,8 @@ class WebhookConfig(OutputConfig):
     )
     headers: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra request headers (secret: may hold tokens).",
+        description="Extra request headers; give tokens through `${VAR}` (substituted values never show in errors).",
         examples=[{"Authorization": "Bearer ${WEBHOOK_TOKEN}"}],
-        json_schema_extra=SECRET,
     )
     timeout: Duration = Field(10.0, description="Whole-request timeout.", examples=["5s"])
 
