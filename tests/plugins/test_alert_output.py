@@ -200,3 +200,23 @@ def test_edited_rule_file_changes_the_component_identity(tmp_path: Path) -> None
 def test_no_rules_is_an_error() -> None:
     with pytest.raises(ValueError, match="no rules"):
         AlertConfig.model_validate({"type": "alert", "inputs": ["app"]})
+
+
+def test_inline_rule_errors_are_located_where_written(tmp_path: Path) -> None:
+    text = (
+        f"data_dir: {tmp_path}\n"
+        "inputs: {app: {type: generator}}\n"
+        "outputs:\n"
+        "  alerting:\n"
+        "    type: alert\n"
+        "    inputs: [app]\n"
+        "    rules:\n"
+        "      - name: lots\n"
+        "        type: frequency\n"
+        "        num_events: many\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c.yaml")
+    (issue,) = caught.value.issues
+    assert (issue.line, issue.key_path) == (10, "outputs.alerting.rules[0].num_events")
+    assert issue.message.startswith("must be a whole number")

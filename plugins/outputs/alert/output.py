@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, computed_field, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, computed_field, model_validator
 
 from collector.api import ComponentContext, Output, OutputConfig
 from collector.config.errors import ConfigError
@@ -37,7 +37,7 @@ from collector.log import kv
 from collector.units import Duration
 from collector_plugins.common.alerting.engine import Engine
 from collector_plugins.common.alerting.hub import Hub, hub
-from collector_plugins.common.alerting.rules import Rule, check_unique, load_rule_file
+from collector_plugins.common.alerting.rules import Rule, check_unique, load_rule_file, without_type_tags
 
 STATE_FILE = "alert_state.json"
 
@@ -74,6 +74,15 @@ class AlertConfig(OutputConfig):
     )
     _file_rules: list[Any] = PrivateAttr(default_factory=list)
     _digest: str = PrivateAttr("")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _plain_locations(cls, data: Any, handler: Any) -> Any:
+        """Errors located where the user wrote them: `rules[0].num_events`, not `rules[0].frequency.num_events`."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise without_type_tags(exc) from None
 
     @model_validator(mode="after")
     def _load_files(self) -> AlertConfig:
