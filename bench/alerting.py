@@ -190,6 +190,7 @@ async def run(total: int, batch_size: int, data_dir: Path) -> dict[str, Any]:
         "records_per_s": done / seconds,
         "mib_per_s": done * message_bytes / seconds / 2**20,
         "cpu_seconds": cpu,
+        "records_per_cpu_s": done / cpu,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "notifications": counters["notifications"],
         "records_matched": counters["records_matched"],
@@ -219,7 +220,7 @@ def main() -> int:
         print(
             f"alert output, {result['rules']} rules: {result['records']:,} records in {result['seconds']:.2f} s = "
             f"{result['records_per_s']:,.0f} records/s, {result['mib_per_s']:.1f} MiB/s of messages, "
-            f"CPU {result['cpu_seconds']:.2f} s, peak RSS {result['peak_rss_mib']:.0f} MiB, "
+            f"CPU {result['cpu_seconds']:.2f} s ({result['records_per_cpu_s']:,.0f} records per CPU second), peak RSS {result['peak_rss_mib']:.0f} MiB, "
             f"{result['notifications']} notifications, {result['records_matched']:,} rule matches"
         )
     return 0
