@@ -220,7 +220,8 @@ def main() -> int:
         print(
             f"alert output, {result['rules']} rules: {result['records']:,} records in {result['seconds']:.2f} s = "
             f"{result['records_per_s']:,.0f} records/s, {result['mib_per_s']:.1f} MiB/s of messages, "
-            f"CPU {result['cpu_seconds']:.2f} s ({result['records_per_cpu_s']:,.0f} records per CPU second), peak RSS {result['peak_rss_mib']:.0f} MiB, "
+            f"CPU {result['cpu_seconds']:.2f} s ({result['records_per_cpu_s']:,.0f} records per CPU second), "
+            f"peak RSS {result['peak_rss_mib']:.0f} MiB, "
             f"{result['notifications']} notifications, {result['records_matched']:,} rule matches"
         )
     return 0
