@@ -30,6 +30,8 @@ CONDITIONS = [
     {"field": "status", "lt": 100.5},
     {"field": "status", "equals": 503},
     {"field": "level", "in": ["error", "503", None, True]},
+    {"field": "level", "in": ["error", "503"]},
+    {"field": "msg", "in": ["timeout"]},
     {"field": "msg", "matches": "time.ut"},
     {"field": "msg", "contains": "timeout"},
     {"field": "k8s.ns", "equals": "prod"},

@@ -70,6 +70,8 @@ def _condition_mask(condition: Condition) -> Callable[[list[Any]], list[bool]]:
     if op == "not_equals":
         eq = equals_test(operand)
         return lambda col: [v is MISSING or not eq(v) for v in col]
+    if op == "in" and all(isinstance(t, str) for t in operand):
+        return _in_texts(list(operand))
     if op == "equals":
         test = equals_test(operand)
     elif op == "in":
@@ -112,6 +114,13 @@ def compile_mask(
     return both
 
 
+def _in_texts(targets: list[str]) -> Callable[[list[Any]], list[bool]]:
+    """`in` over text targets: a set lookup for text values; other values take the filter's full test."""
+    texts = frozenset(targets)
+    test = in_test(list(targets))
+    return lambda col: [v in texts if v.__class__ is str else test(v) for v in col]
+
+
 def _column_mask(fn: Callable[[list[Any]], list[bool]], path: str) -> Callable[[Columns], list[bool]]:
     return lambda cols: fn(cols.column(path))
 
@@ -120,12 +129,17 @@ def in_values_mask(
     path: str, values: list[str], negate: bool, ignore_null: bool = False
 ) -> Callable[[Columns], list[bool]]:
     """`path` is (negate: is not) one of `values` (text; bytes decoded). For blacklist / whitelist."""
-    test = in_test(list(values))
+    within = _in_texts(list(values))
     if not negate:
-        return lambda cols: list(map(test, cols.column(path)))
+        return lambda cols: within(cols.column(path))
     if ignore_null:
-        return lambda cols: [v is not MISSING and v is not None and not test(v) for v in cols.column(path)]
-    return lambda cols: [v is MISSING or not test(v) for v in cols.column(path)]
+        return lambda cols: [
+            v is not MISSING and v is not None and not hit
+            for v, hit in zip(cols.column(path), within(cols.column(path)), strict=True)
+        ]
+    return lambda cols: [
+        v is MISSING or not hit for v, hit in zip(cols.column(path), within(cols.column(path)), strict=True)
+    ]
 
 
 def group_key(value: Any) -> str:
