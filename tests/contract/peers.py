@@ -43,6 +43,10 @@ def _nothing(moto: MotoServer, body: dict[str, Any]) -> None:
     """The output creates what it needs itself (log groups and streams), or needs nothing (X-Ray)."""
 
 
+def _sns(moto: MotoServer, body: dict[str, Any]) -> None:
+    moto.client("sns").create_topic(Name=body["topic_arn"].rsplit(":", 1)[1])
+
+
 AWS_PEERS: dict[str, Callable[[MotoServer, dict[str, Any]], None]] = {
     "firehose": _firehose,
     "kinesis": _kinesis,
@@ -50,7 +54,11 @@ AWS_PEERS: dict[str, Callable[[MotoServer, dict[str, Any]], None]] = {
     "cloudwatch_logs": _nothing,
     "cloudwatch_metrics": _nothing,
     "xray": _nothing,
+    "sns": _sns,
 }
+
+# Outputs whose README example talks to a local HTTP peer: the example's `url` is replaced by the test's server.
+HTTP_PEERS = frozenset({"webhook"})
 
 
 def against_moto(type_name: str, body: dict[str, Any], moto: MotoServer) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""`alerts`: the notifications of `alert` outputs as log records (input.py)."""

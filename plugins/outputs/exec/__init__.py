@@ -1,0 +1,1 @@
+"""`exec`: runs a command per notification, the notification as JSON on its stdin (output.py)."""

@@ -1,0 +1,1 @@
+"""`webhook`: notifications as JSON, Slack or Teams bodies over HTTP (output.py; limits.py)."""
