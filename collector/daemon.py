@@ -23,7 +23,7 @@ from typing import Any
 
 from collector import __version__
 from collector.api import HostFacts
-from collector.config import Config, ConfigError, load_config
+from collector.config import Config, ConfigError, load_config, load_config_lazily
 from collector.config.model import parse_listen
 from collector.config.secrets import redact, secret_values
 from collector.defaults import SHUTDOWN_SLACK_SECONDS
@@ -41,9 +41,13 @@ log = logging.getLogger("collector.daemon")
 
 
 class Daemon:
-    def __init__(self, config_path: str, config: Config, registry: Registry, backstop: bool = False) -> None:
+    def __init__(
+        self, config_path: str, config: Config, registry: Registry, backstop: bool = False, lazy_plugins: bool = False
+    ) -> None:
         """`backstop`: at a stop, exit the process at the bound whatever hangs (the CLI's daemon only,
-        never a daemon run inside another program, such as a test)."""
+        never a daemon run inside another program, such as a test). `lazy_plugins`: a reload validates
+        against the plugins the new file names, imported then (`load_config_lazily`), not `registry`."""
+        self.lazy_plugins = lazy_plugins
         self.config_path = config_path
         self.backstop = backstop
         self.config = config
@@ -180,7 +184,10 @@ class Daemon:
         self.notifier.reloading()
         log.info("reloading config", extra=kv(config=self.config_path))
         try:
-            new = await asyncio.to_thread(load_config, self.config_path, self.registry)
+            if self.lazy_plugins:
+                new, self.registry = await asyncio.to_thread(load_config_lazily, self.config_path)
+            else:
+                new = await asyncio.to_thread(load_config, self.config_path, self.registry)
         except ConfigError as exc:
             self.reloads["failure"] += 1
             for issue in exc.issues:
@@ -304,4 +311,4 @@ def _arm_backstop(seconds: float) -> None:
 
 
 async def run_daemon(config_path: str, config: Config, registry: Registry) -> int:
-    return await Daemon(config_path, config, registry, backstop=True).run()
+    return await Daemon(config_path, config, registry, backstop=True, lazy_plugins=True).run()
