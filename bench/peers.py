@@ -2,6 +2,7 @@
 
     python -m bench.peers                         # ours, rsyslog, syslog-ng; 5 interleaved rounds
     python -m bench.peers --messages 500000 --rounds 5 --agents ours,rsyslog
+    python -m bench.peers --scenario statsd --statsd-rate 400000 --rounds 5   # ours vs collectd
 
 Every agent gets the same workload: `--messages` RFC 5424 messages of 200 bytes, octet-counted, over one TCP
 connection from a sender pinned to `--peer-cpu`; the agent runs pinned to `--cpu` with a private config and
@@ -14,13 +15,20 @@ rounds in which the agents take turns, and the ratios ours / peer.
 
 Needs `rsyslogd` (Debian `rsyslog`) and syslog-ng (unpacked by tests/peers/install.sh into
 ~/.cache/collector-peers/syslog-ng, or `SYSLOG_NG=/path/to/syslog-ng`); an agent that is missing is skipped,
-saying so. The StatsD comparison with collectd is not here yet (see docs/benchmarks.md).
+saying so.
+
+`--scenario statsd`: StatsD lines (tag-free: collectd takes no DogStatsD tags), 20 per UDP datagram, paced at
+`--statsd-rate` lines/s for `--statsd-seconds` into ours (`statsd -> blackhole`) and collectd (Debian
+`collectd-core`, `statsd` + `csv` plugins, started by the bench with a private config; install it with
+`apt-get install collectd-core`); prints each one's CPU seconds per million lines received (after start-up)
+and the loss from the socket's kernel drop count in `/proc/net/udp`, and the CPU ratio ours / collectd.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -187,6 +195,161 @@ def one_run(agent: str, payload: bytes, messages: int, cpu: int, timeout: float)
     }
 
 
+# -- StatsD: ours beside collectd ---------------------------------------------------------------------
+
+STATSD_LINES_PER_DATAGRAM = 20
+
+
+def statsd_datagrams(count: int = 500) -> list[bytes]:
+    """Tag-free lines (collectd's statsd plugin takes no DogStatsD tags): counters, timers with a sample
+    rate, gauges, sets over 200 series, 20 lines per datagram."""
+    rnd = random.Random(7)
+    out = []
+    for _ in range(count):
+        lines = []
+        for _ in range(STATSD_LINES_PER_DATAGRAM):
+            kind, series = rnd.random(), rnd.randrange(50)
+            if kind < 0.4:
+                lines.append(f"app.requests.{series}:1|c")
+            elif kind < 0.8:
+                lines.append(f"app.latency.{series}:{rnd.lognormvariate(3, 0.8):.3f}|ms|@0.5")
+            elif kind < 0.9:
+                lines.append(f"app.queue.{series}:{rnd.randrange(100)}|g")
+            else:
+                lines.append(f"app.users.{series % 5}:user{rnd.randrange(1000)}|s")
+        out.append("\n".join(lines).encode())
+    return out
+
+
+def udp_socket_drops(port: int) -> int | None:
+    """The kernel's drop count of the UDP socket bound to `port` (`/proc/net/udp`), None if none is bound."""
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            return int(fields[-1])
+    return None
+
+
+def statsd_argv(agent: str, work: Path, port: int) -> list[str]:
+    if agent == "ours":
+        config = work / "collector.yaml"
+        (work / "data").mkdir(exist_ok=True)
+        config.write_text(
+            f"""\
+data_dir: {work / "data"}
+api: {{enabled: false}}
+inputs:
+  statsd: {{type: statsd, listen: ["udp://127.0.0.1:{port}"]}}
+outputs:
+  sink: {{type: blackhole, inputs: [statsd]}}
+"""
+        )
+        return [sys.executable, "-m", "collector", "run", "-c", str(config)]
+    collectd = shutil.which("collectd") or "/usr/sbin/collectd"
+    conf = work / "collectd.conf"
+    conf.write_text(
+        f"""\
+Hostname "bench"
+BaseDir "{work}"
+PIDFile "{work}/collectd.pid"
+Interval 10
+LoadPlugin statsd
+LoadPlugin csv
+<Plugin statsd>
+  Host "127.0.0.1"
+  Port "{port}"
+</Plugin>
+<Plugin csv>
+  DataDir "{work}/csv"
+</Plugin>
+"""
+    )
+    return [collectd, "-f", "-C", str(conf)]
+
+
+def statsd_run(agent: str, rate: int, seconds: float, cpu: int) -> dict[str, Any]:
+    payloads = statsd_datagrams()
+    with tempfile.TemporaryDirectory(prefix=f"bench-peers-statsd-{agent}-") as tmp:
+        work, port = Path(tmp), free_udp_port()
+        proc = subprocess.Popen(
+            statsd_argv(agent, work, port),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while udp_socket_drops(port) is None:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{agent} did not bind udp port {port}")
+                time.sleep(POLL)
+            time.sleep(0.5)  # let start-up finish: the CPU counted is the receiving
+            drops0, cpu0 = udp_socket_drops(port) or 0, process_cpu(proc.pid)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            per_second = rate / STATSD_LINES_PER_DATAGRAM
+            total = int(per_second * seconds)
+            start = time.perf_counter()
+            for i in range(total):
+                due = start + i / per_second
+                while time.perf_counter() < due:
+                    if due - time.perf_counter() > 0.002:
+                        time.sleep(0.001)
+                sock.sendto(payloads[i % len(payloads)], ("127.0.0.1", port))
+            elapsed = time.perf_counter() - start
+            sock.close()
+            time.sleep(0.5)  # what is queued in the socket is read
+            cpu_seconds = process_cpu(proc.pid) - cpu0
+            dropped = ((udp_socket_drops(port) or 0) - drops0) * STATSD_LINES_PER_DATAGRAM
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    lines = total * STATSD_LINES_PER_DATAGRAM
+    return {
+        "offered_per_s": lines / elapsed,
+        "cpu_per_million": cpu_seconds / max(lines - dropped, 1) * 1e6,  # per line received
+        "loss_percent": 100.0 * dropped / lines,
+    }
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def statsd_main(args: argparse.Namespace) -> None:
+    agents = ["ours"]
+    if shutil.which("collectd") or Path("/usr/sbin/collectd").is_file():
+        agents.append("collectd")
+    else:
+        print("skipping collectd: not found (apt-get install collectd-core)")
+    runs: dict[str, list[dict[str, Any]]] = {a: [] for a in agents}
+    for _ in range(args.rounds):
+        for agent in agents:
+            runs[agent].append(statsd_run(agent, args.statsd_rate, args.statsd_seconds, args.cpu))
+    print(
+        f"StatsD UDP, {STATSD_LINES_PER_DATAGRAM} lines/datagram, paced at {args.statsd_rate:,} lines/s for "
+        f"{args.statsd_seconds:g} s, medians of {args.rounds} rounds (loss: the socket's kernel drop count)"
+    )
+    medians = {
+        a: {k: statistics.median(r[k] for r in rs) for k in ("offered_per_s", "cpu_per_million", "loss_percent")}
+        for a, rs in runs.items()
+    }
+    for agent, m in medians.items():
+        print(
+            f"  {agent:10s} offered {m['offered_per_s']:>10,.0f} lines/s  {m['cpu_per_million']:6.2f} CPU-s per M  "
+            f"loss {m['loss_percent']:.3f} %"
+        )
+    if "collectd" in medians:
+        ratio = medians["ours"]["cpu_per_million"] / medians["collectd"]["cpu_per_million"]
+        print(f"  ours / collectd: CPU per line ratio {ratio:.2f} (target <= 1.5)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.peers", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -196,7 +359,14 @@ def main() -> int:
     parser.add_argument("--agents", default="ours,rsyslog,syslog-ng")
     parser.add_argument("--cpu", type=int, default=0, help="CPU for the agent (default 0)")
     parser.add_argument("--peer-cpu", type=int, default=1, help="CPU for the sender (default 1)")
+    parser.add_argument("--scenario", choices=["syslog", "statsd"], default="syslog")
+    parser.add_argument("--statsd-rate", type=int, default=400_000, help="statsd: lines/s offered")
+    parser.add_argument("--statsd-seconds", type=float, default=5.0, help="statsd: seconds per run")
     args = parser.parse_args()
+    if args.scenario == "statsd":
+        pin(args.peer_cpu)
+        statsd_main(args)
+        return 0
     agents = []
     for agent in args.agents.split(","):
         if agent not in AGENTS:
