@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.installed import installed
+from tests.kafka_broker import KafkaBroker
 from tests.moto import MotoServer
 
 # No test may reach instance metadata or a real AWS account.
@@ -54,3 +55,13 @@ def _remove_the_installed_wheel() -> Iterator[None]:
         import shutil
 
         shutil.rmtree(installed().venv.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A fresh noida-db Kafka API on a free loopback port with its own data directory, killed by PID after."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka") / "data").start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -57,3 +57,40 @@ def against_moto(type_name: str, body: dict[str, Any], moto: MotoServer) -> dict
     """The example `body`, pointed at `moto` with its resources created."""
     AWS_PEERS[type_name](moto, body)
     return {**body, "endpoint_url": moto.endpoint_url, "region": moto.region}
+
+
+# Outputs that need a local receiver (not AWS): a function starting one for the example `body` and returning the
+# body pointed at it and a function that stops it. Nothing leaves loopback.
+def _otlp_receiver(body: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], None]]:
+    from tests.plugins.otlp_receiver import ThreadedReceiver
+
+    receiver = ThreadedReceiver()
+    endpoint = receiver.start(body.get("protocol", "http"))
+    return {**body, "endpoint": endpoint}, receiver.stop
+
+
+LOCAL_PEERS: dict[str, Callable[[dict[str, Any]], tuple[dict[str, Any], Callable[[], None]]]] = {
+    "otlp": _otlp_receiver,
+}
+
+
+def _kafka(request: Any, body: dict[str, Any]) -> dict[str, Any]:
+    broker = request.getfixturevalue("kafka_broker")
+    return {**body, "bootstrap_servers": [broker.bootstrap], "sasl": None, "tls": None}
+
+
+# Outputs whose README example names a non-AWS peer: the example, pointed at a real one the tests run.
+OTHER_PEERS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
+    "kafka": _kafka,
+}
+
+
+def _forward(request: Any, body: dict[str, Any]) -> dict[str, Any]:
+    from tests.forward_sink import ForwardSink
+
+    sink = ForwardSink().__enter__()
+    request.addfinalizer(lambda: sink.__exit__(None, None, None))
+    return {**body, "servers": [sink.address], "tls": None, "shared_key": None}
+
+
+OTHER_PEERS["forward"] = _forward

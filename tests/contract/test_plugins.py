@@ -16,7 +16,7 @@ from collector.api import SECTIONS, Component, Input, InputConfig, Output, Outpu
 from collector.events import LOGS, METRICS, TRACES, Batch, Metric
 from collector.registry import load_registry
 from collector.testing import component_context, input_context
-from tests.contract.peers import AWS_PEERS, against_moto
+from tests.contract.peers import AWS_PEERS, LOCAL_PEERS, OTHER_PEERS, against_moto
 
 REGISTRY = load_registry()
 # (type name, class) per registered plugin; an input and an output may share a type name.
@@ -90,6 +90,11 @@ async def test_lifecycle(type_name: str, cls: type[Component], tmp_path: Path, r
     body = readme_examples(cls)[0]
     if issubclass(cls, Output) and type_name in AWS_PEERS:
         body = against_moto(type_name, body, request.getfixturevalue("moto"))
+    elif issubclass(cls, Output) and type_name in LOCAL_PEERS:
+        body, stop_peer = LOCAL_PEERS[type_name](body)
+        request.addfinalizer(stop_peer)
+    elif issubclass(cls, Output) and type_name in OTHER_PEERS:
+        body = OTHER_PEERS[type_name](request, body)
     config = cls.Config.model_validate(body)
     # Stop without start must be safe.
     await cls(config, component_context(type_name, tmp_path)).stop()

@@ -145,7 +145,9 @@ class DriverHarness:
         self.runner = OutputRunner(
             "out", self.channel, self.buffer, self.dlq, self.stats, logging.getLogger("t"), RepeatLimiter(60)
         )
-        full = {"inputs": ["x"], "region": "eu-west-1", "retry": {"initial_backoff": 0.001, "max_backoff": 0.002}}
+        full: dict[str, Any] = {"inputs": ["x"], "retry": {"initial_backoff": 0.001, "max_backoff": 0.002}}
+        if "region" in output_cls.Config.model_fields:  # AWS outputs; others (kafka) have no region
+            full["region"] = "eu-west-1"
         full.update(body)
         self.config: OutputConfig = output_cls.Config.model_validate(full)
         self.output = output_cls(self.config, component_context("out", tmp_path))

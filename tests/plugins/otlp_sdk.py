@@ -56,3 +56,50 @@ class Sdk:
 
     def close(self) -> None:
         self.provider.shutdown()
+
+
+class TraceSdk:
+    """A TracerProvider with an in-memory exporter; `export()` is the request the OTLP exporter would send."""
+
+    def __init__(self, resource: dict[str, Any] | None = None) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider(resource=Resource.create(resource or {"service.name": "shop"}))
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.tracer = self.provider.get_tracer("test.tracer", "2.0", attributes={"scope.attr": "s"})
+
+    def export(self) -> Any:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+        spans = self.exporter.get_finished_spans()
+        self.exporter.clear()
+        return encode_spans(spans)
+
+    def close(self) -> None:
+        self.provider.shutdown()
+
+
+class LogSdk:
+    """A LoggerProvider with an in-memory exporter; `export()` is the request the OTLP exporter would send."""
+
+    def __init__(self, resource: dict[str, Any] | None = None) -> None:
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+        self.exporter = InMemoryLogRecordExporter()
+        self.provider = LoggerProvider(resource=Resource.create(resource or {"service.name": "shop"}))
+        self.provider.add_log_record_processor(SimpleLogRecordProcessor(self.exporter))
+        self.logger = self.provider.get_logger("test.logger", "3.0")
+
+    def export(self) -> Any:
+        from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+
+        logs = self.exporter.get_finished_logs()
+        self.exporter.clear()
+        return encode_logs(logs)
+
+    def close(self) -> None:
+        self.provider.shutdown()

@@ -170,6 +170,15 @@ class AwsClients:
                 )
         return client
 
+    async def credentials(self) -> Any:
+        """The chain's credentials (the role assumed first when `role_arn` is set), for requests botocore does not
+        make itself but that must be signed (the `otlp` output's SigV4 over OTLP/HTTP)."""
+        await self._assume_role(await self.region())
+        credentials = await self._session.get_credentials()
+        if credentials is None:
+            raise NoCredentialsError()
+        return credentials
+
     async def close(self) -> None:
         """Close every client (their HTTP connection pools)."""
         self._clients.clear()

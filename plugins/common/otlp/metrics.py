@@ -41,7 +41,6 @@ from typing import Any
 
 import orjson
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     AggregationTemporality,
     ExponentialHistogramDataPoint,
@@ -67,6 +66,7 @@ from collector_plugins.common.otlp.metrics_histograms import (
     subtract_histogram,
 )
 from collector_plugins.common.otlp.metrics_state import PRIMED, REFUSED, SeriesState
+from collector_plugins.common.otlp.values import attributes
 
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -344,24 +344,6 @@ class _Context:
 
 
 # -- values ---------------------------------------------------------------------------------------
-
-
-def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
-    """An attribute list as a dict (repeated keys: the last wins), values per the OTLP contract."""
-    return {kv.key: _any(kv.value) for kv in kvs}
-
-
-def _any(value: AnyValue) -> Any:
-    case = value.WhichOneof("value")
-    if case == "string_value":
-        return value.string_value
-    if case is None:
-        return None
-    if case == "array_value":
-        return [_any(v) for v in value.array_value.values]
-    if case == "kvlist_value":
-        return attributes(value.kvlist_value.values)
-    return getattr(value, case)
 
 
 def tag_value(value: Any) -> str:

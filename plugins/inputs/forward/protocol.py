@@ -43,9 +43,7 @@ one bad event does not make a client resend its whole chunk forever.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -58,8 +56,10 @@ try:  # zstd for CompressedPackedForward is optional
 except ImportError:  # pragma: no cover - depends on the install
     zstandard = None  # type: ignore[assignment]
 
-EVENT_TIME_EXT = 0
-_EVENT_TIME = struct.Struct(">II")
+from collector_plugins.common.forward_protocol import _EVENT_TIME, EVENT_TIME_EXT, encode_event_time
+from collector_plugins.common.forward_protocol import digest as _digest
+
+__all__ = ["EVENT_TIME_EXT", "encode_event_time"]  # shared with the forward output (common/forward_protocol.py)
 
 
 # PackedForward entries are decoded and handed on in pieces of about this many bytes (a few MiB decoded).
@@ -131,12 +131,6 @@ def make_unpacker(max_bytes: int, counter: ValueCounter | None = None) -> msgpac
         object_hook=counter,
         strict_map_key=False,
     )
-
-
-def encode_event_time(seconds: float) -> msgpack.ExtType:
-    """An EventTime for `seconds` (used by tests and the benchmark's sender)."""
-    whole = int(seconds)
-    return msgpack.ExtType(EVENT_TIME_EXT, _EVENT_TIME.pack(whole, round((seconds - whole) * 1e9) % 10**9))
 
 
 @dataclass(slots=True)
@@ -337,13 +331,6 @@ def ack(chunks: list[str]) -> bytes:
 
 
 # -- handshake ------------------------------------------------------------------------------------------
-
-
-def _digest(*parts: str | bytes) -> str:
-    h = hashlib.sha512()
-    for part in parts:
-        h.update(part.encode() if isinstance(part, str) else part)
-    return h.hexdigest()
 
 
 def helo(nonce: bytes, auth_salt: bytes, keepalive: bool = True) -> bytes:
