@@ -1,15 +1,15 @@
 """Metric receiver benchmarks: the `statsd` and `emf` inputs on one core.
 
     python -m bench.metrics                               # every scenario, short
-    python -m bench.metrics statsd_max --lines 3000000
+    python -m bench.metrics statsd_max --start-rate 200000 --step-seconds 3
     python -m bench.metrics statsd_paced --rate 100000 --seconds 30
     python -m bench.metrics emf --documents 500000
 
 - `statsd_max`: StatsD lines packed 40 per UDP datagram (counters with tags, timers with a sample rate,
-  gauges, sets over 200 series), sent as fast as one sender process can, into the `statsd` input
-  (parsed and aggregated; the aggregated points go to a no-op emit). Prints lines parsed per second of
-  the input's busy time (first to last datagram handled) and how many the kernel dropped when the sender
-  outran it. Target: >= 300,000 lines/s.
+  gauges, sets over 200 series), sent paced at rising rates (each run a fresh input process, `--step-seconds`
+  long) into the `statsd` input (parsed and aggregated; the aggregated points go to a no-op emit). Prints the
+  highest offered rate with 0 lines lost and the input's CPU seconds per million lines at it (rates grow by
+  half until a run loses a line, then four bisection steps). Target: >= 300,000 lines/s with 0 loss.
 - `statsd_paced`: the same lines at a steady `--rate` lines/s for `--seconds`; prints lines lost (target:
   0 at 100,000 lines/s for 30 s) and the input's CPU share.
 - `host_metrics`: `--collections` collections of every `host_metrics` group (plus one process matcher);
@@ -204,41 +204,19 @@ def _finish(process: subprocess.Popen[str]) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def statsd_max(lines: int, cpu: int, peer_cpu: int) -> dict[str, Any]:
-    payloads = statsd_datagrams()
-    datagrams = lines // LINES_PER_DATAGRAM
-    process, port = _start_worker("statsd", datagrams * LINES_PER_DATAGRAM, 1.0, cpu)
-    os.sched_setaffinity(0, {peer_cpu})
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
-    target = ("127.0.0.1", port)
-    for i in range(datagrams):
-        sock.sendto(payloads[i % len(payloads)], target)
-    sock.close()
-    result = _finish(process)
-    sent = datagrams * LINES_PER_DATAGRAM
-    rate = result["handled"] / result["busy_seconds"] if result["busy_seconds"] else 0.0
-    return {
-        "scenario": "statsd_max",
-        "lines_sent": sent,
-        "lines_parsed": result["handled"],
-        "lines_dropped_by_kernel": sent - result["handled"],
-        "lines_per_second": round(rate),
-        "target": ">= 300,000 lines/s",
-    }
-
-
-def statsd_paced(rate: int, seconds: float, cpu: int, peer_cpu: int) -> dict[str, Any]:
+def _paced(rate: int, seconds: float, cpu: int, peer_cpu: int) -> dict[str, Any]:
+    """One fresh input process fed `rate` lines/s for `seconds`; what was sent, lost and what it cost."""
     payloads = statsd_datagrams()
     datagrams_per_second = rate / LINES_PER_DATAGRAM
     total = int(datagrams_per_second * seconds)
     process, port = _start_worker("statsd", total * LINES_PER_DATAGRAM, 2.0, cpu)
     os.sched_setaffinity(0, {peer_cpu})
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
     target = ("127.0.0.1", port)
     start = time.perf_counter()
     for i in range(total):
-        # Pace per 10 ms tick: a steady stream, as many applications produce, not one burst.
+        # Paced per datagram: a steady stream, as many applications produce, not one burst.
         due = start + i / datagrams_per_second
         while time.perf_counter() < due:
             if due - time.perf_counter() > 0.002:
@@ -249,14 +227,60 @@ def statsd_paced(rate: int, seconds: float, cpu: int, peer_cpu: int) -> dict[str
     result = _finish(process)
     sent = total * LINES_PER_DATAGRAM
     return {
-        "scenario": "statsd_paced",
         "rate_offered": round(sent / elapsed),
         "seconds": round(elapsed, 1),
         "lines_sent": sent,
         "lines_lost": sent - result["handled"],
+        "cpu_seconds": result["cpu_seconds"],
         "input_cpu_share": round(result["cpu_seconds"] / elapsed, 3),
-        "target": "0 lost at 100,000 lines/s for 30 s",
+        "cpu_seconds_per_million": round(result["cpu_seconds"] / max(result["handled"], 1) * 1e6, 3),
     }
+
+
+def statsd_max(start_rate: int, seconds: float, cpu: int, peer_cpu: int) -> dict[str, Any]:
+    """The highest offered rate the input takes with 0 loss.
+
+    Paced runs of `seconds` each, in a fresh process: the rate grows by half until a run loses a line,
+    then four bisection steps between the last clean rate and the first lossy one. Lines parsed per
+    second of busy time would flatter the input: when the sender outruns it the kernel drops most
+    datagrams and the input still looks busy and fast.
+    """
+    runs: list[dict[str, Any]] = []
+
+    def attempt(rate: int) -> bool:
+        run = _paced(rate, seconds, cpu, peer_cpu)
+        runs.append(run)
+        return bool(run["lines_lost"] == 0)
+
+    clean: dict[str, Any] | None = None
+    rate, lossy = start_rate, 0
+    while lossy == 0 and rate <= 20_000_000:
+        if attempt(rate):
+            clean = runs[-1]
+            rate = int(rate * 1.5)
+        else:
+            lossy = rate
+    low = clean["rate_offered"] if clean else 0
+    for _ in range(4 if lossy else 0):
+        mid = (low + lossy) // 2
+        if attempt(mid):
+            clean, low = runs[-1], mid
+        else:
+            lossy = mid
+    return {
+        "scenario": "statsd_max",
+        "max_rate_without_loss": clean["rate_offered"] if clean else 0,
+        "cpu_seconds_per_million_lines": clean["cpu_seconds_per_million"] if clean else None,
+        "first_lossy_rate": lossy or None,
+        "seconds_per_run": seconds,
+        "runs": [(r["rate_offered"], r["lines_lost"]) for r in runs],
+        "target": ">= 300,000 lines/s with 0 loss",
+    }
+
+
+def statsd_paced(rate: int, seconds: float, cpu: int, peer_cpu: int) -> dict[str, Any]:
+    run = _paced(rate, seconds, cpu, peer_cpu)
+    return {"scenario": "statsd_paced", **run, "target": "0 lost at 100,000 lines/s for 30 s"}
 
 
 def emf(documents: int, cpu: int, peer_cpu: int) -> dict[str, Any]:
@@ -316,7 +340,8 @@ def main() -> int:
         prog="python -m bench.metrics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("scenarios", nargs="*", default=["statsd_max", "statsd_paced", "emf", "host_metrics"])
-    parser.add_argument("--lines", type=int, default=2_000_000, help="statsd_max: lines to send")
+    parser.add_argument("--start-rate", type=int, default=200_000, help="statsd_max: first rate tried, lines/s")
+    parser.add_argument("--step-seconds", type=float, default=3.0, help="statsd_max: seconds per paced run")
     parser.add_argument("--rate", type=int, default=100_000, help="statsd_paced: lines per second")
     parser.add_argument("--seconds", type=float, default=5.0, help="statsd_paced: how long (30 for the target)")
     parser.add_argument("--documents", type=int, default=300_000, help="emf: documents to send")
@@ -326,7 +351,7 @@ def main() -> int:
     args = parser.parse_args()
     for name in args.scenarios:
         if name == "statsd_max":
-            result = statsd_max(args.lines, args.cpu, args.peer_cpu)
+            result = statsd_max(args.start_rate, args.step_seconds, args.cpu, args.peer_cpu)
         elif name == "statsd_paced":
             result = statsd_paced(args.rate, args.seconds, args.cpu, args.peer_cpu)
         elif name == "emf":

@@ -104,6 +104,10 @@ def worker(config_path: str, total: int) -> None:
         config = load_config(config_path)
         runtime = Runtime(config.data_dir, HostFacts(socket.gethostname()))
         await runtime.apply(config.graph)
+        # `apply` only creates the component tasks; an input binds its sockets in `start()`, after which its
+        # supervisor marks it running. Report ready only then, or the sender meets ConnectionRefused.
+        while not all(st.state == "running" for st in runtime.stats.values()):
+            await asyncio.sleep(POLL)
         print("ready", flush=True)
         sink = runtime.stats["sink"]
         while sink.sent_events == 0:

@@ -208,19 +208,19 @@ def _stdout_closed() -> int:
 def _run(args: argparse.Namespace) -> int:
     import uvloop
 
-    from collector.config import ConfigError, load_config
+    from collector.config import ConfigError, load_config_lazily
     from collector.daemon import run_daemon
     from collector.log import configure_logging
     from collector.registry import load_registry
 
     configure_logging()
-    registry = load_registry()
-    _report_broken(registry)
     try:
-        config = load_config(args.config, registry)
+        config, registry = load_config_lazily(args.config)  # imports only the plugins the config names
     except ConfigError as exc:
+        _report_broken(load_registry())
         print(exc.format(), file=sys.stderr)
         return EXIT_CONFIG
+    _report_broken(registry)
     configure_logging(config.root.log.level, config.root.log.format, secrets=config.secret_values())
     for warning in config.warnings:
         logging.getLogger("collector.config").warning("config: %s", warning.format())

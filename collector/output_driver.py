@@ -484,10 +484,10 @@ class _Batcher:
             state.parts, state.complete = 1, True
             self.open = whole_request
             return full
-        if limits.exact_sizes:
-            sizes = [self.output.record_size(r) for r in records]
-        else:
-            sizes = [batch.nbytes // len(records)] * len(records)
+        if not limits.exact_sizes:
+            full.extend(self._cut_evenly(unit, state))
+            return full
+        sizes = [self.output.record_size(r) for r in records]
         oversized: list[Any] = []
         request: _Request | None = self.open
         span: list[Any] | None = None  # the open request's span of this unit's records, while consecutive
@@ -519,6 +519,40 @@ class _Batcher:
         state.complete = True
         if state.parts == 0:
             self.ack(unit)
+        return full
+
+    def _cut_evenly(self, unit: Unit, state: _UnitState) -> list[_Request]:
+        """Place a unit whose records all count `nbytes // len(records)` (sizes are estimates): the same
+        requests as placing them one by one, cut by arithmetic on slices instead of a per-record loop."""
+        records, limits = unit.batch.records, self.limits
+        count = len(records)
+        per = unit.batch.nbytes // count
+        full: list[_Request] = []
+        request = self.open
+        index = 0
+        while index < count:
+            if request is not None:
+                room = limits.max_events - len(request.records)
+                if per:
+                    room = min(room, (limits.max_bytes - request.nbytes) // per)
+                elif request.nbytes > limits.max_bytes:  # holds one record over the limit: nothing joins it
+                    room = 0
+                if room <= 0:
+                    full.append(request)
+                    request = None
+            if request is None:
+                request = self._new_request(unit, index)
+                room = min(limits.max_events, limits.max_bytes // per) if per else limits.max_events
+                room = max(room, 1)  # a record over max_bytes still goes, alone in its request
+            take = min(room, count - index)
+            request.records.extend(records[index : index + take] if take < count else records)
+            request.nbytes += take * per
+            if not request.owners or request.owners[-1] is not state:
+                request.owners.append(state)
+                state.parts += 1
+            index += take
+        self.open = request
+        state.complete = True
         return full
 
     def _fits_whole(self, request: _Request, batch: Batch) -> bool:

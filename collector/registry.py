@@ -18,6 +18,7 @@ config that uses it fails validation with that message and the others run.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
@@ -77,10 +78,15 @@ class Registry:
         return {name: cls for (where, name), cls in sorted(self.plugins.items()) if where == section}
 
 
-def load_registry(group: str = PLUGIN_ENTRY_POINT_GROUP) -> Registry:
+def load_registry(group: str = PLUGIN_ENTRY_POINT_GROUP, only: Collection[str] | None = None) -> Registry:
+    """Every plugin of `group`; with `only`, just the entry points registering those type names (in any
+    section), so that `collector run` imports the plugins its config names and no others. A type name
+    two distributions register is still found broken, as both are loaded."""
     registry = Registry()
     conflicts: dict[tuple[str, str], list[str]] = {}  # (section, type) -> every conflicting registration
     for ep in entry_points(group=group):
+        if only is not None and entry_point_type(ep.name) not in only:
+            continue
         try:
             cls = ep.load()
         except Exception as exc:  # a broken plugin must not stop the others

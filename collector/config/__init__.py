@@ -10,11 +10,11 @@ from typing import Any
 
 from collector.config.errors import ConfigError, ConfigIssue
 
-__all__ = ["Config", "ConfigError", "ConfigIssue", "load_config", "parse_config"]
+__all__ = ["Config", "ConfigError", "ConfigIssue", "load_config", "load_config_lazily", "parse_config"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Config", "load_config", "parse_config"):
+    if name in ("Config", "load_config", "load_config_lazily", "parse_config"):
         from collector.config import loader
 
         return getattr(loader, name)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from collector.api import SECTIONS
 from collector.config.advice import config_warnings
 from collector.config.errors import ConfigError, ConfigIssue, did_you_mean
 from collector.config.messages import describe
@@ -65,6 +66,42 @@ def load_config(path: str | Path, registry: Registry | None = None, environ: Map
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue((), "config is not valid UTF-8", file=file)]) from None
     return parse_config(text, file, registry, environ)
+
+
+def load_config_lazily(path: str | Path, environ: Mapping[str, str] | None = None) -> tuple[Config, Registry]:
+    """`load_config` importing only the plugins whose type names the file mentions (`collector run`
+    stays light); the registry it used comes back with the config. Should the file not validate that
+    way, it is validated again against every plugin, so the error (lists of the types available,
+    did-you-mean) is exactly the one `collector validate` gives."""
+    names: set[str] | None = None
+    try:
+        loaded = load_yaml(Path(path).read_text(encoding="utf-8"), str(path), environ)
+        names = _type_names(loaded.data)
+    except (OSError, UnicodeDecodeError):
+        names = None
+    if names is not None:
+        registry = load_registry(only=names)
+        try:
+            return load_config(path, registry, environ), registry
+        except ConfigError:
+            pass
+    registry = load_registry()
+    return load_config(path, registry, environ), registry
+
+
+def _type_names(data: Any) -> set[str] | None:
+    """The `type` of every component in the three sections; None when the file is not shaped for that."""
+    if not isinstance(data, dict):
+        return None
+    names: set[str] = set()
+    for section in SECTIONS:
+        components = data.get(section) or {}
+        if not isinstance(components, dict):
+            return None
+        for body in components.values():
+            if isinstance(body, dict) and isinstance(body.get("type"), str):
+                names.add(body["type"])
+    return names
 
 
 def parse_config(

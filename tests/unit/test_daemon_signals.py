@@ -143,3 +143,41 @@ async def test_every_sighup_is_a_reload_even_without_changes(running: Running) -
     os.kill(os.getpid(), signal.SIGHUP)  # nothing changed: an empty difference, still a reload
     await wait_for(lambda: daemon.reloads["success"] == 2)
     assert set(daemon.runtime.running) == {"src", "out", "extra"}
+
+
+async def test_sighup_with_lazy_plugins_loads_a_type_the_old_config_did_not_name(tmp_path: Path) -> None:
+    # `collector run`'s daemon: start-up imported only the plugins its file named; a reload naming another
+    # type must find it (load_config_lazily on the new file), not validate against the old subset.
+    from collector.config import load_config_lazily
+
+    tree = logging.getLogger("collector")
+    saved = (list(tree.handlers), tree.level, tree.propagate)
+    path = tmp_path / "collector.yaml"
+    base = f"""\
+data_dir: {tmp_path / "data"}
+api: {{enabled: false}}
+inputs: {{gen: {{type: generator, rate: 1000}}}}
+outputs:
+  sink: {{type: blackhole, inputs: [gen]}}
+"""
+    path.write_text(base)
+    config, registry = load_config_lazily(path)
+    assert {name for _, name in registry.plugins} == {"generator", "blackhole"}
+    daemon = Daemon(str(path), config, registry, lazy_plugins=True)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await wait_for(lambda: daemon.ready)
+        path.write_text(base + f'  copy: {{type: file, inputs: [gen], path: "{tmp_path / "out.log"}"}}\n')
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_for(lambda: daemon.reloads["success"] == 1 and (tmp_path / "out.log").exists())
+        assert daemon.reloads["failure"] == 0
+        assert ("outputs", "file") in daemon.registry.plugins
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await asyncio.wait_for(task, 15) == 0
+        for handler in list(tree.handlers):
+            tree.removeHandler(handler)
+        for handler in saved[0]:
+            tree.addHandler(handler)
+        tree.setLevel(saved[1])
+        tree.propagate = saved[2]
