@@ -547,6 +547,7 @@ class _Batcher:
             take = min(room, count - index)
             request.records.extend(records[index : index + take] if take < count else records)
             request.nbytes += take * per
+            request.spans.append([unit.origin, index, take])  # one slice per request: a span of its own
             if not request.owners or request.owners[-1] is not state:
                 request.owners.append(state)
                 state.parts += 1
