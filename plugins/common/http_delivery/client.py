@@ -42,7 +42,11 @@ class Response:
 
 def retry_after(headers: dict[str, str], now: float | None = None) -> float | None:
     """Seconds from a `Retry-After` header (delta-seconds or an HTTP date); None when absent or unreadable."""
-    value = headers.get("retry-after")
+    return retry_after_seconds(headers.get("retry-after"), now)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A `Retry-After` header value (delay-seconds or HTTP-date) in seconds, None when absent or unreadable."""
     if not value:
         return None
     value = value.strip()
@@ -51,6 +55,8 @@ def retry_after(headers: dict[str, str], now: float | None = None) -> float | No
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 

@@ -16,11 +16,10 @@ https://github.com/open-telemetry/opentelemetry-proto/blob/main/docs/specificati
 
 from __future__ import annotations
 
-import email.utils
-import time
 from dataclasses import dataclass
 
 from collector.send_result import SendResult
+from collector_plugins.common.http_delivery.client import retry_after_seconds
 
 RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 THROTTLE_HTTP = frozenset({429})
@@ -35,22 +34,6 @@ class Accepted:
 
     rejected: int = 0
     message: str = ""
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """A `Retry-After` header value (delay-seconds or HTTP-date) in seconds, None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def status_message(body: bytes) -> str:
