@@ -36,6 +36,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -396,12 +397,58 @@ outputs:
     return results
 
 
+def run_file_socket_buffers(lines: int, cpu: int, peer_cpu: int, pairs: int = 3) -> dict[str, Any]:
+    """file -> socket (tcp) with a disk buffer beside the same pipeline with a memory buffer (both doing real
+    work: tailing, framing, sending), interleaved `pairs` times; medians of first-to-last-line rates."""
+    pin(peer_cpu)
+    rates: dict[str, list[float]] = {"memory": [], "disk": []}
+    cpu_per_m: dict[str, list[float]] = {"memory": [], "disk": []}
+    with tempfile.TemporaryDirectory(prefix="bench-file-buffers-") as tmp:
+        work = Path(tmp)
+        # The source in a folder of its own: the file input's watcher must not see the buffer's segment writes.
+        (work / "logs").mkdir()
+        source = work / "logs" / "app.log"
+        write_lines(source, lines)
+        for round_ in range(pairs):
+            for kind in ("memory", "disk"):
+                sink = LineSink(lines)
+                data = work / f"data-{kind}-{round_}"
+                data.mkdir()
+                buffer = "{type: disk, max_bytes: 2GiB}" if kind == "disk" else "{type: memory}"
+                config = work / f"{kind}.yaml"
+                config.write_text(
+                    f"""\
+data_dir: {data}
+api: {{enabled: false}}
+inputs:
+  app: {{type: file, include: ["{source}"], read_from: beginning}}
+outputs:
+  ship: {{type: socket, inputs: [app], address: "tcp://127.0.0.1:{sink.port}", codec: text, buffer: {buffer}}}
+"""
+                )
+                run = timed_run([sys.executable, "-m", "collector", "run", "-c", str(config)], sink, cpu, timeout=300)
+                sink.close()
+                rates[kind].append(run["events"] / run["seconds"])
+                cpu_per_m[kind].append(run["cpu_seconds"] / (lines / 1e6))
+    memory, disk = statistics.median(rates["memory"]), statistics.median(rates["disk"])
+    return {
+        "scenario": "file -> socket (tcp), disk buffer vs memory buffer",
+        "events": lines,
+        "memory_per_s": memory,
+        "disk_per_s": disk,
+        "memory_cpu_per_m": statistics.median(cpu_per_m["memory"]),
+        "disk_cpu_per_m": statistics.median(cpu_per_m["disk"]),
+        "disk_share": disk / memory,
+    }
+
+
 SCENARIOS: dict[str, Callable[[int, int, int], dict[str, Any]]] = {
     "syslog": run_syslog,
     "forward": run_forward,
     "file_socket": run_file_socket,
+    "file_buffers": run_file_socket_buffers,
 }
-DEFAULT_EVENTS = {"syslog": 2_000_000, "forward": 2_000_000, "file_socket": 1_000_000}
+DEFAULT_EVENTS = {"syslog": 2_000_000, "forward": 2_000_000, "file_socket": 1_000_000, "file_buffers": 1_000_000}
 
 
 def main() -> int:
@@ -433,6 +480,13 @@ def main() -> int:
 
 
 def print_result(result: dict[str, Any]) -> None:
+    if "disk_share" in result:
+        print(
+            f"{result['scenario']}: {result['events']:,} lines; memory {result['memory_per_s']:,.0f}/s "
+            f"({result['memory_cpu_per_m']:.2f} CPU-s per M), disk {result['disk_per_s']:,.0f}/s "
+            f"({result['disk_cpu_per_m']:.2f} CPU-s per M); disk = {100 * result['disk_share']:.0f} % of memory"
+        )
+        return
     if "ratio" in result:
         print(
             f"{result['scenario']}: {result['events']:,} lines; ours {result['ours_per_s']:,.0f}/s "
