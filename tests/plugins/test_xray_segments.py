@@ -25,6 +25,14 @@ NOW = time.time()
 PARENT = "53995c3f42cd8ad8"
 
 
+@pytest.fixture(autouse=True)
+def _clock_now() -> None:
+    """`NOW` is read when each test starts: span_record() stamps trace ids with the clock at call time, and a
+    module-level value taken at collection would be minutes old by the time a long suite reaches these tests."""
+    global NOW
+    NOW = time.time()
+
+
 def convert(span: dict[str, Any], **options: Any) -> dict[str, Any]:
     result: dict[str, Any] = orjson.loads(SegmentMapper(SegmentOptions(**options)).convert(span, now=NOW))
     return result
