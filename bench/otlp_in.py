@@ -8,7 +8,10 @@ The collector runs as its own process (`collector run`, the installed CLI) pinne
 blackhole. This process, pinned to `--client-cpu` (default 1), is the load: `--concurrency` clients send
 pre-built, pre-serialised requests of `--batch` items each (spans with 6 attributes under a resource of 3;
 log records with a body, 3 attributes and trace context; gauge points with 2 attributes), each waiting for its
-answer before the next. Prints items/s (answered OK), MiB/s of request bodies, and the collector's peak RSS.
+answer before the next. The clients cycle through `--distinct` different requests (fresh ids; the per-item
+values `url.path` / `order.id` / the log body and gauge value unique across all of them), so the receiver's
+attribute cache (plugins/common/otlp/values.py) meets what it meets in the field: most attribute values repeat,
+one per item does not. Prints items/s (answered OK), MiB/s of request bodies, and the collector's peak RSS.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import psutil
 from collector.testing import free_port
 
 
-def trace_request(n: int) -> bytes:
+def trace_request(n: int, first: int = 0) -> bytes:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     request = ExportTraceServiceRequest()
@@ -51,7 +54,7 @@ def trace_request(n: int) -> bytes:
         )
         attrs = span.attributes
         attrs.add(key="http.request.method").value.string_value = "GET"
-        attrs.add(key="url.path").value.string_value = f"/api/orders/{i}"
+        attrs.add(key="url.path").value.string_value = f"/api/orders/{first + i}"
         attrs.add(key="http.route").value.string_value = "/api/orders/{id}"
         attrs.add(key="http.response.status_code").value.int_value = 200
         attrs.add(key="server.address").value.string_value = "shop.example.com"
@@ -60,7 +63,7 @@ def trace_request(n: int) -> bytes:
     return request.SerializeToString()
 
 
-def log_request(n: int) -> bytes:
+def log_request(n: int, first: int = 0) -> bytes:
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
     request = ExportLogsServiceRequest()
@@ -79,14 +82,14 @@ def log_request(n: int) -> bytes:
             span_id=os.urandom(8),
             flags=1,
         )
-        record.body.string_value = f"order {i} paid by customer 4711 in 12.5 ms via card ending 0042"
-        record.attributes.add(key="order.id").value.int_value = i
+        record.body.string_value = f"order {first + i} paid by customer 4711 in 12.5 ms via card ending 0042"
+        record.attributes.add(key="order.id").value.int_value = first + i
         record.attributes.add(key="code.function").value.string_value = "pay"
         record.attributes.add(key="thread.name").value.string_value = "worker-3"
     return request.SerializeToString()
 
 
-def metric_request(n: int) -> bytes:
+def metric_request(n: int, first: int = 0) -> bytes:
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
     request = ExportMetricsServiceRequest()
@@ -95,7 +98,7 @@ def metric_request(n: int) -> bytes:
     metric = resource_metrics.scope_metrics.add().metrics.add(name="queue.depth", unit="{item}")
     now = time.time_ns()
     for i in range(n):
-        point = metric.gauge.data_points.add(time_unix_nano=now, as_double=float(i))
+        point = metric.gauge.data_points.add(time_unix_nano=now, as_double=float(first + i))
         point.attributes.add(key="queue").value.string_value = f"q{i % 50}"
         point.attributes.add(key="region").value.string_value = "eu-west-1"
     return request.SerializeToString()
@@ -123,8 +126,9 @@ outputs:
 """
 
 
-async def _load(signal: str, transport: str, port: int, body: bytes, seconds: float, concurrency: int) -> int:
-    """Requests answered OK within `seconds` (after a warm-up request per client)."""
+async def _load(signal: str, transport: str, port: int, bodies: list[bytes], seconds: float, concurrency: int) -> int:
+    """Requests answered OK within `seconds` (after a warm-up request per client), cycling through `bodies`."""
+    body = bodies[0]
     done = 0
     deadline = 0.0
     if transport == "grpc":
@@ -137,7 +141,7 @@ async def _load(signal: str, transport: str, port: int, body: bytes, seconds: fl
             async def grpc_client() -> None:
                 nonlocal done
                 while time.monotonic() < deadline:
-                    await call(body)
+                    await call(bodies[done % len(bodies)])
                     done += 1
 
             await call(body)
@@ -153,7 +157,7 @@ async def _load(signal: str, transport: str, port: int, body: bytes, seconds: fl
         async def http_client() -> None:
             nonlocal done
             while time.monotonic() < deadline:
-                async with session.post(url, data=body, headers=headers) as r:
+                async with session.post(url, data=bodies[done % len(bodies)], headers=headers) as r:
                     await r.read()
                     if r.status != 200:
                         raise RuntimeError(f"answered {r.status}")
@@ -179,8 +183,10 @@ def _peak_rss(pid: int) -> int:
     return 0
 
 
-def run(signal: str, transport: str, batch: int, seconds: float, concurrency: int, cpu: int) -> dict[str, Any]:
-    body = BUILDERS[signal](batch)
+def run(
+    signal: str, transport: str, batch: int, seconds: float, concurrency: int, cpu: int, distinct: int = 64
+) -> dict[str, Any]:
+    bodies = [BUILDERS[signal](batch, k * batch) for k in range(distinct)]
     grpc_port, http_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="bench-otlp-") as data_dir:
         config = Path(data_dir) / "collector.yaml"
@@ -197,7 +203,7 @@ def run(signal: str, transport: str, batch: int, seconds: float, concurrency: in
             port = grpc_port if transport == "grpc" else http_port
             started_cpu = sum(watched.cpu_times()[:2])
             started = time.monotonic()
-            requests = asyncio.run(_load(signal, transport, port, body, seconds, concurrency))
+            requests = asyncio.run(_load(signal, transport, port, bodies, seconds, concurrency))
             elapsed = time.monotonic() - started
             cpu_used = sum(watched.cpu_times()[:2]) - started_cpu
             rss = _peak_rss(proc.pid)
@@ -210,10 +216,10 @@ def run(signal: str, transport: str, batch: int, seconds: float, concurrency: in
         "signal": signal,
         "transport": transport,
         "items_per_second": round(items / elapsed),
-        "mib_per_second": round(requests * len(body) / elapsed / 2**20, 1),
+        "mib_per_second": round(requests * len(bodies[0]) / elapsed / 2**20, 1),
         "collector_cpu_share": round(cpu_used / elapsed, 2),
         "peak_rss_mib": round(rss / 2**20),
-        "request_bytes": len(body),
+        "request_bytes": len(bodies[0]),
     }
 
 
@@ -223,6 +229,7 @@ def main() -> None:
     parser.add_argument("--transport", choices=["grpc", "http"], action="append")
     parser.add_argument("--batch", type=int, default=1000, help="items per request")
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--distinct", type=int, default=64, help="different requests the clients cycle through")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--cpu", type=int, default=0, help="the collector's CPU")
     parser.add_argument("--client-cpu", type=int, default=1, help="the load generator's CPU")
@@ -232,7 +239,7 @@ def main() -> None:
     print(f"{'signal':8} {'transport':9} {'items/s':>10} {'MiB/s':>7} {'cpu':>5} {'rss MiB':>8}")
     for signal in args.signal or ["traces", "metrics", "logs"]:
         for transport in args.transport or ["grpc", "http"]:
-            r = run(signal, transport, args.batch, args.seconds, args.concurrency, args.cpu)
+            r = run(signal, transport, args.batch, args.seconds, args.concurrency, args.cpu, args.distinct)
             print(
                 f"{signal:8} {transport:9} {r['items_per_second']:>10} {r['mib_per_second']:>7} "
                 f"{r['collector_cpu_share']:>5} {r['peak_rss_mib']:>8}",

@@ -56,14 +56,24 @@ def _mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
     return bytes(buf)
 
 
-def _convert(message: object) -> None:
-    if isinstance(message, ExportTraceServiceRequest):
-        spans_from_request(message)
-    elif isinstance(message, ExportLogsServiceRequest):
-        logs_from_request(message, 0.0)
+def _convert(message: object, index: int) -> None:
+    """Convert a decoded request (traces and logs arrive as their receive views): counted, never raising."""
+    if index == 0:
+        out = spans_from_request(message)  # type: ignore[arg-type]
+        assert len(out.records) + out.rejected == _items(message, "resource_spans", "scope_spans", "spans")
+    elif index == 1:
+        out = logs_from_request(message, 0.0)
+        assert len(out.records) + out.rejected == _items(message, "resource_logs", "scope_logs", "log_records")
     else:
         assert isinstance(message, ExportMetricsServiceRequest)
         OtlpMetricsConverter().convert(message, 0.0)
+
+
+def _items(message: object, *path: str) -> int:
+    level: list[object] = [message]
+    for name in path:
+        level = [child for parent in level for child in getattr(parent, name)]
+    return len(level)
 
 
 def _check(body: bytes, encoding: str, kind: str, index: int) -> None:
@@ -71,7 +81,7 @@ def _check(body: bytes, encoding: str, kind: str, index: int) -> None:
         message = decode_body(body, encoding, kind, TYPES[index], LIMIT)
     except (InvalidBody, TooLarge):
         return
-    _convert(message)
+    _convert(message, index)
 
 
 edits = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6)

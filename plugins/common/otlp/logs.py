@@ -17,41 +17,47 @@ One record per LogRecord, a plain dict:
 length is dropped from the record (the record is kept: a log line is worth more than a broken id). The
 records of one resource and scope share one `resource` and one `scope` dict.
 
-No log record is ever rejected: every field of a LogRecord is optional.
+Every field of a LogRecord is optional, so a log record is rejected only when its attributes do not decode
+(bad UTF-8 in a key or string: the receive view defers that validation, views.py), and then alone.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from google.protobuf.message import DecodeError
 
 from collector_plugins.common.otlp.conversion import Conversion
 from collector_plugins.common.otlp.traces import scope_dict
-from collector_plugins.common.otlp.values import any_value, attributes
+from collector_plugins.common.otlp.values import any_value, attributes, raw_attributes
+from collector_plugins.common.otlp.views import as_logs_view
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _NANOS = 1e9
 
 
-def logs_from_request(request: ExportLogsServiceRequest, received: float) -> Conversion:
-    """Every log record of the request as a record; `received` (epoch seconds) times those without a time."""
+def logs_from_request(request: Any, received: float) -> Conversion:
+    """Every log record of the request as a record; `received` (epoch seconds) times those without a time.
+
+    `request` is an ExportLogsServiceRequest or its receive view (views.py, what the `otlp` input decodes).
+    """
     out = Conversion()
     append = out.records.append
-    for resource_logs in request.resource_logs:
+    for resource_logs in as_logs_view(request).resource_logs:
         resource = attributes(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
             scope = scope_dict(scope_logs.scope)
             for log in scope_logs.log_records:
+                try:
+                    log_attributes = raw_attributes(log.attributes)
+                except DecodeError:
+                    out.reject(1, "a log record's attributes do not decode (invalid UTF-8?)")
+                    continue
                 body = log.body
-                case = body.WhichOneof("value")
-                if case == "string_value":
-                    message: Any = body.string_value
-                elif case is None:
-                    message = ""
-                else:
-                    message = any_value(body)
+                message: Any = body.string_value  # the common case: one access instead of two
+                if not message:
+                    message = "" if body.WhichOneof("value") in (None, "string_value") else any_value(body)
                 time_ns = log.time_unix_nano
                 observed_ns = log.observed_time_unix_nano
                 record = {
@@ -61,7 +67,7 @@ def logs_from_request(request: ExportLogsServiceRequest, received: float) -> Con
                     "observed_time_unix_nano": observed_ns,
                     "severity_text": log.severity_text,
                     "severity_number": log.severity_number,
-                    "attributes": attributes(log.attributes),
+                    "attributes": log_attributes,
                     "resource": resource,
                     "scope": scope,
                     "flags": log.flags,

@@ -22,8 +22,11 @@ starts is rejected alone (counted in `Conversion.rejected`, the first reason kep
 `partial_success.error_message`); its neighbours are kept. A parent span id of another length than 8 bytes is
 read as "no parent" (a root span), as the SDKs do with an invalid parent context.
 
-This is the receive hot path: one pass per span with the fields read once, ids converted with `bytes.hex()`,
-attributes converted inline for the common string case (values.py).
+A span whose attributes, events, links or status do not decode (the receive view defers their validation,
+views.py) is rejected alone too.
+
+This is the receive hot path: one pass per span over the receive view (views.py) with the fields read once,
+ids converted with `bytes.hex()`, each distinct encoded attribute and status decoded once (values.py).
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector_plugins.common.otlp.conversion import Conversion
-from collector_plugins.common.otlp.values import attributes, id_bytes, set_attributes
+from collector_plugins.common.otlp.values import attributes, id_bytes, raw_attributes, set_attributes
+from collector_plugins.common.otlp.views import as_traces_view
 
 KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 KIND_NUMBERS = {name: number for number, name in enumerate(KINDS)}
@@ -48,14 +54,18 @@ def scope_dict(scope: Any) -> dict[str, Any]:
     return {"name": scope.name, "version": scope.version, "attributes": attributes(scope.attributes)}
 
 
-def spans_from_request(request: ExportTraceServiceRequest) -> Conversion:
-    """Every valid span of the request as a record; invalid spans counted in `rejected`."""
+def spans_from_request(request: Any) -> Conversion:
+    """Every valid span of the request as a record; invalid spans counted in `rejected`.
+
+    `request` is an ExportTraceServiceRequest or its receive view (views.py, what the `otlp` input decodes).
+    """
+    view = as_traces_view(request)
     out = Conversion()
     records = out.records
     append = records.append
     kinds = KINDS
     nkinds = len(KINDS)
-    for resource_spans in request.resource_spans:
+    for resource_spans in view.resource_spans:
         resource = attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             scope = scope_dict(scope_spans.scope)
@@ -73,12 +83,19 @@ def spans_from_request(request: ExportTraceServiceRequest) -> Conversion:
                 if end < start:
                     out.reject(1, "a span ends before it starts (end_time_unix_nano < start_time_unix_nano)")
                     continue
-                parent = span.parent_span_id
-                kind = span.kind
-                status = span.status
-                end_time = end / _NANOS
                 events = span.events
                 links = span.links
+                try:
+                    span_attributes = raw_attributes(span.attributes)
+                    status = _status(span.status)
+                    span_events = [_event(Span.Event.FromString(e)) for e in events] if events else []
+                    span_links = [_link(Span.Link.FromString(link)) for link in links] if links else []
+                except DecodeError:
+                    out.reject(1, "a span's attributes, events, links or status do not decode (invalid UTF-8?)")
+                    continue
+                parent = span.parent_span_id
+                kind = span.kind
+                end_time = end / _NANOS
                 append(
                     {
                         "format": "otlp",
@@ -93,10 +110,10 @@ def spans_from_request(request: ExportTraceServiceRequest) -> Conversion:
                         "end_time": end_time,
                         "start_time_unix_nano": start,
                         "end_time_unix_nano": end,
-                        "attributes": attributes(span.attributes),
-                        "events": [_event(e) for e in events] if events else [],
-                        "links": [_link(link) for link in links] if links else [],
-                        "status": {"code": status.code, "message": status.message},
+                        "attributes": span_attributes,
+                        "events": span_events,
+                        "links": span_links,
+                        "status": status,
                         "resource": resource,
                         "scope": scope,
                         "dropped_attributes_count": span.dropped_attributes_count,
@@ -106,6 +123,23 @@ def spans_from_request(request: ExportTraceServiceRequest) -> Conversion:
                     }
                 )
     return out
+
+
+# Encoded Status → the record's status dict. Nearly every span has one of a handful (unset, OK, ERROR with a
+# few messages); records never modify nested values in place (collector/events.py), so they share these.
+_STATUSES: dict[bytes, dict[str, Any]] = {}
+_MAX_STATUSES = 1024
+
+
+def _status(raw: bytes) -> dict[str, Any]:
+    status = _STATUSES.get(raw)
+    if status is None:
+        message = Status.FromString(raw)
+        status = {"code": message.code, "message": message.message}
+        if len(_STATUSES) >= _MAX_STATUSES:
+            _STATUSES.clear()
+        _STATUSES[raw] = status
+    return status
 
 
 def _event(event: Any) -> dict[str, Any]:

@@ -10,7 +10,9 @@ An `AnyValue` maps to the Python value its case holds: `string_value` → str, `
 type back to its case; an int outside the signed 64-bit range and any other type become their `str()`.
 
 This is the receive hot path (every span has attributes), so `attributes` does the common string case inline
-and leaves nested values to a function call.
+and leaves nested values to a function call. The receive views (views.py) hand out span and log attributes as
+encoded `KeyValue`s: `raw_attributes` decodes each distinct one once and remembers its scalar value in a
+bounded cache (`KeyValueCache`), since most attribute values repeat from span to span.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+_CONTAINERS = (list, dict)
 
 
 def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
@@ -40,6 +43,50 @@ def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
             out[kv.key] = attributes(value.kvlist_value.values)
         else:
             out[kv.key] = getattr(value, case)
+    return out
+
+
+class KeyValueCache:
+    """Encoded `KeyValue` → (key, value), for scalar values of encodings up to `max_bytes` long.
+
+    Bounded: `max_entries` entries of at most `max_bytes` each (plus the decoded key and value); when full it
+    is emptied and refills with what is current. Only scalars (str, int, float, bool, bytes, None) are kept:
+    they are immutable, so records may share them. Arrays and maps are decoded afresh each time.
+    """
+
+    __slots__ = ("entries", "max_bytes", "max_entries")
+
+    def __init__(self, max_entries: int = 8192, max_bytes: int = 256) -> None:
+        self.entries: dict[bytes, tuple[str, Any]] = {}
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+
+    def decode(self, raw: bytes) -> tuple[str, Any]:
+        """The key and value of an encoded `KeyValue` (raises `DecodeError` if it is not one)."""
+        kv = KeyValue.FromString(raw)
+        value = kv.value
+        text = value.string_value  # the common case in one access ("" for any other case)
+        key_value = (kv.key, text if text else any_value(value))
+        if len(raw) <= self.max_bytes and type(key_value[1]) not in _CONTAINERS:
+            entries = self.entries
+            if len(entries) >= self.max_entries:
+                entries.clear()
+            entries[raw] = key_value
+        return key_value
+
+
+KEY_VALUES = KeyValueCache()
+
+
+def raw_attributes(raws: Iterable[bytes], cache: KeyValueCache = KEY_VALUES) -> dict[str, Any]:
+    """Encoded `KeyValue`s as a dict (a repeated key: the last wins); `DecodeError` if one is not valid."""
+    out: dict[str, Any] = {}
+    known = cache.entries.get
+    for raw in raws:
+        hit = known(raw)
+        if hit is None:
+            hit = cache.decode(raw)
+        out[hit[0]] = hit[1]
     return out
 
 
