@@ -9,6 +9,8 @@ HTTP client) runs in this process, pinned to CPU 0; the peer runs as its own
 process pinned to CPU 1:
 
 - `osmem`: osmem-server, a real OpenSearch API (indexes every document);
+- `noida`: noida-db's Elasticsearch API (indexes every document), through the
+  `elasticsearch` output;
 - `fast`: a minimal `_bulk` responder (aiohttp) that reads the body and answers
   `errors: false`, so the figure is the collector side's own ceiling.
 
@@ -40,6 +42,7 @@ from collector.log import RepeatLimiter
 from collector.output_driver import OutputRunner
 from collector.stats import ComponentStats
 from collector.testing import component_context, free_port
+from collector_plugins.outputs.elasticsearch.output import ElasticsearchConfig, ElasticsearchOutput
 from collector_plugins.outputs.opensearch.output import OpenSearchConfig, OpenSearchOutput
 from tests.search_peers import SearchServer
 
@@ -79,7 +82,7 @@ def start_fast() -> tuple[str, subprocess.Popen[bytes]]:
     return f"http://127.0.0.1:{port}", process
 
 
-async def run(endpoint: str, records: int, gzip: bool, concurrency: int) -> dict[str, float]:
+async def run(endpoint: str, records: int, gzip: bool, concurrency: int, kind: str = "opensearch") -> dict[str, float]:
     texts = log_lines(2000)
     now = time.time()
     batches = [
@@ -94,7 +97,7 @@ async def run(endpoint: str, records: int, gzip: bool, concurrency: int) -> dict
         for b in range(records // 1000)
     ]
     body = {
-        "type": "opensearch",
+        "type": kind,
         "inputs": ["x"],
         "endpoint": endpoint,
         "index": "bench-{%Y.%m.%d}",
@@ -102,9 +105,12 @@ async def run(endpoint: str, records: int, gzip: bool, concurrency: int) -> dict
         "concurrency": concurrency,
         "batch": {"max_bytes": "5MiB", "timeout": "0s"},
     }
-    config = OpenSearchConfig.model_validate(body)
+    config_type, output_type = (
+        (OpenSearchConfig, OpenSearchOutput) if kind == "opensearch" else (ElasticsearchConfig, ElasticsearchOutput)
+    )
+    config = config_type.model_validate(body)
     with tempfile.TemporaryDirectory() as tmp:
-        output = OpenSearchOutput(config, component_context("bench", Path(tmp)))
+        output = output_type(config, component_context("bench", Path(tmp)))
         buffer = MemoryBuffer(max_events=10**8, max_bytes=10**11, when_full="block", on_drop=lambda r, n: None)
         stats = ComponentStats("bench", "outputs", "opensearch")
         dlq = DeadLetterQueue(dlq_dir(Path(tmp), "bench"), "bench", 10**8)
@@ -130,23 +136,29 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--peers", default="fast,osmem")
+    parser.add_argument("--peers", default="fast,osmem,noida")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     ncpu = os.cpu_count() or 1
     for peer in args.peers.split(","):
-        if peer == "osmem":
-            server = SearchServer.osmem()
-            endpoint, process = server.url, server.process
+        if peer in ("osmem", "noida"):
+            server = SearchServer.osmem() if peer == "osmem" else SearchServer.noida()
+            endpoint, process, stop = server.url, server.process, server.stop
+            # The log lines start with an ISO time, which noida-db's dynamic mapping takes for a date field
+            # (Elasticsearch only does so for a whole-value match): map `message` as text up front.
+            index = time.strftime("bench-%Y.%m.%d", time.gmtime())
+            server.call("PUT", f"/{index}", {"mappings": {"properties": {"message": {"type": "text"}}}})
         else:
             endpoint, process = start_fast()
+            stop = process.terminate
         if ncpu > 1:
             os.sched_setaffinity(process.pid, {1})
             os.sched_setaffinity(0, {0})
         try:
-            figures = asyncio.run(run(endpoint, args.records, args.gzip, args.concurrency))
+            kind = "elasticsearch" if peer == "noida" else "opensearch"
+            figures = asyncio.run(run(endpoint, args.records, args.gzip, args.concurrency, kind))
         finally:
-            process.terminate()
+            stop()
             process.wait()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
