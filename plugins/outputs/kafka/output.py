@@ -284,6 +284,9 @@ class KafkaOutput(Output):
         except (KafkaError, OSError) as exc:
             await producer.stop()
             raise RetryableError(f"cannot reach the brokers: {type(exc).__name__}: {exc}") from exc
+        except BaseException:  # cancelled mid-start (stop, reload): close the connections start opened
+            await producer.stop()
+            raise
         self._producer = producer
         return producer
 
