@@ -27,9 +27,10 @@ from collector.events import LOGS, METRICS, TRACES
 from collector.registry import load_registry
 from collector.runtime import Runtime
 from collector.testing import Capture, free_port, wait_for
+from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.otlp.input import Otlp, OtlpConfig
 from tests.plugins.otlp_sdk import LogSdk, Sdk, TraceSdk
-from tests.plugins.receiver_support import Sink, make_context, running
+from tests.plugins.receiver_support import Sink, listen_backlog, make_context, running
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
 SPAN_ID = "eee19b7ec3c1b174"
@@ -536,3 +537,11 @@ def test_config_checks() -> None:
         OtlpConfig(type="otlp", max_request_bytes="8MiB", max_decompressed_bytes="4MiB")
     assert OtlpConfig(type="otlp", grpc_listen=":4317").grpc_listen == "127.0.0.1:4317"
     assert Otlp.emitted_kinds(OtlpConfig(type="otlp")) == frozenset({TRACES, METRICS, LOGS})
+
+
+async def test_the_http_listen_backlog_survives_the_server_start(tmp_path: Path) -> None:
+    """aiohttp's SockSite would call listen(128) again over the socket's own 1024."""
+    async with serving(tmp_path) as (plugin, _):
+        assert plugin.http is not None
+        expected = min(LISTEN_BACKLOG, int(Path("/proc/sys/net/core/somaxconn").read_text()))
+        assert listen_backlog(plugin.http.port) == expected

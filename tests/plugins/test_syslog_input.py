@@ -15,9 +15,10 @@ from pydantic import ValidationError
 
 from collector.api import InputContext
 from collector.testing import wait_for
+from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.common.listening.stream_server import EVICT_MIN_IDLE
 from collector_plugins.inputs.syslog.input import Syslog, SyslogConfig
-from tests.plugins.receiver_support import Sink, make_context, running
+from tests.plugins.receiver_support import Sink, listen_backlog, make_context, running
 
 pytestmark = pytest.mark.skipif(shutil.which("logger") is None, reason="util-linux logger is not installed")
 HOSTNAME = socket.gethostname()
@@ -279,3 +280,13 @@ async def test_idle_tcp_connections_are_closed_after_idle_timeout(tmp_path: Path
         writer.close()
     assert sink.messages() == ["before going quiet"]
     assert plugin.counters()["connections_closed_idle"] == 1
+
+
+async def test_the_listen_backlog_survives_the_server_start(tmp_path: Path) -> None:
+    """A burst of clients (say, every container's log driver reconnecting after a restart) waits in the kernel's
+    accept queue: 1024, not the 100 asyncio's create_server would set again over the socket's own."""
+    sink = Sink()
+    plugin, ctx = make(tmp_path, sink)
+    async with running(plugin, ctx):
+        expected = min(LISTEN_BACKLOG, int(Path("/proc/sys/net/core/somaxconn").read_text()))
+        assert listen_backlog(plugin.listeners.port(0)) == expected

@@ -31,6 +31,9 @@ SCHEMES: tuple[Scheme, ...] = ("tcp", "udp", "unix", "unixgram")
 STREAM_SCHEMES = frozenset({"tcp", "unix"})
 # Receive buffer asked for datagram sockets: bursts of UDP are the usual way to lose data.
 DATAGRAM_RCVBUF = 4 * 1024 * 1024
+# Connections the kernel completes before the input accepts them (bursts: many clients reconnecting after a
+# restart). Servers must pass it on: asyncio's create_server and aiohttp's SockSite call listen() again with
+# their own defaults (100, 128).
 LISTEN_BACKLOG = 1024
 
 

@@ -57,6 +57,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from collector.log import RepeatLimiter, kv
+from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 
 # One connection's unread bytes before its own socket is paused.
 DEFAULT_HIGH_WATER = 1024 * 1024
@@ -291,6 +292,7 @@ class StreamServer:
             server = await loop.create_server(
                 lambda: Connection(self),
                 sock=sock,
+                backlog=LISTEN_BACKLOG,  # else asyncio's listen(100) replaces the socket's own
                 ssl=ssl_context,
                 ssl_handshake_timeout=SSL_HANDSHAKE_TIMEOUT if ssl_context is not None else None,
             )

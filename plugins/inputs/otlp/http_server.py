@@ -40,6 +40,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector.events import LOGS, METRICS, TRACES
+from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.otlp.decoding import (
     MEDIA_TYPES,
     InvalidBody,
@@ -85,7 +86,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(1024)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -121,7 +122,7 @@ class HttpServer:
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0, auto_decompress=False
         )
         await self._runner.setup()
-        await web.SockSite(self._runner, self.sock).start()
+        await web.SockSite(self._runner, self.sock, backlog=LISTEN_BACKLOG).start()  # not aiohttp's default (128)
 
     async def stop(self) -> None:
         if self._runner is not None:
