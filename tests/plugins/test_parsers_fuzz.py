@@ -29,7 +29,7 @@ from typing import Any
 
 import msgpack
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from collector.api import ComponentContext, HostFacts
@@ -345,6 +345,8 @@ statsd_lines = st.one_of(
 
 @PARSER_FUZZ
 @given(lines=st.lists(statsd_lines, max_size=10))
+@example(lines=[b":nan|c", b"0:-1e308|c|@0.5"])  # found by this test: -1e308 / 0.5 was added as -inf
+@example(lines=[b"a:1e308|c", b"a:1e308|c", b"g:1e308|g", b"g:+1e308|g"])  # sums past the largest float
 def test_statsd_parser(lines: list[bytes]) -> None:
     agg = Aggregator(10.0, 1000, loss=lambda reason, n: None, log=LOG, component="fuzz")
     parser = StatsdParser(agg, 4000)

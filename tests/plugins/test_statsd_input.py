@@ -329,3 +329,12 @@ async def test_a_port_in_use_fails_the_start(tmp_path: Path) -> None:
 def test_config_errors(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         StatsdConfig.model_validate({"type": "statsd", **options})
+
+
+def test_a_change_that_would_overflow_a_series_is_refused_and_the_sum_kept() -> None:
+    statsd_parser, agg, _ = parser()
+    lines = [b"hits:1e308|c", b"hits:1e308|c", b"rare:-1e308|c|@0.5", b"level:1e308|g", b"level:+1e308|g"]
+    assert statsd_parser.feed(b"\n".join(lines)) == 3
+    values = {m.name: m.value for m in agg.flush_all()}
+    assert values["hits"] == 1e308 and values["level"] == 1e308 and "rare" not in values
+    assert statsd_parser.first_malformed is not None

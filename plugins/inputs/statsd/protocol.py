@@ -19,8 +19,10 @@ then costs two `partition`s, a dict lookup, a `float()` and an addition. The
 cache is bounded (cleared when it outgrows `4 * max_series` entries).
 
 A line that does not parse (no `:` or `|`, an unknown type, a value that is
-not a finite number, an empty name, a bad sample rate) is skipped and counted
-as malformed; the first of each interval is logged with the line itself.
+not a finite number, or a counter value that is not once divided by its sample
+rate, an empty name, a bad sample rate) is skipped and counted as malformed, as
+is a counter or gauge change that would take its series past a finite number
+(the sum so far is kept); the first of each interval is logged with the line.
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ class StatsdParser:
                     number = 0.0
                 else:
                     number = float(value)
+                    if code == COUNTER:
+                        number *= weight  # what the line adds: 1e308 at @0.5 is no longer a number
                     if not _isfinite(number):
                         raise ValueError
             except ValueError:
@@ -156,18 +160,20 @@ class StatsdParser:
                 series = agg.new_series(key, unit)
                 if series is None:
                     continue
-            if code == COUNTER:
-                series.value += number * weight
+            if code == COUNTER or (code == GAUGE and value[0] in _SIGNS):
+                total = series.value + number
+                if not _isfinite(total):  # the line would overflow the series: refused, the sum kept
+                    malformed += 1
+                    self._note_malformed(line, "the value would take the series past a finite number")
+                    continue
+                series.value = total
             elif code == DISTRIBUTION:
                 if several is None:
                     series.dist.add(number, weight)  # type: ignore[union-attr]
                 else:
                     series.dist.add_values(several, weight)  # type: ignore[union-attr]
             elif code == GAUGE:
-                if value[0] in _SIGNS:
-                    series.value += number
-                else:
-                    series.value = number
+                series.value = number
             else:
                 series.members.add(value.decode("utf-8", "replace"))  # type: ignore[union-attr]
         ignored = self.ignored - ignored_before
