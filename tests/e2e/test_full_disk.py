@@ -160,8 +160,16 @@ def test_a_full_disk_holds_the_input_back_then_everything_arrives(collector: Col
     # again (the recovery under test). So fill the disk and add lines, each twice as long as the one
     # before, until what the buffer can free no longer fits the next line: then it holds nothing it
     # could delete, and only freeing the disk helps.
+    def wedged() -> bool:
+        """Refusing with nothing pending, and still so after the buffer had its chance to reclaim room (it
+        deletes delivered segments at its fsync cadence, 1 s, and the refused write is retried meanwhile)."""
+        if not (refusing() and c.component("dest")["buffer"]["events"] == 0):
+            return False
+        time.sleep(2.5)  # not a wait for a condition: the condition must hold for this long
+        return refusing() and c.component("dest")["buffer"]["events"] == 0
+
     size = 16 * 1024
-    while not (refusing() and c.component("dest")["buffer"]["events"] == 0):
+    while not wedged():
         assert time.monotonic() < deadline and size <= 512 * 1024, "the buffer never hit the full disk"
         fill(ballast)
         write_lines(log, total, 1, pad="y" * size)
@@ -169,7 +177,10 @@ def test_a_full_disk_holds_the_input_back_then_everything_arrives(collector: Col
         size *= 2
         wait_for_sync(lambda n=total: refusing() or len(delivered(out)) == n, timeout=10)
     wait_for_sync(lambda: c.get("/readyz")[0] == 503, timeout=10)
-    wait_for_sync(lambda: c.get("/healthz")[0] == 503, timeout=15)
+    try:
+        wait_for_sync(lambda: c.get("/healthz")[0] == 503, timeout=30)
+    except TimeoutError:
+        raise AssertionError(f"never wedged: /healthz {c.get('/healthz')}, dest {c.component('dest')}") from None
     status, body = c.get("/healthz")
     assert "dest: buffer wedged" in body and "nothing left to deliver" in body, body
     assert c.metric("collector_probe_ok", probe="healthz") == 0

@@ -17,7 +17,7 @@ import random
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,12 @@ from tests.aws_faults import FaultProxy
 from tests.moto import MotoServer
 
 pytestmark = pytest.mark.slow
+
+
+def off_loop(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    """A `wait_for` predicate that calls moto (blocking boto3) in a thread: on the event loop it would stall
+    the runtime under test, which delivers on that same loop."""
+    return lambda: asyncio.to_thread(check)
 
 
 @pytest.fixture
@@ -117,8 +123,10 @@ async def test_statsd_to_cloudwatch(runtime: Runtime, moto: MotoServer) -> None:
         over_tcp.close()
 
     await asyncio.to_thread(send)
-    await wait_for(lambda: statistics(moto, "E2E", "shop.checkout.orders", {})["Sum"] >= 4000, timeout=20)
-    await wait_for(lambda: statistics(moto, "E2E", "shop.checkout.latency", {})["SampleCount"] >= 3000, timeout=20)
+    await wait_for(off_loop(lambda: statistics(moto, "E2E", "shop.checkout.orders", {})["Sum"] >= 4000), timeout=20)
+    await wait_for(
+        off_loop(lambda: statistics(moto, "E2E", "shop.checkout.latency", {})["SampleCount"] >= 3000), timeout=20
+    )
     orders = statistics(moto, "E2E", "shop.checkout.orders", {})
     assert orders["Sum"] == 3000 + 1000  # counters: exact sums
     latency = statistics(moto, "E2E", "shop.checkout.latency", {})
@@ -198,9 +206,10 @@ async def test_emf_library_to_cloudwatch_logs_and_metrics(runtime: Runtime, moto
             except logs.exceptions.ResourceNotFoundException:
                 return []
 
-        await wait_for(lambda: len(events()) == 200, timeout=20)
+        await wait_for(off_loop(lambda: len(events()) == 200), timeout=20)
         await wait_for(
-            lambda: statistics(moto, "ShopEMF", "Latency", {"Service": "checkout"})["SampleCount"] >= 200, timeout=20
+            off_loop(lambda: statistics(moto, "ShopEMF", "Latency", {"Service": "checkout"})["SampleCount"] >= 200),
+            timeout=20,
         )
         put_requests = [r for r in proxy.requests if r.operation == "PutLogEvents"]
     docs = [orjson.loads(e["message"]) for e in events()]
