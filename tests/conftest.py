@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.installed import installed
+from tests.installed import release as release_installation
 from tests.kafka_broker import KafkaBroker
 from tests.moto import MotoServer
 from tests.search_peers import SearchServer
@@ -50,12 +50,9 @@ def _close_the_xray_sdks_global_socket() -> Iterator[None]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _remove_the_installed_wheel() -> Iterator[None]:
-    """The wheel and venv of tests/installed.py are built on first use; remove them at the end."""
+    """The wheel and venv of tests/installed.py are built on first use; the last process using them removes them."""
     yield
-    if installed.cache_info().currsize:
-        import shutil
-
-        shutil.rmtree(installed().venv.parent, ignore_errors=True)
+    release_installation()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ copies, so nothing left over from an earlier build (`build/`) can hide a missing
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import os
 import shutil
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,16 +79,73 @@ def install_fresh(wheel: Path, venv: Path, interpreter: str = sys.executable) ->
     _run([*pip, f"{wheel}[{EXTRAS}]"])
 
 
+def _run_id() -> str | None:
+    """The pytest-xdist run's id when this process is one of its workers (each worker is a process)."""
+    return os.environ.get("PYTEST_XDIST_TESTRUNUID")
+
+
+@functools.cache
+def _root() -> Path:
+    """The directory of this test run's installations: one per run, shared by its xdist workers."""
+    run_id = _run_id()
+    if run_id:
+        root = Path(tempfile.gettempdir()) / f"collector-wheel-{run_id}"
+        root.mkdir(exist_ok=True)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="collector-wheel-"))
+    root.chmod(0o755)  # readable by every user: the container smoke test runs it as the service uid
+    return root
+
+
+@contextlib.contextmanager
+def _exclusive() -> Iterator[None]:
+    """Held while one worker builds or installs, so the run does it once, not once per worker."""
+    run_id = _run_id()
+    if not run_id:
+        yield
+        return
+    with (Path(tempfile.gettempdir()) / f"collector-wheel-{run_id}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @functools.cache
 def installed() -> Installation:
-    """Build and install once per test process; later calls return the same installation."""
-    root = Path(tempfile.mkdtemp(prefix="collector-wheel-"))
-    # Readable by every user: the container smoke test runs the installation as the service uid.
-    root.chmod(0o755)
-    wheel = build_wheel(root)
+    """Build and install once per test run; later calls (and other workers) get the same installation.
+
+    Each process that uses it signs in (a file under `users/`); `release()` signs out, and the last one
+    out removes it, so a worker that finishes early never removes what another worker is still running.
+    """
+    root = _root()
     venv = root / "venv"
-    install_fresh(wheel, venv)
-    return Installation(wheel=wheel, venv=venv)
+    done = root / "installed"  # written last: holds the wheel's name once the venv is complete
+    with _exclusive():
+        if not done.exists():
+            wheel = build_wheel(root)
+            install_fresh(wheel, venv)
+            done.write_text(wheel.name)
+        users = root / "users"
+        users.mkdir(exist_ok=True)
+        (users / _user()).touch()
+    return Installation(wheel=root / done.read_text(), venv=venv)
+
+
+def release() -> None:
+    """Sign this process out of the run's installation; the last user out removes it (if it was used)."""
+    if not installed.cache_info().currsize:
+        return
+    root = _root()
+    with _exclusive():
+        (root / "users" / _user()).unlink(missing_ok=True)
+        if not any((root / "users").iterdir()):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _user() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def _usable_by_everyone(path: Path) -> bool:
@@ -114,7 +174,11 @@ def installed_for_other_users() -> Installation | None:
     if interpreter == sys.executable:
         return installed()
     venv = wheel.parent / "venv-shared"
-    install_fresh(wheel, venv, interpreter)
+    done = wheel.parent / "installed-shared"
+    with _exclusive():
+        if not done.exists():
+            install_fresh(wheel, venv, interpreter)
+            done.touch()
     return Installation(wheel=wheel, venv=venv)
 
 
