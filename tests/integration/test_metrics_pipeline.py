@@ -166,13 +166,12 @@ EMF_APP = textwrap.dedent(
 
 
 async def test_emf_library_to_cloudwatch_logs_and_metrics(runtime: Runtime, moto: MotoServer) -> None:
-    port = free_port()
     with FaultProxy(moto.endpoint_url) as proxy:
         await apply(
             runtime,
             f"""
             inputs:
-              emf: {{type: emf, listen: ["tcp://127.0.0.1:{port}"], emit: [logs, metrics], interval: 1s}}
+              emf: {{type: emf, listen: ["tcp://127.0.0.1:0"], emit: [logs, metrics], interval: 1s}}
             outputs:
               logs:
                 type: cloudwatch_logs
@@ -191,6 +190,10 @@ async def test_emf_library_to_cloudwatch_logs_and_metrics(runtime: Runtime, moto
                 batch: {{timeout: 100ms}}
             """,
         )
+        # The port the input bound (not one picked beforehand, which another test may take meanwhile), once it
+        # listens: the library gives up after a few refused connects.
+        await wait_for(lambda: runtime.stats["emf"].state == "running", timeout=10)
+        port = runtime.instance("emf").ports()[0]  # type: ignore[union-attr]
         env = {
             **os.environ,
             "AWS_EMF_ENVIRONMENT": "Default",  # the agent sink, without probing instance metadata
