@@ -54,6 +54,42 @@ async def test_appends_to_an_existing_file(ctx: ComponentContext, tmp_path: Path
     assert target.read_bytes() == b"existing\none\ntwo\n"
 
 
+async def test_a_line_cut_short_by_a_crash_is_ended_before_appending(ctx: ComponentContext, tmp_path: Path) -> None:
+    target = tmp_path / "spans.jsonl"
+    target.write_bytes(b'{"seq": 0, "message": "x"}\n{"seq": 1, "mess')  # kill -9 in the middle of a write
+    out = make(ctx, path=str(target))
+    await out.start()
+    await out.write(logs(1, 2))  # the cut record again, from the buffer, and the next
+    await out.stop()
+    lines = target.read_bytes().splitlines()
+    assert lines[1] == b'{"seq": 1, "mess', "the cut piece stays a line of its own"
+    assert [orjson.loads(line)["seq"] for line in lines[2:]] == [1, 2]
+    assert out.torn_lines_ended == 1 and out.counters()["torn_lines_ended"] == 1
+    assert out.bytes == len(target.read_bytes()) - len(b'{"seq": 0, "message": "x"}\n{"seq": 1, "mess\n')
+
+
+async def test_a_write_only_file_is_appended_to_without_the_check(
+    ctx: ComponentContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector_plugins.outputs.file import paths
+
+    real_open = paths.open_created_private
+
+    def write_only_to_us(path: Path | str, flags: int) -> int:  # a 0200 file, for a non-root collector
+        if flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags)
+
+    monkeypatch.setattr(paths, "open_created_private", write_only_to_us)
+    target = tmp_path / "w.log"
+    target.write_bytes(b"partial")
+    out = make(ctx, path=str(target), codec="text")
+    await out.write(Batch(LOGS, [{"message": "one"}]))
+    await out.stop()
+    assert target.read_bytes() == b"partialone\n", "cannot tell how it ends: appends as before"
+    assert out.torn_lines_ended == 0
+
+
 async def test_write_without_start_opens_lazily_and_stop_closes(ctx: ComponentContext) -> None:
     out = make(ctx, path="lazy.jsonl")
     await out.stop()  # safe without start

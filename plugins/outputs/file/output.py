@@ -16,6 +16,12 @@ other groups of the batch: the driver retries it alone, or dead-letters it if
 its name is longer than the file system allows. Created files are 0600 and
 directories 0700, whatever the umask.
 
+A file is only ever appended whole lines, but a crash (kill -9, power loss)
+can cut the last write short. When a file that does not end in a newline is
+opened, a newline is written first, so the cut piece stays a line of its own
+and the record, delivered again from the buffer, starts a line of its own
+rather than being glued to it.
+
 Rotation by size, like logrotate's numbering: before a write that would take
 the file past `max_bytes`, `path.{n-1}` becomes `path.{n}` ... `path` becomes
 `path.1`, the oldest (`path.{max_files}`) is deleted, and a new `path` is
@@ -150,6 +156,8 @@ class FileOutput(Output):
         self.files_opened = 0
         self.files_closed = 0
         """Files closed to stay under `max_open_files`."""
+        self.torn_lines_ended = 0
+        """Files found ending in a partial line (an earlier crash mid-write) and given a newline before appending."""
         self._files: OrderedDict[Path, _OpenFile] = OrderedDict()  # least recently written first
         self._encode = encoder_for(config.codec)
         # write() and stop() may overlap during a shutdown; the descriptors are used by one thread at a time.
@@ -162,6 +170,7 @@ class FileOutput(Output):
             "rotations": self.rotations,
             "open_files": len(self._files),
             "files_opened": self.files_opened,
+            "torn_lines_ended": self.torn_lines_ended,
         }
 
     async def start(self) -> None:
@@ -254,12 +263,38 @@ class FileOutput(Output):
             make_private_dirs(path.parent)
             fd = open_private_append(path)
             file = self._files[path] = _OpenFile(fd, os.fstat(fd).st_size)
+            try:
+                self._end_torn_line(path, file)
+            except OSError:
+                del self._files[path]
+                os.close(fd)
+                raise
             self.files_opened += 1
             while len(self._files) > self.config.max_open_files:
                 _, oldest = self._files.popitem(last=False)
                 self._close(oldest)
                 self.files_closed += 1
             return file
+
+    def _end_torn_line(self, path: Path, file: _OpenFile) -> None:
+        """Give a file whose last line was cut short (a crash mid-write) its newline before anything is appended."""
+        if file.size == 0:
+            return
+        try:
+            last = os.pread(file.fd, 1, file.size - 1)
+        except OSError as exc:
+            if exc.errno == errno.EBADF:  # write-only to us: cannot tell, append as before
+                return
+            raise
+        if last == b"\n":
+            return
+        self._write(file, b"\n")
+        self.bytes -= 1  # not a record's byte
+        self.torn_lines_ended += 1
+        self.log.warning(
+            "output file ended in a partial line (cut short by a crash); ended it before appending",
+            extra=kv(component=self.ctx.name, path=str(path)),
+        )
 
     def _close(self, file: _OpenFile) -> None:
         try:

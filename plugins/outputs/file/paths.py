@@ -98,5 +98,11 @@ def make_private_dirs(directory: Path) -> None:
 
 
 def open_private_append(path: Path) -> int:
-    """An O_APPEND descriptor on `path`; a file created here is 0600 whatever the umask."""
-    return open_created_private(path, os.O_WRONLY | os.O_APPEND)
+    """An O_APPEND descriptor on `path`; a file created here is 0600 whatever the umask.
+
+    Opened for reading too (to check how the file ends), or write-only if the operator made it so.
+    """
+    try:
+        return open_created_private(path, os.O_RDWR | os.O_APPEND)
+    except PermissionError:
+        return open_created_private(path, os.O_WRONLY | os.O_APPEND)
