@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,7 +31,7 @@ from collector.testing import Capture, free_port, wait_for
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.otlp.input import Otlp, OtlpConfig
 from tests.plugins.otlp_sdk import LogSdk, Sdk, TraceSdk
-from tests.plugins.receiver_support import Sink, listen_backlog, make_context, running
+from tests.plugins.receiver_support import Sink, listen_backlog, make_context, open_sockets, running
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
 SPAN_ID = "eee19b7ec3c1b174"
@@ -550,3 +551,21 @@ async def test_the_http_listen_backlog_survives_the_server_start(tmp_path: Path)
         assert plugin.http is not None
         expected = min(LISTEN_BACKLOG, int(Path("/proc/sys/net/core/somaxconn").read_text()))
         assert listen_backlog(plugin.http.port) == expected
+
+
+@pytest.mark.parametrize("turns", range(6))
+async def test_stopping_the_http_server_closes_the_connections_being_accepted(tmp_path: Path, turns: int) -> None:
+    # asyncio 3.11 leaves a socket accepted just before its server closes open and unowned (see accepting.py).
+    async with serving(tmp_path, grpc_listen=None) as (plugin, _):
+        assert plugin.http is not None
+        before = open_sockets()
+        clients = [socket.create_connection(("127.0.0.1", plugin.http.port)) for _ in range(3)]
+        try:
+            for _ in range(turns):
+                await asyncio.sleep(0)  # not a wait: stop at each point of the accepting in turn
+            await plugin.http.stop()
+            leftover = open_sockets() - before - open_sockets(clients)
+            assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"
+        finally:
+            for client in clients:
+                client.close()

@@ -24,7 +24,7 @@ from collector_plugins.common.listening.stream_server import (
     format_peer,
 )
 from collector_plugins.inputs.socket.input import SocketInput, SocketInputConfig
-from tests.plugins.receiver_support import Sink, make_context, running
+from tests.plugins.receiver_support import Sink, make_context, open_sockets, running
 
 log = logging.getLogger("test.stream_server")
 
@@ -324,3 +324,27 @@ async def test_tcp_connections_get_keepalive_so_vanished_peers_are_found() -> No
     assert options == [(1, KEEPALIVE_IDLE)]
     writer.close()
     await shut(server, sock, address)
+
+
+@pytest.mark.parametrize("turns", range(6))
+async def test_stop_returns_once_every_accepted_socket_is_closed(turns: int) -> None:
+    # A connection the loop has accepted but not yet handed to the server (its transport is being made) when
+    # stop() is called: stop must not return, and the loop must not be closed, with that socket still open.
+    async def handler(conn: Connection) -> None:
+        while await conn.read():
+            pass
+
+    server, port, sock, address = await serve(handler)
+    before = open_sockets()
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        for _ in range(turns):
+            await asyncio.sleep(0)  # not a wait: stop at each point of the accepting in turn
+        await server.stop(2)
+        leftover = open_sockets() - before - open_sockets(clients)
+        assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"
+    finally:
+        for client in clients:
+            client.close()
+        server.close()
+        release(address, sock)

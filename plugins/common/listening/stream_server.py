@@ -52,11 +52,13 @@ import contextlib
 import logging
 import socket
 import ssl
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from collector.log import RepeatLimiter, kv
+from collector_plugins.common.listening.accepting import stop_accepting
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 
 # One connection's unread bytes before its own socket is paused.
@@ -75,6 +77,9 @@ RECORD_OVERHEAD = 640
 # A connection idle this long may be closed to make room for a new one when the input is at max_connections.
 EVICT_MIN_IDLE = 1.0
 SSL_HANDSHAKE_TIMEOUT = 10.0
+# How long stop() waits, at most, for connections the loop accepted just before the listener closed (their
+# transports are still being made, then they are refused and closed: a few loop turns; a TLS handshake longer).
+STOP_ACCEPTING_GRACE = 1.0
 
 
 def format_peer(peername: Any) -> str:
@@ -97,6 +102,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, server: StreamServer) -> None:
         self.server = server
+        server._unclosed.add(self)  # made by the server's protocol factory the moment the loop accepts
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.task: asyncio.Task[None] | None = None
@@ -140,6 +146,7 @@ class Connection(asyncio.Protocol):
         return True  # keep our side open: the handler may still write (acks) before it closes
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.server._unclosed.discard(self)
         self.lost = True
         self._eof = True
         self._wake()
@@ -281,13 +288,18 @@ class StreamServer:
         self._frame_reader: Connection | None = None  # the one that may read while _full, to finish its frame
         self._gate: deque[asyncio.Future[None]] = deque()
         self._servers: list[asyncio.AbstractServer] = []
+        self._listening: list[socket.socket] = []
         self._limiter = RepeatLimiter()
         self._accepting = False
         self._reaper: asyncio.Task[None] | None = None
+        self._unclosed: weakref.WeakSet[Connection] = weakref.WeakSet()
+        """Connections accepted by the loop whose socket is not closed yet, including those not handed to us yet
+        (weak: one whose TLS handshake failed never reaches connection_made or connection_lost)."""
 
     async def start(self, socks: list[socket.socket], ssl_context: ssl.SSLContext | None = None) -> None:
         loop = asyncio.get_running_loop()
         self._accepting = True
+        self._listening = list(socks)
         for sock in socks:
             server = await loop.create_server(
                 lambda: Connection(self),
@@ -520,22 +532,36 @@ class StreamServer:
         """Stop accepting and let handlers finish what they received; returns how many were cancelled."""
         self._accepting = False
         self._stop_reaper()
-        for server in self._servers:
-            server.close()
+        await self._close_listeners()
         for conn in list(self.connections):
             conn.finish_reading()
         for fut in self._gate:  # stopping handlers do not wait for room
             if not fut.done():
                 fut.set_result(None)
         tasks = [c.task for c in self.connections if c.task is not None and not c.task.done()]
-        if not tasks:
-            return 0
-        _, pending = await asyncio.wait(tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        return len(pending)
+        cancelled = 0
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            cancelled = len(pending)
+        await self._sockets_closed(min(timeout, STOP_ACCEPTING_GRACE))
+        return cancelled
+
+    async def _close_listeners(self) -> None:
+        await stop_accepting(self._listening)
+        for server in self._servers:
+            server.close()
+
+    async def _sockets_closed(self, timeout: float) -> None:
+        """Wait until every accepted socket is closed: those accepted just before the listeners closed reach
+        `_accepted` (and are refused) a few loop turns later; a loop closed before then would leak them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._unclosed and loop.time() < deadline:
+            await asyncio.sleep(0.001)
 
     def _stop_reaper(self) -> None:
         if self._reaper is not None:

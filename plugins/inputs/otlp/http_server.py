@@ -40,6 +40,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector.events import LOGS, METRICS, TRACES
+from collector_plugins.common.listening.accepting import stop_accepting
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.otlp.decoding import (
     MEDIA_TYPES,
@@ -126,6 +127,7 @@ class HttpServer:
 
     async def stop(self) -> None:
         if self._runner is not None:
+            await stop_accepting([self.sock])
             await self._runner.cleanup()
             self._runner = None
 

@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.log import RepeatLimiter, kv
+from collector_plugins.common.listening.accepting import stop_accepting
 
 # Request path -> (client method, placeholder parameters that pass botocore's validation).
 OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -91,6 +92,7 @@ class SamplingProxy:
         self._limiter = RepeatLimiter(interval=60.0)
         self._hooked: Any = None
         self._runner: web.AppRunner | None = None
+        self._sock: socket.socket | None = None
 
     async def start(self, sock: socket.socket) -> None:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
@@ -98,10 +100,13 @@ class SamplingProxy:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
+        self._sock = sock
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
+            if self._sock is not None:
+                await stop_accepting([self._sock])
             await runner.cleanup()
 
     async def _client(self) -> Any:
