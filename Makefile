@@ -24,9 +24,9 @@ run: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/collector validate -c $(CONFIG)
 
-# One process by default (what CI runs). `make test PYTEST_ARGS="-n 3 --dist loadgroup"` runs the suite in
-# three pytest-xdist workers: most tests wait on subprocesses, sockets and retry timers, not on the CPU.
-PYTEST_ARGS ?= -n 0
+# Three pytest-xdist workers (also in CI): most tests wait on subprocesses, sockets and retry timers, not on the
+# CPU. `make test PYTEST_ARGS="-n 0"` runs the suite in one process.
+PYTEST_ARGS ?= -n 3 --dist loadgroup
 
 test: $(STAMP) peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
