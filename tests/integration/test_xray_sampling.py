@@ -31,7 +31,9 @@ from botocore.credentials import Credentials
 from collector.api import HostFacts, InputContext
 from collector.events import Batch
 from collector.testing import free_port
+from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.xray.input import XRayInput, XRayInputConfig
+from tests.plugins.receiver_support import listen_backlog, open_sockets
 
 REGION = "eu-west-1"
 RULE = {
@@ -276,3 +278,23 @@ async def test_unreachable_x_ray_answers_502_and_is_counted(tmp_path: Path, capl
     assert xray_in.counters()["sampling_failures"] == 3
     warnings = [r for r in caplog.records if "could not be forwarded" in r.getMessage()]
     assert len(warnings) == 1  # once per interval, not per request
+
+
+async def test_the_proxy_keeps_its_listen_backlog_and_closes_connections_being_accepted(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    async with collector_input(tmp_path, closed) as (xray_in, _, tcp, _):
+        expected = min(LISTEN_BACKLOG, int(Path("/proc/sys/net/core/somaxconn").read_text()))
+        assert listen_backlog(tcp) == expected  # aiohttp's SockSite would listen(128) again over it
+        proxy = xray_in._proxy
+        assert proxy is not None
+        before = open_sockets()
+        clients = [socket.create_connection(("127.0.0.1", tcp)) for _ in range(3)]
+        try:
+            for _ in range(2):
+                await asyncio.sleep(0)  # not a wait: the turn in which the loop has accepted them, no more
+            await proxy.stop()
+            leftover = open_sockets() - before - open_sockets(clients)
+            assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"
+        finally:
+            for client in clients:
+                client.close()

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from collector.log import RepeatLimiter, kv
 from collector_plugins.common.listening.accepting import stop_accepting
+from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 
 # Request path -> (client method, placeholder parameters that pass botocore's validation).
 OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -99,7 +100,7 @@ class SamplingProxy:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        await web.SockSite(self._runner, sock, backlog=LISTEN_BACKLOG).start()  # not aiohttp's default (128)
         self._sock = sock
 
     async def stop(self) -> None:
