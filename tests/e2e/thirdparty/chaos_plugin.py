@@ -67,7 +67,9 @@ class Gate(Output):
         outcomes = [Outcome.DROP if every and r.get("sequence", 1) % every == 0 else Outcome.OK for r in batch.records]
         accepted = [r for r, o in zip(batch.records, outcomes, strict=True) if o is Outcome.OK]
         data = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in accepted)
-        with open(self.config.path, "ab") as f:
+        with open(self.config.path, "ab+") as f:
+            if f.seek(0, os.SEEK_END) and os.pread(f.fileno(), 1, f.tell() - 1) != b"\n":
+                data = b"\n" + data  # a write cut short by a kill -9: as the `file` output, start a new line
             f.write(data)
         if len(accepted) == len(outcomes):
             return None
