@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,24 @@ from tests.installed import installed
 
 THIRDPARTY = Path(__file__).parent / "thirdparty"
 REPO = Path(__file__).resolve().parents[2]
+
+
+def json_lines(path: Path, torn_at_most: int = 0) -> list[Any]:
+    """The objects of a JSON-lines file a collector may be writing right now.
+
+    The piece after the last newline is still being written and is left out; up to `torn_at_most` lines cut
+    short by a kill -9 (each then ended by the next start, see the `file` output) are passed over.
+    """
+    if not path.exists():
+        return []
+    objects, torn = [], 0
+    for line in path.read_bytes().split(b"\n")[:-1]:
+        try:
+            objects.append(json.loads(line))
+        except ValueError:
+            torn += 1
+    assert torn <= torn_at_most, f"{torn} unreadable lines in {path} (at most {torn_at_most} expected)"
+    return objects
 
 
 def cli(

@@ -11,21 +11,11 @@ from pathlib import Path
 
 from collector.buffer.segment import HEADER, HEADER_SIZE, MAGIC
 from collector.testing import wait_for_sync
-from tests.e2e.conftest import Collector, cli
+from tests.e2e.conftest import Collector, cli, json_lines
 
 
 def delivered(path: Path, torn_at_most: int = 0) -> list[int]:
-    """Sequence numbers in the gate's file; up to `torn_at_most` lines cut short by a kill -9 are passed over."""
-    if not path.exists():
-        return []
-    got, torn = [], 0
-    for line in path.read_text().splitlines():
-        try:
-            got.append(json.loads(line)["sequence"])
-        except ValueError:
-            torn += 1
-    assert torn <= torn_at_most, f"{torn} unreadable lines"
-    return got
+    return [r["sequence"] for r in json_lines(path, torn_at_most)]
 
 
 def gate_config(workdir: Path, generator: str, buffer: str, extra: str = "") -> str:

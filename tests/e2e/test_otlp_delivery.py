@@ -3,7 +3,6 @@ the client was answered 200 for is in the file output (disk buffer, fsync always
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import threading
@@ -16,7 +15,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector.testing import free_port, wait_for_sync
-from tests.e2e.conftest import Collector
+from tests.e2e.conftest import Collector, json_lines
 
 
 def request_body(batch: int, size: int) -> bytes:
@@ -37,19 +36,7 @@ KILLS = 3
 
 
 def written(path: Path) -> set[str]:
-    """Span names in the file. A last line without its newline is being written now and is not counted yet;
-    a line cut short by a kill stays a line of its own (the output ends it on restart): at most one per kill."""
-    if not path.exists():
-        return set()
-    lines = path.read_bytes().split(b"\n")[:-1]  # the piece after the last newline is still being written
-    names, cut = set(), 0
-    for line in lines:
-        try:
-            names.add(json.loads(line)["name"])
-        except ValueError:
-            cut += 1
-    assert cut <= KILLS, f"{cut} unreadable lines after {KILLS} kills"
-    return names
+    return {span["name"] for span in json_lines(path, torn_at_most=KILLS)}
 
 
 @pytest.mark.slow
