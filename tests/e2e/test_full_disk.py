@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import errno
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,29 +30,15 @@ import pytest
 
 from collector.testing import wait_for_sync
 from tests.e2e.conftest import Collector, cli
+from tests.small_filesystem import mounted_tmpfs
 
 LINE_PAD = "x" * 900  # ~1 KB lines: the 32 MiB filesystem fills after ~30k of them
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "data"
-    mount_point.mkdir()
-    try:
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount_point)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        pytest.skip("no mount command here: cannot make a small filesystem")
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): {result.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "data", "32m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
 
 
 def write_lines(path: Path, first: int, count: int, pad: str = LINE_PAD) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from collector.api import ComponentContext
 from collector.events import LOGS, METRICS, Batch, Metric
 from collector_plugins.outputs.file.output import FileConfig, FileOutput, split_lines
+from tests.small_filesystem import mounted_tmpfs
 
 
 def make(ctx: ComponentContext, **options: Any) -> FileOutput:
@@ -88,6 +90,60 @@ async def test_a_write_only_file_is_appended_to_without_the_check(
     await out.stop()
     assert target.read_bytes() == b"partialone\n", "cannot tell how it ends: appends as before"
     assert out.torn_lines_ended == 0
+
+
+async def test_a_full_disk_leaves_whole_lines_and_the_retried_batch_lands_once(
+    ctx: ComponentContext, tmp_path: Path
+) -> None:
+    with mounted_tmpfs(tmp_path / "small", "64k") as disk:
+        filler = disk / "filler"
+        filler.write_bytes(b"f" * 40 * 1024)
+        target = disk / "out.jsonl"
+        out = make(ctx, path=str(target))
+        await out.start()
+        batch = logs(0, 300, size=90)  # ~30 KB of ~110-byte lines: more than the ~24 KB left
+        with pytest.raises(OSError) as failed:
+            await out.write(batch)
+        assert failed.value.errno == errno.ENOSPC
+        assert target.read_bytes().endswith(b"\n") or target.stat().st_size == 0, "the partial write was taken back"
+        assert out.bytes == target.stat().st_size == out.counters()["bytes"]
+        filler.unlink()  # space again: the driver's retry
+        await out.write(batch)
+        await out.stop()
+        assert sequences(target) == list(range(300))
+        assert out.torn_lines_ended == 0
+
+
+async def test_a_failed_write_that_cannot_be_taken_back_is_ended_by_the_next(
+    ctx: ComponentContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector_plugins.outputs.file import output as module
+
+    target = tmp_path / "out.jsonl"
+    out = make(ctx, path=str(target))
+    real_write = os.write
+    calls = 0
+
+    def short_then_full(fd: int, data: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return real_write(fd, bytes(data[:7]))  # a short count...
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # ...then the disk is full
+
+    def no_truncate(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(module.os, "write", short_then_full)
+    monkeypatch.setattr(module.os, "ftruncate", no_truncate)
+    with pytest.raises(OSError):
+        await out.write(logs(0, 2))
+    monkeypatch.undo()
+    await out.write(logs(0, 2))  # the retry
+    await out.stop()
+    lines = target.read_bytes().splitlines()
+    assert len(lines[0]) == 7 and [orjson.loads(line)["seq"] for line in lines[1:]] == [0, 1]
+    assert out.torn_lines_ended == 1
 
 
 async def test_write_without_start_opens_lazily_and_stop_closes(ctx: ComponentContext) -> None:

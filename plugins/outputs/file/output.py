@@ -16,11 +16,12 @@ other groups of the batch: the driver retries it alone, or dead-letters it if
 its name is longer than the file system allows. Created files are 0600 and
 directories 0700, whatever the umask.
 
-A file is only ever appended whole lines, but a crash (kill -9, power loss)
-can cut the last write short. When a file that does not end in a newline is
-opened, a newline is written first, so the cut piece stays a line of its own
-and the record, delivered again from the buffer, starts a line of its own
-rather than being glued to it.
+A file is only ever appended whole lines. A write that fails partway (a full
+disk answers a short count, then ENOSPC) is cut off the file again before the
+driver retries the batch. A crash (kill -9, power loss) can still cut the last
+write short: when a file that does not end in a newline is opened, a newline is
+written first, so the cut piece stays a line of its own and the records,
+delivered again from the buffer, are not glued to it.
 
 Rotation by size, like logrotate's numbering: before a write that would take
 the file past `max_bytes`, `path.{n-1}` becomes `path.{n}` ... `path` becomes
@@ -129,11 +130,13 @@ def split_lines(data: bytes, limit: int) -> list[bytes]:
 
 
 class _OpenFile:
-    __slots__ = ("fd", "size")
+    __slots__ = ("check_end", "fd", "size")
 
     def __init__(self, fd: int, size: int) -> None:
         self.fd = fd
         self.size = size
+        self.check_end = True
+        """The file may end in a partial line (just opened, or a failed write not taken back): look first."""
 
 
 class FileOutput(Output):
@@ -234,6 +237,8 @@ class FileOutput(Output):
         """Append encoded lines to `path`, rotating as needed. Blocking; runs in a worker thread."""
         with self._lock:
             file = self._file(path)
+            if file.check_end:
+                self._end_torn_line(path, file)
             limit = self.config.max_bytes
             if limit is None or file.size + len(data) <= limit:
                 self._write(file, data)
@@ -247,11 +252,28 @@ class FileOutput(Output):
 
     def _write(self, file: _OpenFile, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            written = os.write(file.fd, view)
-            view = view[written:]
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(file.fd, view[written:])
+        except OSError:
+            if written:
+                self._take_back(file, written)
+            raise
         file.size += len(data)
         self.bytes += len(data)
+
+    def _take_back(self, file: _OpenFile, written: int) -> None:
+        """A write that failed partway (disk full: a short count, then ENOSPC) is cut off the file again, so it
+        holds whole lines only when the batch is retried. Cut from the file's real end: it may have been
+        truncated behind our back (logrotate's copytruncate). If even that fails, the next write starts a line."""
+        try:
+            end = os.fstat(file.fd).st_size
+            os.ftruncate(file.fd, max(end - written, 0))
+            file.size = end - written
+        except OSError:
+            file.size += written
+            file.check_end = True
 
     def _file(self, path: Path) -> _OpenFile:
         """The open file for `path` (opened now if needed, closing the least recently written past the cap)."""
@@ -263,12 +285,6 @@ class FileOutput(Output):
             make_private_dirs(path.parent)
             fd = open_private_append(path)
             file = self._files[path] = _OpenFile(fd, os.fstat(fd).st_size)
-            try:
-                self._end_torn_line(path, file)
-            except OSError:
-                del self._files[path]
-                os.close(fd)
-                raise
             self.files_opened += 1
             while len(self._files) > self.config.max_open_files:
                 _, oldest = self._files.popitem(last=False)
@@ -278,23 +294,22 @@ class FileOutput(Output):
 
     def _end_torn_line(self, path: Path, file: _OpenFile) -> None:
         """Give a file whose last line was cut short (a crash mid-write) its newline before anything is appended."""
-        if file.size == 0:
-            return
+        end = os.fstat(file.fd).st_size
         try:
-            last = os.pread(file.fd, 1, file.size - 1)
+            torn = end > 0 and os.pread(file.fd, 1, end - 1) != b"\n"
         except OSError as exc:
-            if exc.errno == errno.EBADF:  # write-only to us: cannot tell, append as before
-                return
-            raise
-        if last == b"\n":
-            return
-        self._write(file, b"\n")
-        self.bytes -= 1  # not a record's byte
-        self.torn_lines_ended += 1
-        self.log.warning(
-            "output file ended in a partial line (cut short by a crash); ended it before appending",
-            extra=kv(component=self.ctx.name, path=str(path)),
-        )
+            if exc.errno != errno.EBADF:
+                raise
+            torn = False  # write-only to us: cannot tell, append as before
+        if torn:
+            self._write(file, b"\n")
+            self.bytes -= 1  # not a record's byte
+            self.torn_lines_ended += 1
+            self.log.warning(
+                "output file ended in a partial line (cut short by a crash or a failed write); ended it first",
+                extra=kv(component=self.ctx.name, path=str(path)),
+            )
+        file.check_end = False
 
     def _close(self, file: _OpenFile) -> None:
         try:
