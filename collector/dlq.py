@@ -9,11 +9,19 @@ letters are bounded by `dead_letter.max_bytes`; past it records are dropped and
 counted (`dead_letter_full`), never silently.
 
 `collector dlq list|show|replay` reads these files (see `collector/dlq_cli.py`).
+
+Lines are appended whole with `os.write`; a write that fails partway (a full
+disk) is cut off again, so a failed write leaves no half line and its records
+are counted as not kept. A kill -9 can still cut the last line of a file short:
+readers pass over a line that does not parse (counted, never fatal), and each
+process appends to a file of its own, so it is never glued to the next line.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
 import fcntl
 import os
 import time
@@ -69,7 +77,7 @@ class DeadLetterQueue:
         self.directory = directory
         self.output = output
         self.max_bytes = max_bytes
-        self._file: Any = None
+        self._fd: int | None = None
         self._size: int | None = None
 
     def size(self) -> int:
@@ -97,33 +105,59 @@ class DeadLetterQueue:
             kept += 1
         if kept:
             data = b"".join(lines[:kept])
-            if self._file is None:
+            if self._fd is None:
                 private_dir(self.directory)
                 name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}.jsonl"
                 fd = open_private(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-                self._file = os.fdopen(fd, "ab")  # kept open across writes
                 # Held while this process appends: `collector dlq replay` skips a locked file.
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self._file.write(data)
-            self._file.flush()
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+            _append_whole(self._fd, data)
             self._size = self.size() + len(data)
         return len(lines) - kept
 
     def close(self) -> None:
-        if self._file is not None:
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
-def read_dead_letters(path: Path) -> Iterator[dict[str, Any]]:
-    """Entries of one dead-letter file with their records restored (bytes, metrics)."""
+def _append_whole(fd: int, data: bytes) -> None:
+    """Append all of `data` or nothing: a write that fails partway is cut off the file again."""
+    view = memoryview(data)
+    written = 0
+    try:
+        while written < len(data):
+            written += os.write(fd, view[written:])
+    except OSError:
+        if written:
+            with contextlib.suppress(OSError):  # cannot be cut: a reader passes over the half line
+                os.ftruncate(fd, os.fstat(fd).st_size - written)
+        raise
+
+
+def read_dead_letters(path: Path, unreadable: list[bytes] | None = None) -> Iterator[dict[str, Any]]:
+    """Entries of one dead-letter file with their records restored (bytes, metrics).
+
+    A line that does not parse as an entry (cut short by a kill -9, or edited by hand) is passed over and,
+    when `unreadable` is given, appended to it: one bad line never hides the others.
+    """
     with path.open("rb") as f:
         for line in f:
             if not line.strip():
                 continue
-            entry = orjson.loads(line)
-            entry["record"] = _restore(entry["record"])
+            try:
+                entry = orjson.loads(line)
+                entry["record"] = _restore(entry["record"])
+                if not isinstance(entry["kind"], str):
+                    raise TypeError("kind is not a string")
+            except (orjson.JSONDecodeError, binascii.Error, KeyError, TypeError, ValueError):
+                if unreadable is not None:
+                    unreadable.append(line)
+                continue
             yield entry
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import sys
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from collector.api import ComponentContext, HostFacts, Output
@@ -26,6 +28,7 @@ from collector.dlq import DeadLetterQueue, dead_letter_files, dlq_dir, is_locked
 from collector.events import Batch
 from collector.log import RepeatLimiter
 from collector.output_driver import OutputRunner
+from collector.private_files import open_private
 from collector.progress import REDRAW_SECONDS, Progress
 from collector.stats import ComponentStats
 
@@ -38,12 +41,14 @@ def list_dead_letters(config: Config) -> list[dict[str, Any]]:
     rows = []
     for name in outputs_of(config):
         files = dead_letter_files(config.data_dir, name)
-        records = sum(1 for f in files for _ in read_dead_letters(f))
+        unreadable: list[bytes] = []
+        records = sum(1 for f in files for _ in read_dead_letters(f, unreadable))
         rows.append(
             {
                 "output": name,
                 "files": len(files),
                 "records": records,
+                "unreadable_lines": len(unreadable),
                 "bytes": sum(f.stat().st_size for f in files),
                 "directory": str(dlq_dir(config.data_dir, name)),
             }
@@ -54,7 +59,8 @@ def list_dead_letters(config: Config) -> list[dict[str, Any]]:
 def show_dead_letters(config: Config, output: str, limit: int | None) -> int:
     shown = 0
     for path in dead_letter_files(config.data_dir, output):
-        for entry in read_dead_letters(path):
+        unreadable: list[bytes] = []
+        for entry in read_dead_letters(path, unreadable):
             if limit is not None and shown >= limit:
                 return shown
             record = entry["record"]
@@ -62,6 +68,8 @@ def show_dead_letters(config: Config, output: str, limit: int | None) -> int:
                 record = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in record.items()}
             print(json.dumps({**entry, "record": record, "file": path.name}, default=str))
             shown += 1
+        if unreadable:
+            print(f"{path.name}: {len(unreadable)} unreadable line(s) passed over (cut short?)", file=sys.stderr)
     return shown
 
 
@@ -76,7 +84,7 @@ async def replay(config: Config, output_name: str, max_retries: int | None) -> d
         retry = out_config.retry.model_copy(update={"max_retries": max_retries})
         out_config = out_config.model_copy(update={"retry": retry})
     files = [f for f in dead_letter_files(config.data_dir, output_name) if not is_locked(f)]
-    totals = {"files": 0, "records": 0, "delivered": 0, "rejected_again": 0}
+    totals = {"files": 0, "records": 0, "delivered": 0, "rejected_again": 0, "unreadable_lines": 0}
     # A bar on a terminal (stderr); the summary line is the caller's either way.
     progress = Progress(sum(1 for f in files for _ in read_dead_letters(f)), "records")
     await instance.start()
@@ -87,7 +95,8 @@ async def replay(config: Config, output_name: str, max_retries: int | None) -> d
             dlq = DeadLetterQueue(dlq_dir(config.data_dir, output_name), output_name, spec.config.dead_letter.max_bytes)
             runner = OutputRunner(output_name, Channel(output_name), buffer, dlq, stats, log, RepeatLimiter(60))
             by_kind: dict[str, list[Any]] = defaultdict(list)
-            for entry in read_dead_letters(path):
+            unreadable: list[bytes] = []
+            for entry in read_dead_letters(path, unreadable):
                 by_kind[entry["kind"]].append(entry["record"])
             count = 0
             for kind, records in by_kind.items():
@@ -109,6 +118,9 @@ async def replay(config: Config, output_name: str, max_retries: int | None) -> d
             finally:
                 shower.cancel()
             dlq.close()
+            if unreadable:  # kept for a person to look at, out of the way of the next replay
+                keep_unreadable(path, unreadable)
+                totals["unreadable_lines"] += len(unreadable)
             path.unlink()
             totals["files"] += 1
             totals["records"] += count
@@ -121,6 +133,18 @@ async def replay(config: Config, output_name: str, max_retries: int | None) -> d
     return totals
 
 
+def keep_unreadable(path: Path, lines: list[bytes]) -> Path:
+    """Append lines no replay can read to `<file>.unreadable` beside it (0600); returns that path."""
+    kept = path.with_name(path.name + ".unreadable")
+    fd = open_private(kept, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        os.write(fd, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return kept
+
+
 def run_dlq_command(args: Any, config: Config) -> int:
     names = outputs_of(config)
     if args.dlq_command == "list":
@@ -128,9 +152,12 @@ def run_dlq_command(args: Any, config: Config) -> int:
         if args.format == "json":
             print(json.dumps(rows, indent=2))
         else:
-            print(f"{'OUTPUT':<24}{'FILES':>7}{'RECORDS':>10}{'BYTES':>12}  DIRECTORY")
+            print(f"{'OUTPUT':<24}{'FILES':>7}{'RECORDS':>10}{'UNREADABLE':>12}{'BYTES':>12}  DIRECTORY")
             for row in rows:
-                print(f"{row['output']:<24}{row['files']:>7}{row['records']:>10}{row['bytes']:>12}  {row['directory']}")
+                print(
+                    f"{row['output']:<24}{row['files']:>7}{row['records']:>10}{row['unreadable_lines']:>12}"
+                    f"{row['bytes']:>12}  {row['directory']}"
+                )
         return 0
     if args.output not in names:
         known = ", ".join(names) or "none"
@@ -143,8 +170,10 @@ def run_dlq_command(args: Any, config: Config) -> int:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         totals = runner.run(replay(config, args.output, args.max_retries))
+    unreadable = totals["unreadable_lines"]
     print(
         f"replayed {totals['records']} record(s) from {totals['files']} file(s): "
         f"{totals['delivered']} delivered, {totals['rejected_again']} rejected again (kept as dead letters)"
+        + (f"; {unreadable} unreadable line(s) kept in *.jsonl.unreadable" if unreadable else "")
     )
     return 0 if totals["rejected_again"] == 0 else 1

@@ -360,18 +360,29 @@ class OutputRunner:
         try:
             overflow = self.dlq.write(kind, records, reasons)
         except OSError as exc:
-            overflow = len(records)
-            self.log.error("cannot write dead letters", extra=kv(component=self.name, error=exc.strerror))
+            self.stats.drop("dead_letter_failed", len(records))
+            self._log_error_limited(
+                "dead_letter_failed",
+                "cannot write dead letters; the rejected records are lost",
+                events=len(records),
+                error=str(exc),
+            )
+            return
         if len(records) - overflow:
             self.stats.drop("dead_lettered", len(records) - overflow)
         if overflow:
             self.stats.drop("dead_letter_full", overflow)
-        now, _, suppressed = self.limiter.check(self.name, "dead_letter")
-        if now:
-            fields: dict[str, Any] = {"component": self.name, "events": len(records), "reason": reasons[0]}
-            if suppressed:
-                fields["repeats_suppressed"] = suppressed
-            self.log.error("destination rejected records; kept as dead letters", extra={"fields": fields})
+        self._log_error_limited(
+            "dead_letter", "destination rejected records; kept as dead letters", events=len(records), reason=reasons[0]
+        )
+
+    def _log_error_limited(self, cause: str, message: str, **fields: Any) -> None:
+        now, _, suppressed = self.limiter.check(self.name, cause)
+        if not now:
+            return
+        if suppressed:
+            fields["repeats_suppressed"] = suppressed
+        self.log.error(message, extra={"fields": {"component": self.name, **fields}})
 
     def _log_retry(self, reason: str, attempt: int, delay: float, events: int, throttled: bool) -> None:
         now, _, suppressed = self.limiter.check(self.name, "retry")

@@ -185,18 +185,26 @@ def test_dead_letters_can_be_listed_and_replayed(collector: Collector) -> None:
     got = delivered(collector.workdir / "delivered.jsonl")
     assert len(got) == 600 and all(s % 7 for s in got)
 
+    # A dead-letter file whose last line a kill -9 cut short: the line is passed over, the others are not.
+    (dead_file,) = (collector.workdir / "data" / "dead_letter" / "dest").glob("*.jsonl")
+    with dead_file.open("ab") as f:
+        f.write(b'{"time": 1.0, "output": "dest", "kind": "logs", "reason": "x", "record": {"seq')
     listing = cli("dlq", "list", "-c", str(collector.config), "--format", "json")
-    assert json.loads(listing.stdout)[0]["records"] == 100
-    shown = cli("dlq", "show", "dest", "-c", str(collector.config), "--limit", "2")
+    row = json.loads(listing.stdout)[0]
+    assert row["records"] == 100 and row["unreadable_lines"] == 1, row
+    shown = cli("dlq", "show", "dest", "-c", str(collector.config))
     first = json.loads(shown.stdout.splitlines()[0])
     assert first["reason"] == "ValidationException: sequence rejected" and first["record"]["sequence"] == 0
+    assert len(shown.stdout.splitlines()) == 100 and "1 unreadable line(s)" in shown.stderr
 
     # The destination now accepts them: replay sends every dead letter and removes the files.
     collector.config.write_text(collector.config.read_text().replace("    reject_every: 7\n", ""))
     replay = cli("dlq", "replay", "dest", "-c", str(collector.config))
     assert replay.returncode == 0, replay.stderr
-    assert "100 delivered, 0 rejected again" in replay.stdout
+    assert "100 delivered, 0 rejected again" in replay.stdout and "1 unreadable line(s) kept" in replay.stdout
     assert sorted(delivered(collector.workdir / "delivered.jsonl")) == list(range(700))
+    kept = dead_file.with_name(dead_file.name + ".unreadable")
+    assert kept.read_bytes().startswith(b'{"time": 1.0') and kept.stat().st_mode & 0o777 == 0o600
     assert json.loads(cli("dlq", "list", "-c", str(collector.config), "--format", "json").stdout)[0]["records"] == 0
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -151,6 +153,26 @@ async def test_partial_failure_resends_only_what_failed(make: Callable[..., Harn
     assert h.stats.sent_events == 3
     dead = h.dead()
     assert [(e["record"]["message"], e["reason"]) for e in dead] == [("00000002", "invalid")]
+    task.cancel()
+
+
+async def test_dead_letters_that_cannot_be_written_are_counted_and_logged_once(
+    make: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    h = make(retry={"initial_backoff": 0.001, "max_backoff": 0.002, "max_retries": 0})
+
+    def disk_full(*_: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    h.dlq.write = disk_full  # type: ignore[method-assign]
+    h.output.script = [PermanentError("invalid")] * 3
+    task = h.start()
+    for n in range(3):
+        await h.feed(records(2, start=2 * n))
+        await wait_for(lambda n=n: h.settled(2 * (n + 1)))
+    assert h.stats.dropped == {"dead_letter_failed": 6}  # not counted as kept, nor as a full queue
+    failures = [r for r in caplog.records if "cannot write dead letters" in r.getMessage()]
+    assert len(failures) == 1  # once per interval, not per batch
     task.cancel()
 
 

@@ -37,7 +37,7 @@ from collector.log import RepeatLimiter, kv
 
 KEEP_RECORDS = 30
 RECORDS_PER_CALL = 10
-SPILLOVER_REASONS = frozenset({"buffer_full", "dead_letter_full"})
+SPILLOVER_REASONS = frozenset({"buffer_full", "dead_letter_full", "dead_letter_failed"})
 
 _ERROR_FIELDS = (
     "TimeoutCount",
