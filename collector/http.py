@@ -27,8 +27,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from collector import __version__
+from collector.accepting import stop_accepting
 from collector.defaults import HEALTH_PATH, METRICS_PATH, READY_PATH, STATUS_PATH, TAP_PATH
 from collector.tap import Tap, TapHub, encode_line
+
+# Seconds requests in hand get to finish when the server stops.
+SHUTDOWN_TIMEOUT = 1.0
 
 # How often a tap's stream checks that its client and its components are still there.
 TAP_CHECK_SECONDS = 0.5
@@ -50,6 +54,7 @@ class ApiServer:
         self._liveness = liveness
         self._runner: web.AppRunner | None = None
         self.bound: tuple[str, int] | None = None
+        self._sockets: list[Any] = []
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -62,7 +67,11 @@ class ApiServer:
         return app
 
     async def start(self, host: str, port: int) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        # Requests here are answered at once; aiohttp's default 60 s for finishing them at stop would hold the
+        # collector's shutdown past most grace periods (a probe connecting just as it stops did, on uvloop).
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         try:
@@ -72,13 +81,14 @@ class ApiServer:
             self._runner = None
             raise
         server = site._server  # aiohttp exposes the bound sockets only here
-        sockets = getattr(server, "sockets", None) or []
-        self.bound = sockets[0].getsockname()[:2] if sockets else (host, port)
+        self._sockets = list(getattr(server, "sockets", None) or [])
+        self.bound = self._sockets[0].getsockname()[:2] if self._sockets else (host, port)
 
     async def stop(self) -> None:
         if self._taps is not None:
             self._taps.end_all("collector shutting down")  # else open taps hold the server's shutdown
         if self._runner is not None:
+            await stop_accepting(self._sockets)
             await self._runner.cleanup()
             self._runner = None
 

@@ -33,7 +33,8 @@ from collector.events import Batch
 from collector.testing import free_port
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.xray.input import XRayInput, XRayInputConfig
-from tests.plugins.receiver_support import listen_backlog, open_sockets
+from tests.descriptors import open_sockets
+from tests.plugins.receiver_support import listen_backlog
 
 REGION = "eu-west-1"
 RULE = {

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -136,17 +134,3 @@ def listen_backlog(port: int) -> int:
     out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
     (line,) = out.splitlines()
     return int(line.split()[2])
-
-
-def open_sockets(only: Iterable[socket.socket] | None = None) -> set[str]:
-    """This process's open socket descriptors, as `fd->socket:[inode]` (only those of `only` when given)."""
-    fds = [str(s.fileno()) for s in only] if only is not None else os.listdir("/proc/self/fd")
-    found = set()
-    for fd in fds:
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue  # closed while listing
-        if target.startswith("socket:"):
-            found.add(f"{fd}->{target}")
-    return found

@@ -30,8 +30,9 @@ from collector.runtime import Runtime
 from collector.testing import Capture, free_port, wait_for
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.otlp.input import Otlp, OtlpConfig
+from tests.descriptors import open_sockets
 from tests.plugins.otlp_sdk import LogSdk, Sdk, TraceSdk
-from tests.plugins.receiver_support import Sink, listen_backlog, make_context, open_sockets, running
+from tests.plugins.receiver_support import Sink, listen_backlog, make_context, running
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
 SPAN_ID = "eee19b7ec3c1b174"

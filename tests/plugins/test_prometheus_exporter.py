@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from collector.events import METRICS, Batch, Metric
 from collector_plugins.inputs.prometheus.input import PrometheusConfig, PrometheusInput
 from collector_plugins.outputs.prometheus_exporter.exposition import Exposition, label_name, metric_name
 from collector_plugins.outputs.prometheus_exporter.output import PrometheusExporter, PrometheusExporterConfig
+from tests.descriptors import open_sockets
 
 
 @pytest.fixture
@@ -219,3 +223,26 @@ async def test_what_openmetrics_cannot_say_is_served_in_the_text_format(exporter
         assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=")
         text = await r.text()
     assert samples({f.name: f for f in text_string_to_metric_families(text)}["g"]) == {("g", ()): 2.0}
+
+
+@pytest.mark.parametrize("turns", range(4))
+async def test_stop_closes_the_connections_being_accepted_and_returns_in_time(tmp_path: Path, turns: int) -> None:
+    config = PrometheusExporterConfig.model_validate(
+        {"type": "prometheus_exporter", "inputs": ["m"], "listen": "127.0.0.1:0"}
+    )
+    out = PrometheusExporter(config, ComponentContext("prom", logging.getLogger("t"), tmp_path, HostFacts("h")))
+    await out.start()
+    assert out.bound is not None
+    before = open_sockets()
+    clients = [socket.create_connection(("127.0.0.1", out.bound[1])) for _ in range(3)]
+    try:
+        for _ in range(turns):
+            await asyncio.sleep(0)  # not a wait: stop at each point of the accepting in turn
+        started = time.monotonic()
+        await out.stop()
+        assert time.monotonic() - started < 3  # aiohttp's default shutdown_timeout is 60 s
+        leftover = open_sockets() - before - open_sockets(clients)
+        assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"
+    finally:
+        for client in clients:
+            client.close()

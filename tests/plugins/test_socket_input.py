@@ -221,13 +221,18 @@ async def test_unix_datagram_socket(tmp_path: Path) -> None:
 async def test_backpressure_blocks_the_sender_without_loss(tmp_path: Path) -> None:
     sink = Sink()
     sink.open.clear()  # the downstream is full
-    plugin, ctx = make(tmp_path, sink)
-    total = 200_000
-    payload = b"".join(b"%07d %s\n" % (i, b"p" * 100) for i in range(total))  # ~22 MB
+    budget = 4 << 20
+    plugin, ctx = make(tmp_path, sink, max_in_flight_bytes=budget)
+    # More than the kernel can take in on loopback (the receive buffer autotunes up to tcp_rmem's maximum; the
+    # sender's buffer is kept small here) plus the input's own in-flight budget: a sender held back must stop.
+    rmem_max = int(Path("/proc/sys/net/ipv4/tcp_rmem").read_text().split()[2])
+    total = (rmem_max + budget + (8 << 20)) // 208
+    payload = b"".join(b"%07d %s\n" % (i, b"p" * 200) for i in range(total))
     sent = [0]
 
     def writer(port: int) -> None:
         with socket.create_connection(("127.0.0.1", port)) as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 18)
             client.settimeout(20)
             view = memoryview(payload)
             while view:
@@ -252,8 +257,10 @@ async def test_backpressure_blocks_the_sender_without_loss(tmp_path: Path) -> No
         await wait_for(sender_stuck, timeout=10, interval=0.25)
         stuck_at = sent[0]
         await asyncio.sleep(0.2)  # not a wait: the sender must make no progress at all meanwhile
-        # The connection's reading paused: the sender is stuck with most of the payload unsent.
-        assert sent[0] == stuck_at < len(payload) // 2
+        # The connection's reading paused: the sender is stuck with the payload partly unsent, and what the
+        # input holds stayed within its budget (the rest waits in the kernel's buffers).
+        assert sent[0] == stuck_at < len(payload)
+        assert server.peak_in_flight <= budget
         assert thread.is_alive()
         sink.open.set()
         await wait_for(lambda: len(sink.records) == total, timeout=30)

@@ -24,7 +24,8 @@ from collector_plugins.common.listening.stream_server import (
     format_peer,
 )
 from collector_plugins.inputs.socket.input import SocketInput, SocketInputConfig
-from tests.plugins.receiver_support import Sink, make_context, open_sockets, running
+from tests.descriptors import open_sockets
+from tests.plugins.receiver_support import Sink, make_context, running
 
 log = logging.getLogger("test.stream_server")
 

@@ -57,8 +57,8 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from collector.accepting import stop_accepting
 from collector.log import RepeatLimiter, kv
-from collector_plugins.common.listening.accepting import stop_accepting
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 
 # One connection's unread bytes before its own socket is paused.

@@ -39,8 +39,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from collector.accepting import stop_accepting
 from collector.events import LOGS, METRICS, TRACES
-from collector_plugins.common.listening.accepting import stop_accepting
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.otlp.decoding import (
     MEDIA_TYPES,

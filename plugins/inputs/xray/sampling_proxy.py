@@ -29,8 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.accepting import stop_accepting
 from collector.log import RepeatLimiter, kv
-from collector_plugins.common.listening.accepting import stop_accepting
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 
 # Request path -> (client method, placeholder parameters that pass botocore's validation).

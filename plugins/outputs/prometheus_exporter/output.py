@@ -10,7 +10,7 @@ writes for scrapes: both run on the event loop, one at a time.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,6 +18,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
 from pydantic import Field, field_validator
 
+from collector.accepting import stop_accepting
 from collector.api import ComponentContext, Output, OutputConfig
 from collector.config.model import parse_listen
 from collector.events import METRICS, Batch
@@ -78,6 +79,7 @@ class PrometheusExporter(Output):
         self.registry.register(self.exposition)
         self._runner: web.AppRunner | None = None
         self.bound: tuple[str, int] | None = None
+        self._sockets: list[Any] = []
         """The bound address (after `start`): tests listen on port 0."""
         self.scrapes = 0
         self.points = 0
@@ -95,7 +97,8 @@ class PrometheusExporter(Output):
         host, port = parse_listen(self.config.listen)
         app = web.Application()
         app.router.add_get(self.config.path, self._scrape)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A scrape in hand gets a second to finish at stop, not aiohttp's default 60 s.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         try:
@@ -104,12 +107,13 @@ class PrometheusExporter(Output):
             await self._runner.cleanup()
             self._runner = None
             raise
-        sockets = getattr(site._server, "sockets", None) or []  # aiohttp exposes the bound sockets only here
-        self.bound = sockets[0].getsockname()[:2] if sockets else (host, port)
+        self._sockets = list(getattr(site._server, "sockets", None) or [])  # aiohttp exposes them only here
+        self.bound = self._sockets[0].getsockname()[:2] if self._sockets else (host, port)
         self.log.info("serving metrics for Prometheus", extra=kv(component=self.ctx.name, listen=self.config.listen))
 
     async def stop(self) -> None:
         if self._runner is not None:
+            await stop_accepting(self._sockets)
             await self._runner.cleanup()
             self._runner = None
 

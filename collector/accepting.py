@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Iterable
+from typing import Protocol
 
 
-async def stop_accepting(socks: Iterable[socket.socket]) -> None:
+class _Listening(Protocol):
+    """A listening socket: `socket.socket`, or the wrapper asyncio servers expose."""
+
+    def fileno(self) -> int: ...
+
+
+async def stop_accepting(socks: Iterable[_Listening]) -> None:
     """Stop accepting on `socks` (still open) and let connections accepted already get their transports."""
     loop = asyncio.get_running_loop()
     for sock in socks:
