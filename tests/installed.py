@@ -104,7 +104,9 @@ def _exclusive() -> Iterator[None]:
     if not run_id:
         yield
         return
-    with (Path(tempfile.gettempdir()) / f"collector-wheel-{run_id}.lock").open("w") as lock:
+    # One lock file per user, kept: a file per run would pile up in /tmp, and removing it could let two later
+    # workers lock different files. Runs side by side only wait for each other's builds.
+    with (Path(tempfile.gettempdir()) / f"collector-wheel-{os.getuid()}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
