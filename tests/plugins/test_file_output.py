@@ -70,26 +70,40 @@ async def test_a_line_cut_short_by_a_crash_is_ended_before_appending(ctx: Compon
     assert out.bytes == len(target.read_bytes()) - len(b'{"seq": 0, "message": "x"}\n{"seq": 1, "mess\n')
 
 
-async def test_a_write_only_file_is_appended_to_without_the_check(
+async def test_a_file_it_cannot_read_is_appended_to_without_the_check(
     ctx: ComponentContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from collector_plugins.outputs.file import paths
 
-    real_open = paths.open_created_private
+    real_open = os.open
 
-    def write_only_to_us(path: Path | str, flags: int) -> int:  # a 0200 file, for a non-root collector
-        if flags & os.O_RDWR:
+    def write_only_to_us(path: Any, flags: int, *args: Any) -> int:  # a 0200 file, for a non-root collector
+        if flags & (os.O_WRONLY | os.O_RDWR) == 0:
             raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, flags)
+        return real_open(path, flags, *args)
 
-    monkeypatch.setattr(paths, "open_created_private", write_only_to_us)
+    monkeypatch.setattr(paths.os, "open", write_only_to_us)
     target = tmp_path / "w.log"
     target.write_bytes(b"partial")
     out = make(ctx, path=str(target), codec="text")
     await out.write(Batch(LOGS, [{"message": "one"}]))
     await out.stop()
+    monkeypatch.undo()
     assert target.read_bytes() == b"partialone\n", "cannot tell how it ends: appends as before"
     assert out.torn_lines_ended == 0
+
+
+async def test_a_fifo_is_written_and_never_read(ctx: ComponentContext, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a consumer at the other end
+    try:
+        out = make(ctx, path=str(fifo), codec="text")
+        await out.write(Batch(LOGS, [{"message": "one"}, {"message": "two"}]))
+        await out.stop()
+        assert os.read(reader, 100) == b"one\ntwo\n"
+    finally:
+        os.close(reader)
 
 
 async def test_a_full_disk_leaves_whole_lines_and_the_retried_batch_lands_once(

@@ -49,7 +49,13 @@ from collector.log import kv
 from collector.send_result import Outcome, RetryableError, SendResult
 from collector.units import Size
 from collector_plugins.common.record_encoding import encoder_for
-from collector_plugins.outputs.file.paths import FilePaths, check_path_template, make_private_dirs, open_private_append
+from collector_plugins.outputs.file.paths import (
+    FilePaths,
+    check_path_template,
+    last_byte,
+    make_private_dirs,
+    open_private_append,
+)
 
 MIN_MAX_BYTES = 1024
 
@@ -294,13 +300,8 @@ class FileOutput(Output):
 
     def _end_torn_line(self, path: Path, file: _OpenFile) -> None:
         """Give a file whose last line was cut short (a crash mid-write) its newline before anything is appended."""
-        end = os.fstat(file.fd).st_size
-        try:
-            torn = end > 0 and os.pread(file.fd, 1, end - 1) != b"\n"
-        except OSError as exc:
-            if exc.errno != errno.EBADF:
-                raise
-            torn = False  # write-only to us: cannot tell, append as before
+        last = last_byte(path, file.fd)
+        torn = last is not None and last not in (b"", b"\n")
         if torn:
             self._write(file, b"\n")
             self.bytes -= 1  # not a record's byte

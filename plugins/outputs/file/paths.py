@@ -27,6 +27,7 @@ theirs: an operator may have opened them up on purpose. The modes come from
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,26 @@ def make_private_dirs(directory: Path) -> None:
 
 
 def open_private_append(path: Path) -> int:
-    """An O_APPEND descriptor on `path`; a file created here is 0600 whatever the umask.
+    """An O_APPEND descriptor on `path`; a file created here is 0600 whatever the umask."""
+    return open_created_private(path, os.O_WRONLY | os.O_APPEND)
 
-    Opened for reading too (to check how the file ends), or write-only if the operator made it so.
+
+def last_byte(path: Path, fd: int) -> bytes | None:
+    """The last byte of the regular file open as `fd` (b"" when empty); None when it cannot be told.
+
+    Read through a descriptor of its own: the writing one stays write-only (a FIFO or device
+    named as the output keeps its semantics, and is never read).
     """
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    if info.st_size == 0:
+        return b""
     try:
-        return open_created_private(path, os.O_RDWR | os.O_APPEND)
-    except PermissionError:
-        return open_created_private(path, os.O_WRONLY | os.O_APPEND)
+        reader = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # write-only to us, or gone: append as before
+    try:
+        return os.pread(reader, 1, os.fstat(reader).st_size - 1)
+    finally:
+        os.close(reader)
