@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from collector.testing import wait_for_sync
-from tests.e2e.conftest import Collector, cli
+from tests.e2e.conftest import Collector, cli, json_lines
 from tests.plugins.webhook_receiver import WebhookReceiver
 
 
@@ -23,9 +23,7 @@ def flaky_receiver() -> Iterator[WebhookReceiver]:
 
 
 def notes_in(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return json_lines(path)
 
 
 def extra(collector: Collector, name: str) -> dict:

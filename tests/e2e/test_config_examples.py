@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from collector.testing import free_port, wait_for_sync
-from tests.e2e.conftest import REPO, child_env, cli
+from tests.e2e.conftest import REPO, child_env, cli, json_lines
 from tests.installed import installed
 
 DEFAULT = REPO / "collector.yaml"
@@ -106,7 +106,7 @@ def _ready(proc: subprocess.Popen[bytes], api: int, tmp_path: Path) -> bool:
 
 
 def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return json_lines(path)
 
 
 def _stop(proc: subprocess.Popen[bytes], tmp_path: Path) -> None:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from collector.testing import wait_for_sync
-from tests.e2e.conftest import Collector
+from tests.e2e.conftest import Collector, json_lines
 from tests.plugins.container_runtimes import cri_lines
 
 POD_UID = "0c5b1f9e-2a3d-4e6f-8a7b-9c0d1e2f3a4b"
 
 
 def delivered(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return json_lines(path)
 
 
 def test_pod_logs_are_joined_parsed_and_timed(collector: Collector) -> None:
