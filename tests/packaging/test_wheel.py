@@ -126,10 +126,10 @@ def test_the_default_config_runs_from_the_wheel(
     out = outside / "data" / "out" / "metrics.jsonl"
     # internal_metrics emits every 10 s; the first lines may take that long.
     wait_for_sync(lambda: r.alive() and out.exists() and out.stat().st_size > 0, timeout=30)
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert r.stop(signal.SIGINT) == 0, r.stderr()
+    records = [json.loads(line) for line in out.read_text().splitlines()]  # read once it is no longer written
     # Host or self metrics, each through the config's add_fields processor.
     assert records and all(r["name"] and "collector_host" in r["tags"] for r in records)
-    assert r.stop(signal.SIGINT) == 0, r.stderr()
     assert "Traceback" not in r.stderr()
 
 
