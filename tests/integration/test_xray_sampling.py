@@ -33,7 +33,7 @@ from collector.events import Batch
 from collector.testing import free_port
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.xray.input import XRayInput, XRayInputConfig
-from tests.descriptors import open_sockets
+from tests.descriptors import left_open_by_stop
 from tests.plugins.receiver_support import listen_backlog
 
 REGION = "eu-west-1"
@@ -288,14 +288,5 @@ async def test_the_proxy_keeps_its_listen_backlog_and_closes_connections_being_a
         assert listen_backlog(tcp) == expected  # aiohttp's SockSite would listen(128) again over it
         proxy = xray_in._proxy
         assert proxy is not None
-        before = open_sockets()
-        clients = [socket.create_connection(("127.0.0.1", tcp)) for _ in range(3)]
-        try:
-            for _ in range(2):
-                await asyncio.sleep(0)  # not a wait: the turn in which the loop has accepted them, no more
-            await proxy.stop()
-            leftover = open_sockets() - before - open_sockets(clients)
-            assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"
-        finally:
-            for client in clients:
-                client.close()
+        leftover = await left_open_by_stop(tcp, proxy.stop, turns=2)  # the turn in which the loop has accepted them
+        assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,7 +29,7 @@ from collector.runtime import Runtime
 from collector.testing import Capture, free_port, wait_for
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.otlp.input import Otlp, OtlpConfig
-from tests.descriptors import open_sockets
+from tests.descriptors import left_open_by_stop
 from tests.plugins.otlp_sdk import LogSdk, Sdk, TraceSdk
 from tests.plugins.receiver_support import Sink, listen_backlog, make_context, running
 
@@ -556,17 +555,8 @@ async def test_the_http_listen_backlog_survives_the_server_start(tmp_path: Path)
 
 @pytest.mark.parametrize("turns", range(6))
 async def test_stopping_the_http_server_closes_the_connections_being_accepted(tmp_path: Path, turns: int) -> None:
-    # asyncio 3.11 leaves a socket accepted just before its server closes open and unowned (see accepting.py).
+    # asyncio 3.11 leaves a socket accepted just before its server closes open and unowned (collector/accepting.py).
     async with serving(tmp_path, grpc_listen=None) as (plugin, _):
         assert plugin.http is not None
-        before = open_sockets()
-        clients = [socket.create_connection(("127.0.0.1", plugin.http.port)) for _ in range(3)]
-        try:
-            for _ in range(turns):
-                await asyncio.sleep(0)  # not a wait: stop at each point of the accepting in turn
-            await plugin.http.stop()
-            leftover = open_sockets() - before - open_sockets(clients)
-            assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"
-        finally:
-            for client in clients:
-                client.close()
+        leftover = await left_open_by_stop(plugin.http.port, plugin.http.stop, turns)
+        assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from collector.events import METRICS, Batch, Metric
 from collector_plugins.inputs.prometheus.input import PrometheusConfig, PrometheusInput
 from collector_plugins.outputs.prometheus_exporter.exposition import Exposition, label_name, metric_name
 from collector_plugins.outputs.prometheus_exporter.output import PrometheusExporter, PrometheusExporterConfig
-from tests.descriptors import open_sockets
+from tests.descriptors import left_open_by_stop
 
 
 @pytest.fixture
@@ -233,16 +231,7 @@ async def test_stop_closes_the_connections_being_accepted_and_returns_in_time(tm
     out = PrometheusExporter(config, ComponentContext("prom", logging.getLogger("t"), tmp_path, HostFacts("h")))
     await out.start()
     assert out.bound is not None
-    before = open_sockets()
-    clients = [socket.create_connection(("127.0.0.1", out.bound[1])) for _ in range(3)]
-    try:
-        for _ in range(turns):
-            await asyncio.sleep(0)  # not a wait: stop at each point of the accepting in turn
-        started = time.monotonic()
-        await out.stop()
-        assert time.monotonic() - started < 3  # aiohttp's default shutdown_timeout is 60 s
-        leftover = open_sockets() - before - open_sockets(clients)
-        assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"
-    finally:
-        for client in clients:
-            client.close()
+    started = time.monotonic()
+    leftover = await left_open_by_stop(out.bound[1], out.stop, turns)
+    assert time.monotonic() - started < 3  # aiohttp's default shutdown_timeout is 60 s
+    assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"

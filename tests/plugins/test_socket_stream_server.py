@@ -24,7 +24,7 @@ from collector_plugins.common.listening.stream_server import (
     format_peer,
 )
 from collector_plugins.inputs.socket.input import SocketInput, SocketInputConfig
-from tests.descriptors import open_sockets
+from tests.descriptors import left_open_by_stop
 from tests.plugins.receiver_support import Sink, make_context, running
 
 log = logging.getLogger("test.stream_server")
@@ -336,16 +336,9 @@ async def test_stop_returns_once_every_accepted_socket_is_closed(turns: int) -> 
             pass
 
     server, port, sock, address = await serve(handler)
-    before = open_sockets()
-    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
     try:
-        for _ in range(turns):
-            await asyncio.sleep(0)  # not a wait: stop at each point of the accepting in turn
-        await server.stop(2)
-        leftover = open_sockets() - before - open_sockets(clients)
+        leftover = await left_open_by_stop(port, lambda: server.stop(2), turns)
         assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"
     finally:
-        for client in clients:
-            client.close()
         server.close()
         release(address, sock)

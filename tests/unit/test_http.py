@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-import socket
 import time
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from collector.events import LOGS, Batch
 from collector.health import HealthPolicy, liveness_problems, readiness_problems
 from collector.http import SHUTDOWN_TIMEOUT, ApiServer
 from collector.stats import ComponentStats, RuntimeCollector, make_registry
-from tests.descriptors import open_sockets
+from tests.descriptors import left_open_by_stop
 
 
 async def test_endpoints() -> None:
@@ -121,16 +119,7 @@ async def test_stop_closes_the_connections_being_accepted_and_returns_in_time(tu
     server = ApiServer(make_registry(RuntimeCollector(list, dict)), dict, lambda: (True, ""))
     await server.start("127.0.0.1", 0)
     assert server.bound is not None
-    before = open_sockets()
-    clients = [socket.create_connection(("127.0.0.1", server.bound[1])) for _ in range(3)]
-    try:
-        for _ in range(turns):
-            await asyncio.sleep(0)  # not a wait: stop at each point of the accepting in turn
-        started = time.monotonic()
-        await server.stop()
-        assert time.monotonic() - started < SHUTDOWN_TIMEOUT + 2  # aiohttp's default (60 s) held uvloop's here
-        leftover = open_sockets() - before - open_sockets(clients)
-        assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"
-    finally:
-        for client in clients:
-            client.close()
+    started = time.monotonic()
+    leftover = await left_open_by_stop(server.bound[1], server.stop, turns)
+    assert time.monotonic() - started < SHUTDOWN_TIMEOUT + 2  # aiohttp's default (60 s) held uvloop's here
+    assert leftover == set(), f"accepted sockets still open after stop(): {leftover}"
