@@ -6,6 +6,10 @@ accepted socket stays open, unowned, until garbage collection (a leaked descript
 client sees hang instead of close). So servers stop watching their listening sockets first, give the loop one
 turn to make the transports already accepted, and only then close: those connections are then served or
 refused like any other. uvloop accepts inside libuv and has nothing registered with the loop to remove.
+
+The aiohttp servers (health API, prometheus_exporter, OTLP/HTTP, sampling proxy) stop through `stop_site` and
+give requests in hand `HTTP_SHUTDOWN_TIMEOUT`, not aiohttp's default 60 s, which outlasts most shutdown grace
+periods (on uvloop a client connecting just as the collector stopped held it that long).
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
+
+# Seconds an aiohttp server's requests in hand get to finish when it stops (its runner's shutdown_timeout).
+HTTP_SHUTDOWN_TIMEOUT = 1.0
 
 
 class _Listening(Protocol):
@@ -30,3 +37,9 @@ async def stop_accepting(socks: Iterable[_Listening]) -> None:
             loop.remove_reader(sock.fileno())
     await asyncio.sleep(0)  # the tasks making those transports were scheduled in the turn that accepted them
     await asyncio.sleep(0)  # making a transport schedules its protocol's connection_made for the next turn
+
+
+async def stop_site(runner: Any, socks: Iterable[_Listening]) -> None:
+    """Stop an aiohttp `AppRunner` serving on `socks`: stop accepting first, then its own cleanup."""
+    await stop_accepting(socks)
+    await runner.cleanup()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import fcntl
 import os
 import time
@@ -31,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from collector.appending import append_whole
 from collector.events import Metric
 from collector.private_files import open_private, private_dir
 
@@ -112,7 +112,7 @@ class DeadLetterQueue:
                 # Held while this process appends: `collector dlq replay` skips a locked file.
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self._fd = fd
-            _append_whole(self._fd, data)
+            append_whole(self._fd, data)
             self._size = self.size() + len(data)
         return len(lines) - kept
 
@@ -123,20 +123,6 @@ class DeadLetterQueue:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-
-
-def _append_whole(fd: int, data: bytes) -> None:
-    """Append all of `data` or nothing: a write that fails partway is cut off the file again."""
-    view = memoryview(data)
-    written = 0
-    try:
-        while written < len(data):
-            written += os.write(fd, view[written:])
-    except OSError:
-        if written:
-            with contextlib.suppress(OSError):  # cannot be cut: a reader passes over the half line
-                os.ftruncate(fd, os.fstat(fd).st_size - written)
-        raise
 
 
 def read_dead_letters(path: Path, unreadable: list[bytes] | None = None) -> Iterator[dict[str, Any]]:

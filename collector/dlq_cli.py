@@ -133,8 +133,8 @@ async def replay(config: Config, output_name: str, max_retries: int | None) -> d
     return totals
 
 
-def keep_unreadable(path: Path, lines: list[bytes]) -> Path:
-    """Append lines no replay can read to `<file>.unreadable` beside it (0600); returns that path."""
+def keep_unreadable(path: Path, lines: list[bytes]) -> None:
+    """Append lines no replay can read to `<file>.unreadable` beside it (0600)."""
     kept = path.with_name(path.name + ".unreadable")
     fd = open_private(kept, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
@@ -142,7 +142,6 @@ def keep_unreadable(path: Path, lines: list[bytes]) -> Path:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return kept
 
 
 def run_dlq_command(args: Any, config: Config) -> int:

@@ -27,12 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from collector import __version__
-from collector.accepting import stop_accepting
+from collector.accepting import HTTP_SHUTDOWN_TIMEOUT, stop_site
 from collector.defaults import HEALTH_PATH, METRICS_PATH, READY_PATH, STATUS_PATH, TAP_PATH
 from collector.tap import Tap, TapHub, encode_line
-
-# Seconds requests in hand get to finish when the server stops.
-SHUTDOWN_TIMEOUT = 1.0
 
 # How often a tap's stream checks that its client and its components are still there.
 TAP_CHECK_SECONDS = 0.5
@@ -67,10 +64,8 @@ class ApiServer:
         return app
 
     async def start(self, host: str, port: int) -> None:
-        # Requests here are answered at once; aiohttp's default 60 s for finishing them at stop would hold the
-        # collector's shutdown past most grace periods (a probe connecting just as it stops did, on uvloop).
         self._runner = web.AppRunner(
-            self.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
@@ -88,8 +83,7 @@ class ApiServer:
         if self._taps is not None:
             self._taps.end_all("collector shutting down")  # else open taps hold the server's shutdown
         if self._runner is not None:
-            await stop_accepting(self._sockets)
-            await self._runner.cleanup()
+            await stop_site(self._runner, self._sockets)
             self._runner = None
 
     async def _healthz(self, request: web.Request) -> web.Response:

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from collector.testing import wait_for_sync
-from tests.e2e.conftest import Collector, cli
+from tests.e2e.conftest import Collector, cli, json_lines
 from tests.small_filesystem import mounted_tmpfs
 
 LINE_PAD = "x" * 900  # ~1 KB lines: the 32 MiB filesystem fills after ~30k of them
@@ -47,14 +47,7 @@ def write_lines(path: Path, first: int, count: int, pad: str = LINE_PAD) -> None
 
 
 def delivered(path: Path) -> list[int]:
-    if not path.exists():
-        return []
-    out = []
-    with path.open() as f:
-        for line in f:
-            if line.endswith("\n"):
-                out.append(json.loads(line)["n"])
-    return out
+    return [r["n"] for r in json_lines(path)]  # the line being written, if any, is not counted yet
 
 
 def fill(path: Path) -> None:

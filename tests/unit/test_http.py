@@ -7,10 +7,11 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.accepting import HTTP_SHUTDOWN_TIMEOUT as SHUTDOWN_TIMEOUT
 from collector.buffer.base import BufferCondition
 from collector.events import LOGS, Batch
 from collector.health import HealthPolicy, liveness_problems, readiness_problems
-from collector.http import SHUTDOWN_TIMEOUT, ApiServer
+from collector.http import ApiServer
 from collector.stats import ComponentStats, RuntimeCollector, make_registry
 from tests.descriptors import left_open_by_stop
 

@@ -39,7 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from collector.accepting import stop_accepting
+from collector.accepting import HTTP_SHUTDOWN_TIMEOUT, stop_site
 from collector.events import LOGS, METRICS, TRACES
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 from collector_plugins.inputs.otlp.decoding import (
@@ -120,15 +120,14 @@ class HttpServer:
             app.router.add_post(path, self._handle)
         # auto_decompress off: aiohttp would inflate gzip bodies without a bound; gunzip() keeps one.
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0, auto_decompress=False
+            app, access_log=None, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT, auto_decompress=False
         )
         await self._runner.setup()
         await web.SockSite(self._runner, self.sock, backlog=LISTEN_BACKLOG).start()  # not aiohttp's default (128)
 
     async def stop(self) -> None:
         if self._runner is not None:
-            await stop_accepting([self.sock])
-            await self._runner.cleanup()
+            await stop_site(self._runner, [self.sock])
             self._runner = None
 
     def close(self) -> None:

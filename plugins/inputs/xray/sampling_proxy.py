@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.accepting import stop_accepting
+from collector.accepting import HTTP_SHUTDOWN_TIMEOUT, stop_site
 from collector.log import RepeatLimiter, kv
 from collector_plugins.common.listening.addresses import LISTEN_BACKLOG
 
@@ -98,7 +98,7 @@ class SamplingProxy:
     async def start(self, sock: socket.socket) -> None:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         await web.SockSite(self._runner, sock, backlog=LISTEN_BACKLOG).start()  # not aiohttp's default (128)
         self._sock = sock
@@ -106,9 +106,7 @@ class SamplingProxy:
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
-            if self._sock is not None:
-                await stop_accepting([self._sock])
-            await runner.cleanup()
+            await stop_site(runner, [self._sock] if self._sock is not None else [])
 
     async def _client(self) -> Any:
         client = await self.clients.client("xray")

@@ -44,6 +44,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from collector.api import ComponentContext, Output, OutputConfig
+from collector.appending import append_whole
 from collector.events import KINDS, Batch
 from collector.log import kv
 from collector.send_result import Outcome, RetryableError, SendResult
@@ -257,29 +258,16 @@ class FileOutput(Output):
                 os.fsync(file.fd)
 
     def _write(self, file: _OpenFile, data: bytes) -> None:
-        view = memoryview(data)
-        written = 0
         try:
-            while written < len(data):
-                written += os.write(file.fd, view[written:])
+            append_whole(file.fd, data)
         except OSError:
-            if written:
-                self._take_back(file, written)
+            # What was written is cut off again if it can be; if not, the next write looks at the file's end.
+            file.check_end = True
+            with contextlib.suppress(OSError):
+                file.size = os.fstat(file.fd).st_size
             raise
         file.size += len(data)
         self.bytes += len(data)
-
-    def _take_back(self, file: _OpenFile, written: int) -> None:
-        """A write that failed partway (disk full: a short count, then ENOSPC) is cut off the file again, so it
-        holds whole lines only when the batch is retried. Cut from the file's real end: it may have been
-        truncated behind our back (logrotate's copytruncate). If even that fails, the next write starts a line."""
-        try:
-            end = os.fstat(file.fd).st_size
-            os.ftruncate(file.fd, max(end - written, 0))
-            file.size = end - written
-        except OSError:
-            file.size += written
-            file.check_end = True
 
     def _file(self, path: Path) -> _OpenFile:
         """The open file for `path` (opened now if needed, closing the least recently written past the cap)."""
@@ -303,8 +291,8 @@ class FileOutput(Output):
         last = last_byte(path, file.fd)
         torn = last is not None and last not in (b"", b"\n")
         if torn:
-            self._write(file, b"\n")
-            self.bytes -= 1  # not a record's byte
+            append_whole(file.fd, b"\n")
+            file.size += 1
             self.torn_lines_ended += 1
             self.log.warning(
                 "output file ended in a partial line (cut short by a crash or a failed write); ended it first",

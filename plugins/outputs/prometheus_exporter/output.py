@@ -18,7 +18,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
 from pydantic import Field, field_validator
 
-from collector.accepting import stop_accepting
+from collector.accepting import HTTP_SHUTDOWN_TIMEOUT, stop_site
 from collector.api import ComponentContext, Output, OutputConfig
 from collector.config.model import parse_listen
 from collector.events import METRICS, Batch
@@ -97,8 +97,7 @@ class PrometheusExporter(Output):
         host, port = parse_listen(self.config.listen)
         app = web.Application()
         app.router.add_get(self.config.path, self._scrape)
-        # A scrape in hand gets a second to finish at stop, not aiohttp's default 60 s.
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         try:
@@ -113,8 +112,7 @@ class PrometheusExporter(Output):
 
     async def stop(self) -> None:
         if self._runner is not None:
-            await stop_accepting(self._sockets)
-            await self._runner.cleanup()
+            await stop_site(self._runner, self._sockets)
             self._runner = None
 
     async def write(self, batch: Batch) -> None:
