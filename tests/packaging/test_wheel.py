@@ -191,6 +191,10 @@ def run_smoke_step(
     config_path = state / "collector.yaml"
     config_path.write_text(config)
     config_path.chmod(0o644)
+    # A copy the service uid can read: the checkout may sit under a directory only root can enter (mktemp -d).
+    smoke = state / "smoke.sh"
+    shutil.copyfile(CONTAINER / "smoke.sh", smoke)
+    smoke.chmod(0o644)
     setpriv = str(shutil.which("setpriv"))
     as_service = [setpriv, f"--reuid={SERVICE_UID}", f"--regid={SERVICE_UID}", "--clear-groups"]
     env = child_env(
@@ -199,7 +203,7 @@ def run_smoke_step(
         SMOKE_SECONDS=str(seconds),
     )
     return subprocess.run(
-        [*as_service, "sh", str(CONTAINER / "smoke.sh"), str(config_path)],
+        [*as_service, "sh", str(smoke), str(config_path)],
         cwd=state,
         env=env,
         capture_output=True,
